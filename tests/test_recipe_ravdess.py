@@ -1,0 +1,87 @@
+"""The RAVDESS baseline recipe end to end: learns above chance, reports, resumes, exports."""
+
+import json
+import subprocess
+import sys
+
+import torch
+from hyperpyyaml import load_hyperpyyaml
+
+from tests.conftest import RECIPE_EPOCHS, RECIPE_OVERRIDES, REPO, run_recipe
+
+
+def test_learns_on_held_out_actors(trained_ravdess_baseline):
+    report = trained_ravdess_baseline["report"]
+    # chance is 1/7 on 7 classes; the held-out actors are voices never seen in training
+    assert report["UAR"] >= 0.5, report
+    assert report["n"] == 120 and len(report["labels"]) == 7
+    assert report["set"] == "test"
+
+
+def test_report_files(trained_ravdess_baseline):
+    folder = trained_ravdess_baseline["folder"]
+    for name in ("test_report.md", "test_predictions.csv", "confusion_matrix.csv", "confusion_matrix.png", "train_log.txt", "save/label_encoder.txt"):
+        assert (folder / name).is_file(), name
+    log = (folder / "train_log.txt").read_text().splitlines()
+    assert sum(line.startswith("epoch:") for line in log) == RECIPE_EPOCHS
+    assert "valid UAR" in log[0]
+    rows = (folder / "test_predictions.csv").read_text().splitlines()
+    assert len(rows) == 121
+    cm = json.loads((folder / "test_report.json").read_text())["confusion_matrix"]
+    assert sum(map(sum, cm)) == 120
+
+
+def test_resumes_from_last_checkpoint(trained_ravdess_baseline, synthetic_ravdess, tiny_models, tmp_path):
+    """A second run with one more epoch trains only that epoch, starting from the saved state."""
+    import shutil
+
+    folder = tmp_path / "resumed"
+    shutil.copytree(trained_ravdess_baseline["folder"], folder)
+    run_recipe(
+        REPO / "recipes/RAVDESS/hparams/baseline.yaml",
+        synthetic_ravdess,
+        folder,
+        f"--ssl_hub={tiny_models['wav2vec2']}",
+        f"--number_of_epochs={RECIPE_EPOCHS + 1}",
+        *RECIPE_OVERRIDES,
+    )
+    epochs = [line.split(",")[0] for line in (folder / "train_log.txt").read_text().splitlines() if line.startswith("epoch:")]
+    assert epochs == [f"epoch: {i}" for i in range(1, RECIPE_EPOCHS + 2)]
+
+
+def test_default_hparams_name_the_hub_model(tmp_path, tiny_models):
+    text = (REPO / "recipes/RAVDESS/hparams/baseline.yaml").read_text()
+    assert "ssl_hub: facebook/wav2vec2-base" in text and "encoder_dim: 768" in text
+    # Same YAML, same wrapper and from_pretrained path; only the source differs.
+    with open(REPO / "recipes/RAVDESS/hparams/baseline.yaml") as handle:
+        hparams = load_hyperpyyaml(handle, {"data_folder": str(tmp_path), "output_folder": str(tmp_path / "out"), "ssl_hub": tiny_models["wav2vec2"], "encoder_dim": 64})
+    ssl = hparams["ssl"]
+    assert type(ssl).__module__ == "speechbrain.integrations.huggingface.wav2vec2"
+    assert not any(p.requires_grad for p in ssl.model.feature_extractor.parameters())
+    assert any(p.requires_grad for p in ssl.model.encoder.parameters())
+
+
+def test_export_and_classify_in_fresh_process(trained_ravdess_baseline, synthetic_ravdess, tmp_path):
+    """The exported model gives the evaluation-time probabilities on the same files."""
+    from speechbrain_ext.hub import export_model
+
+    model_dir = export_model(trained_ravdess_baseline["folder"] / "hyperparams.yaml", tmp_path / "model")
+    ids = ["03-01-05-02-01-01-23", "03-01-04-01-02-02-24", "03-01-08-02-02-01-23"]
+    script = f"""
+import json, torch
+from speechbrain_ext.inference import EmotionClassifier
+m = EmotionClassifier.from_hparams(source={str(model_dir)!r}, savedir={str(tmp_path / 'cache')!r})
+out = {{}}
+for utt in {ids!r}:
+    out_prob, score, index, lab = m.classify_file({str(synthetic_ravdess)!r} + f"/Actor_{{utt[-2:]}}/{{utt}}.wav")
+    out[utt] = {{"probs": out_prob.exp()[0].tolist(), "label": lab[0], "score": float(score[0])}}
+print("RESULT" + json.dumps(out))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.split("RESULT", 1)[1])
+    rows = {r.split(",")[0]: r.split(",") for r in (trained_ravdess_baseline["folder"] / "test_predictions.csv").read_text().splitlines()[1:]}
+    for utt in ids:
+        expected = torch.tensor([float(v) for v in rows[utt][3:]])
+        torch.testing.assert_close(torch.tensor(result[utt]["probs"]), expected, atol=1e-5, rtol=0)
+        assert result[utt]["label"] == rows[utt][2]
