@@ -169,9 +169,10 @@ def synthesise(utt: Utterance, root: Path, seed: int) -> None:
             check=True,
             capture_output=True,
         )
-        # -G guards against clipping from loud styles; 16-bit PCM at the corpus's rate
+        # -G guards against clipping from loud styles, -D turns off (random) dither so a
+        # seed gives the same bytes; 16-bit PCM at the corpus's rate
         subprocess.run(
-            ["sox", "-G", raw, "-r", str(utt.sample_rate), "-b", "16", "-c", "1", out, *effects, "rate", "-h", str(utt.sample_rate)],
+            ["sox", "-G", "-D", raw, "-r", str(utt.sample_rate), "-b", "16", "-c", "1", out, *effects, "rate", "-h", str(utt.sample_rate)],
             check=True,
             capture_output=True,
         )
