@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= demo_run
 # The local mirrors listed in this machine's pip config are empty for most
 # packages; hide pip's per-package warnings about them.
-PIP_QUIET := grep -v "is ignored: it is neither a file nor a directory" || true
+PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 .PHONY: help install system-deps test lint demo clean
 
