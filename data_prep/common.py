@@ -291,6 +291,5 @@ def write_split_manifests(save_folder: str | os.PathLike, splits: Mapping[str, M
     atomic_write_json(save_folder / "summary.json", summary)
     table = format_summary(summary)
     atomic_write_text(save_folder / "summary.md", table + "\n")
-    logger.info("Prepared splits:\n%s", table)
-    print(table)
+    print(table)  # printed once; the logger would repeat it on the console
     return paths
