@@ -14,6 +14,7 @@ for evaluation batches) and its ``dataio_prep``. This class brings:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -104,9 +105,9 @@ class EmotionBrain(sb.Brain):
         if stage == sb.Stage.TRAIN:
             self.train_stats = stats
             return
-        metrics = self.stage_metrics()
-        stats.update(UAR=metrics["UAR"], WA=metrics["WA"])
         if stage == sb.Stage.VALID:
+            metrics = self.stage_metrics()
+            stats.update(UAR=metrics["UAR"], WA=metrics["WA"])
             lrs = self._anneal(1.0 - metrics["UAR"])
             if hasattr(self.hparams, "train_logger"):
                 self.hparams.train_logger.log_stats({"epoch": epoch, **lrs}, train_stats=self.train_stats, valid_stats=stats)
@@ -122,6 +123,7 @@ class EmotionBrain(sb.Brain):
                 title="test",
                 extra={"loss": stats["loss"], **epoch_info},
             )
+            stats.update(UAR=report["UAR"], WA=report["WA"])
             if hasattr(self.hparams, "train_logger"):
                 self.hparams.train_logger.log_stats({"Epoch loaded": epoch_info.get("epoch_loaded")}, test_stats=stats)
             print(metrics_table(report, "test"))
@@ -157,7 +159,5 @@ def fit_and_test(brain: EmotionBrain, datasets: dict, hparams: dict) -> dict:
         valid_loader_kwargs=hparams["valid_dataloader_options"],
     )
     brain.evaluate(datasets["test"], max_key="UAR", test_loader_kwargs=hparams["test_dataloader_options"])
-    import json
-
     with open(os.path.join(hparams["output_folder"], "test_report.json"), encoding="utf-8") as handle:
         return json.load(handle)

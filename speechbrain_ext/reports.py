@@ -6,21 +6,17 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from data_prep.common import atomic_write_text
 from speechbrain_ext.metrics import classification_metrics
 
 REPORT_FILE = "test_report.json"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def metrics_table(metrics: dict, title: str = "test") -> str:
@@ -119,17 +115,15 @@ def write_classification_report(
     metrics["set"] = title
     metrics.update(extra or {})
 
-    import json
-
-    _atomic_write(folder / REPORT_FILE, json.dumps(metrics, indent=2) + "\n")
-    _atomic_write(folder / "test_report.md", metrics_table(metrics, title) + "\n")
+    atomic_write_text(folder / REPORT_FILE, json.dumps(metrics, indent=2) + "\n")
+    atomic_write_text(folder / "test_report.md", metrics_table(metrics, title) + "\n")
 
     rows = io.StringIO()
     writer = csv.writer(rows)
     writer.writerow(["id", "true", "predicted", *[f"p_{lab}" for lab in labels]])
     for utt, t, p, row in zip(ids, y_true, y_pred, probs):
         writer.writerow([utt, labels[t], labels[p], *[f"{v:.6f}" for v in row]])
-    _atomic_write(folder / "test_predictions.csv", rows.getvalue())
+    atomic_write_text(folder / "test_predictions.csv", rows.getvalue())
 
     cm = np.asarray(metrics["confusion_matrix"])
     cm_rows = io.StringIO()
@@ -137,6 +131,6 @@ def write_classification_report(
     cm_writer.writerow(["true \\ predicted", *labels])
     for lab, row in zip(labels, cm):
         cm_writer.writerow([lab, *row.tolist()])
-    _atomic_write(folder / "confusion_matrix.csv", cm_rows.getvalue())
+    atomic_write_text(folder / "confusion_matrix.csv", cm_rows.getvalue())
     plot_confusion_matrix(cm, labels, folder / "confusion_matrix.png", f"{title}: UAR {100 * metrics['UAR']:.1f}%")
     return metrics
