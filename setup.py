@@ -4,11 +4,7 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
-requirements = [
-    line.strip()
-    for line in Path(__file__).with_name("requirements.txt").read_text().splitlines()
-    if line.strip() and not line.startswith("#")
-]
+requirements = [line.strip() for line in Path(__file__).with_name("requirements.txt").read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 setup(
     name="speechbrain-paralinguistics",

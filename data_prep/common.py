@@ -13,11 +13,14 @@ import logging
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
 import soundfile
+from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
 
@@ -146,8 +149,8 @@ def clear_prepared(save_folder: str | os.PathLike) -> None:
         marker.unlink()
 
 
-def audio_duration(path: str | os.PathLike) -> float:
-    """Duration in seconds of an audio file, with a clear error when it is unusable.
+def audio_info(path: str | os.PathLike) -> tuple[float, int, int]:
+    """Duration (s), sample rate and channel count of an audio file, with a clear error.
 
     Any sample rate and channel count is accepted (recipes resample to 16 kHz mono).
 
@@ -158,8 +161,8 @@ def audio_duration(path: str | os.PathLike) -> float:
 
     Returns
     -------
-    float
-        Seconds.
+    tuple
+        ``(seconds, sample_rate, channels)``.
 
     Raises
     ------
@@ -170,9 +173,9 @@ def audio_duration(path: str | os.PathLike) -> float:
     -------
     >>> import tempfile, numpy, soundfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "x.wav")
-    >>> soundfile.write(path, numpy.zeros(8000), 16000)
-    >>> audio_duration(path)
-    0.5
+    >>> soundfile.write(path, numpy.zeros((8000, 2)), 16000)
+    >>> audio_info(path)
+    (0.5, 16000, 2)
     """
     if not os.path.isfile(path):
         raise AudioFileError(path, "file not found")
@@ -183,12 +186,28 @@ def audio_duration(path: str | os.PathLike) -> float:
     except Exception as err:  # soundfile raises several types for bad headers
         raise AudioFileError(path, f"cannot be decoded as audio ({err})") from err
     if info.frames <= 0 or info.samplerate <= 0:
-        raise AudioFileError(path, "holds no audio samples")
-    return info.frames / info.samplerate
+        raise AudioFileError(path, "holds no audio samples (zero length)")
+    return info.frames / info.samplerate, int(info.samplerate), int(info.channels)
 
 
-def check_durations(paths: Mapping[str, str], skip_bad_files: bool = False) -> tuple[dict[str, float], list[AudioFileError]]:
-    """Measure every file; fail on the first bad one, or list and drop bad ones.
+def audio_duration(path: str | os.PathLike) -> float:
+    """Duration in seconds of an audio file (see :func:`audio_info` for the errors).
+
+    Example
+    -------
+    >>> import tempfile, numpy, soundfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.wav")
+    >>> soundfile.write(path, numpy.zeros(8000), 16000)
+    >>> audio_duration(path)
+    0.5
+    """
+    return audio_info(path)[0]
+
+
+def check_audio(
+    paths: Mapping[str, str], skip_bad_files: bool = False, progress: bool | None = None
+) -> tuple[dict[str, tuple[float, int, int]], list[AudioFileError]]:
+    """Read every file's header; fail on the first bad one, or list and drop bad ones.
 
     Arguments
     ---------
@@ -196,24 +215,90 @@ def check_durations(paths: Mapping[str, str], skip_bad_files: bool = False) -> t
         Utterance id -> audio path.
     skip_bad_files : bool
         When True, bad files are returned in the second value instead of raising.
+    progress : bool, optional
+        Progress bar; by default shown for more than 2000 files.
 
     Returns
     -------
-    durations : dict
-        Utterance id -> seconds, for the good files.
+    infos : dict
+        Utterance id -> ``(seconds, sample_rate, channels)`` for the good files.
     bad : list of AudioFileError
         The dropped files (empty unless ``skip_bad_files``).
     """
-    durations, bad = {}, []
-    for utt_id, path in paths.items():
+    infos, bad = {}, []
+    show = len(paths) > 2000 if progress is None else progress
+    for utt_id, path in tqdm(paths.items(), desc="checking audio", unit="file", disable=not show):
         try:
-            durations[utt_id] = round(audio_duration(path), 4)
+            seconds, rate, channels = audio_info(path)
+            infos[utt_id] = (round(seconds, 4), rate, channels)
         except AudioFileError as err:
             if not skip_bad_files:
                 raise AudioFileError(err.path, err.problem + " (pass skip_bad_files=True to drop such files)") from err
             logger.warning("Dropping %s", err)
             bad.append(err)
-    return durations, bad
+    if bad:
+        print(f"Dropped {len(bad)} unusable audio file(s):\n" + "\n".join(f"  {err}" for err in bad))
+    return infos, bad
+
+
+def check_durations(paths: Mapping[str, str], skip_bad_files: bool = False) -> tuple[dict[str, float], list[AudioFileError]]:
+    """Durations of every file (see :func:`check_audio`)."""
+    infos, bad = check_audio(paths, skip_bad_files)
+    return {utt: info[0] for utt, info in infos.items()}, bad
+
+
+def check_labels(values: Iterable[str], allowed: Iterable[str], where: str, what: str = "label") -> None:
+    """Raise when a value is not in ``allowed``, listing every value seen with its count.
+
+    Example
+    -------
+    >>> check_labels(["sad", "happy", "joyful"], ["sad", "happy"], "lab/train.csv", "emotion")
+    Traceback (most recent call last):
+    ...
+    data_prep.common.PreparationError: lab/train.csv: unknown emotion value(s) 'joyful'; values seen: happy (1), joyful (1), sad (1); expected one of: happy, sad
+    """
+    seen = Counter(values)
+    allowed = set(allowed)
+    unknown = sorted(v for v in seen if v not in allowed)
+    if unknown:
+        listing = ", ".join(f"{v} ({n})" for v, n in sorted(seen.items()))
+        raise PreparationError(
+            f"{where}: unknown {what} value(s) {', '.join(repr(u) for u in unknown)}; values seen: {listing}; expected one of: {', '.join(sorted(allowed))}"
+        )
+
+
+def check_fold(fold: int, n_folds: int, protocol: str) -> None:
+    """Raise unless ``1 <= fold <= n_folds``.
+
+    Example
+    -------
+    >>> check_fold(6, 5, "loso")
+    Traceback (most recent call last):
+    ...
+    data_prep.common.PreparationError: protocol 'loso' has folds 1..5, not 6
+    """
+    if not 1 <= int(fold) <= n_folds:
+        raise PreparationError(f"protocol {protocol!r} has folds 1..{n_folds}, not {fold}")
+
+
+def leave_one_speaker_out(speakers: Sequence[str], fold: int, valid_offset: int = 1) -> dict[str, list[str]]:
+    """Fold ``fold`` (1-based) of leave-one-speaker-out with a validation speaker.
+
+    Speakers are sorted; the test speaker is the ``fold``-th, the validation
+    speaker the one ``valid_offset`` places after it (cyclically).
+
+    Example
+    -------
+    >>> leave_one_speaker_out(["s3", "s1", "s2"], 3)
+    {'train': ['s2'], 'valid': ['s1'], 'test': ['s3']}
+    """
+    ordered = sorted(speakers)
+    check_fold(fold, len(ordered), "leave-one-speaker-out")
+    test = ordered[fold - 1]
+    valid = ordered[(fold - 1 + valid_offset) % len(ordered)]
+    if valid == test:
+        raise PreparationError("leave-one-speaker-out needs at least two speakers")
+    return {"train": [s for s in ordered if s not in (test, valid)], "valid": [valid], "test": [test]}
 
 
 def check_speaker_disjoint(splits: Mapping[str, Mapping[str, Mapping[str, Any]]], speaker_key: str = "speaker") -> None:
@@ -244,7 +329,9 @@ def check_speaker_disjoint(splits: Mapping[str, Mapping[str, Mapping[str, Any]]]
 
 
 def summarise_splits(splits: Mapping[str, Mapping[str, Mapping[str, Any]]], label_key: str, speaker_key: str = "speaker") -> dict:
-    """Counts per class and speaker, and hours, for each split.
+    """Counts per class and speaker, hours, sample rates and channels, for each split.
+
+    Entries without ``label_key`` (a masked test set) count as ``"(unlabelled)"``.
 
     Example
     -------
@@ -258,7 +345,7 @@ def summarise_splits(splits: Mapping[str, Mapping[str, Mapping[str, Any]]], labe
         summary[split] = {
             "utterances": len(entries),
             "hours": round(sum(e["duration"] for e in entries) / 3600, 4),
-            "classes": dict(sorted(Counter(str(e[label_key]) for e in entries).items())),
+            "classes": dict(sorted(Counter(str(e.get(label_key, "(unlabelled)")) for e in entries).items())),
             "speakers": dict(sorted(Counter(str(e[speaker_key]) for e in entries).items())),
         }
     return summary
@@ -275,12 +362,24 @@ def format_summary(summary: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_split_manifests(save_folder: str | os.PathLike, splits: Mapping[str, Mapping[str, Any]], label_key: str) -> dict[str, str]:
+def write_split_manifests(
+    save_folder: str | os.PathLike,
+    splits: Mapping[str, Mapping[str, Any]],
+    label_key: str,
+    speaker_independent: bool = True,
+    audio_formats: Mapping[str, Any] | None = None,
+    extra_summary: Mapping[str, Any] | None = None,
+) -> dict[str, str]:
     """Write one JSON manifest per split plus the summary files; return the paths.
 
-    Runs the speaker-leakage check first, so no leaking split is ever written.
+    Runs the speaker-leakage check first, so no leaking split is ever written;
+    only a protocol declared speaker-dependent (``speaker_independent=False``,
+    e.g. a random split) skips it, with a warning in the log and the summary.
     """
-    check_speaker_disjoint(splits)
+    if speaker_independent:
+        check_speaker_disjoint(splits)
+    else:
+        logger.warning("This protocol is speaker-DEPENDENT: speakers are shared between splits; do not compare its numbers with speaker-independent results.")
     save_folder = Path(save_folder)
     paths = {}
     for split, manifest in splits.items():
@@ -288,8 +387,174 @@ def write_split_manifests(save_folder: str | os.PathLike, splits: Mapping[str, M
         atomic_write_json(path, dict(manifest))
         paths[split] = str(path)
     summary = summarise_splits(splits, label_key)
-    atomic_write_json(save_folder / "summary.json", summary)
+    document = {"splits": summary, "speaker_independent": speaker_independent, "label_key": label_key}
+    if audio_formats:
+        document["audio_formats"] = dict(audio_formats)
+    if extra_summary:
+        document.update(extra_summary)
+    atomic_write_json(save_folder / "summary.json", document)
     table = format_summary(summary)
+    if audio_formats:
+        table += "\n\nAudio: " + ", ".join(f"{fmt} ({n} files)" for fmt, n in audio_formats.items()) + "; recipes resample to 16 kHz mono."
+    if not speaker_independent:
+        table += "\n\nWARNING: speaker-dependent split (speakers shared across splits); not comparable with speaker-independent results."
     atomic_write_text(save_folder / "summary.md", table + "\n")
     print(table)  # printed once; the logger would repeat it on the console
     return paths
+
+
+@dataclass
+class Item:
+    """One utterance found in a corpus, before its audio is checked.
+
+    Attributes
+    ----------
+    utt_id : str
+        Unique id (manifest key).
+    path : Path
+        Absolute audio path.
+    speaker : str
+        Speaker id (leakage is checked on it).
+    fields : dict
+        Labels and metadata written to the manifest (``emo``, ``transcript``, ...).
+    """
+
+    utt_id: str
+    path: Path
+    speaker: str
+    fields: dict = dataclass_field(default_factory=dict)
+
+
+class Preparation:
+    """The skeleton every ``prepare_<corpus>`` shares: skip-if-done, checks, atomic writes.
+
+    Usage inside a prepare function::
+
+        prep = Preparation("IEMOCAP", data_folder, save_folder, options, splits=("train", "valid", "test"))
+        if prep.done():
+            return prep.outputs
+        items_by_split = ...  # parse the corpus, assign folds
+        return prep.write(items_by_split, label_key="emo", skip_bad_files=skip_bad_files)
+
+    Arguments
+    ---------
+    corpus : str
+        Corpus name (for messages and the options record).
+    data_folder, save_folder : str or Path
+        Corpus root and output folder.
+    options : dict
+        Every option that changes the output (JSON-serialisable).
+    splits : sequence of str
+        Names of the manifests written.
+    layout_hint : str
+        What the corpus root should contain, for the missing-folder error.
+    label_files : sequence of paths
+        Label/listing files; their size and modification time join the
+        options, so editing one re-prepares.
+    """
+
+    def __init__(
+        self,
+        corpus: str,
+        data_folder,
+        save_folder,
+        options: Mapping[str, Any],
+        splits: Sequence[str],
+        layout_hint: str = "",
+        label_files: Iterable[str | os.PathLike] = (),
+    ):
+        self.corpus = corpus
+        self.data_folder, self.save_folder = Path(data_folder), Path(save_folder)
+        stamps = {str(f): [f.stat().st_size, f.stat().st_mtime_ns] for f in map(Path, label_files) if f.is_file()}
+        self.options = {"corpus": corpus, "data_folder": str(self.data_folder.resolve()), **options, "label_files": stamps}
+        self.outputs = {name: str(self.save_folder / f"{name}.json") for name in splits}
+        self.layout_hint = layout_hint
+
+    def done(self) -> bool:
+        """True (and logged) when the outputs exist with the same options; else checks the corpus folder."""
+        if is_prepared(self.save_folder, self.outputs.values(), self.options):
+            logger.info("%s already prepared in %s with the same options; skipping.", self.corpus, self.save_folder)
+            return True
+        if not self.data_folder.is_dir():
+            hint = f" (expected {self.layout_hint})" if self.layout_hint else ""
+            raise PreparationError(f"{self.data_folder}: {self.corpus} folder not found{hint}")
+        clear_prepared(self.save_folder)
+        return False
+
+    def write(
+        self,
+        items: Mapping[str, Sequence[Item]],
+        label_key: str,
+        skip_bad_files: bool = False,
+        speaker_independent: bool = True,
+        extra_summary: Mapping[str, Any] | None = None,
+    ) -> dict[str, str]:
+        """Check the audio, write manifests and summary, then record the options.
+
+        Arguments
+        ---------
+        items : mapping
+            Split name -> items.
+        label_key : str
+            The field the summary counts.
+        skip_bad_files : bool
+            Drop unusable audio (listed) instead of failing.
+        speaker_independent : bool
+            False only for speaker-dependent protocols (skips the leakage check, loudly).
+        extra_summary : mapping, optional
+            Protocol facts added to ``summary.json``.
+
+        Returns
+        -------
+        dict
+            Split name -> manifest path.
+        """
+        missing = [name for name in self.outputs if not items.get(name)]
+        if missing:
+            raise PreparationError(f"{self.data_folder}: split(s) {', '.join(missing)} would be empty with these options")
+        seen: dict[str, str] = {}
+        for split, split_items in items.items():
+            for item in split_items:
+                if item.utt_id in seen:
+                    raise PreparationError(f"{item.path}: utterance id {item.utt_id} appears twice ({seen[item.utt_id]} and {split})")
+                seen[item.utt_id] = split
+        infos, _ = check_audio({i.utt_id: str(i.path) for its in items.values() for i in its}, skip_bad_files)
+        manifests: dict[str, dict] = {}
+        formats: Counter = Counter()
+        root = self.data_folder.resolve()
+        for split, split_items in items.items():
+            manifest = {}
+            for item in sorted(split_items, key=lambda i: i.utt_id):
+                if item.utt_id not in infos:
+                    continue
+                seconds, rate, channels = infos[item.utt_id]
+                formats[f"{rate} Hz, {channels} ch"] += 1
+                manifest[item.utt_id] = {"wav": to_data_root(item.path, root), "duration": seconds, "speaker": item.speaker, **item.fields}
+            manifests[split] = manifest
+        paths = write_split_manifests(self.save_folder, manifests, label_key, speaker_independent, dict(formats.most_common()), extra_summary)
+        mark_prepared(self.save_folder, self.options)
+        return paths
+
+
+def to_data_root(path: str | os.PathLike, root: Path) -> str:
+    """``path`` under ``root`` written with the ``{data_root}`` placeholder.
+
+    Example
+    -------
+    >>> to_data_root("/corpora/iemocap/Session1/a.wav", Path("/corpora/iemocap"))
+    '{data_root}/Session1/a.wav'
+    """
+    rel = Path(os.path.abspath(path)).relative_to(root)
+    return f"{DATA_ROOT}/{rel.as_posix()}"
+
+
+def index_audio(folder: str | os.PathLike, suffixes: Sequence[str] = (".wav",)) -> dict[str, Path]:
+    """Map file stem -> path for every audio file under ``folder`` (first found wins, duplicates warned)."""
+    index: dict[str, Path] = {}
+    for path in sorted(Path(folder).rglob("*")):
+        if path.suffix.lower() in suffixes and path.is_file():
+            if path.stem in index:
+                logger.warning("%s: duplicate of %s, ignored", path, index[path.stem])
+                continue
+            index[path.stem] = path
+    return index

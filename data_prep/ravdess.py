@@ -24,18 +24,11 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from data_prep.common import (
-    DATA_ROOT,
-    PreparationError,
-    check_durations,
-    clear_prepared,
-    is_prepared,
-    mark_prepared,
-    write_split_manifests,
-)
+from data_prep.common import Item, Preparation, PreparationError
 
 logger = logging.getLogger(__name__)
 
@@ -140,27 +133,15 @@ def prepare_ravdess(
     >>> sorted(paths)
     ['test', 'train', 'valid']
     """
-    data_folder, save_folder = Path(data_folder), Path(save_folder)
     splits = {name: sorted(int(a) for a in actors) for name, actors in (splits or DEFAULT_SPLITS).items()}
-    options = {
-        "corpus": "RAVDESS",
-        "data_folder": str(data_folder.resolve()),
-        "merge_calm": merge_calm,
-        "splits": splits,
-        "allow_subset": allow_subset,
-        "skip_bad_files": skip_bad_files,
-    }
-    outputs = {name: save_folder / f"{name}.json" for name in splits}
-    if is_prepared(save_folder, outputs.values(), options):
-        logger.info("RAVDESS already prepared in %s with the same options; skipping.", save_folder)
-        return {name: str(path) for name, path in outputs.items()}
-
-    if not data_folder.is_dir():
-        raise PreparationError(f"{data_folder}: RAVDESS folder not found (expected Actor_01 ... Actor_24 inside)")
+    options = {"merge_calm": merge_calm, "splits": splits, "allow_subset": allow_subset, "skip_bad_files": skip_bad_files}
+    prep = Preparation("RAVDESS", data_folder, save_folder, options, list(splits), layout_hint="Actor_01 ... Actor_24 inside")
+    if prep.done():
+        return prep.outputs
+    data_folder = Path(data_folder)
     actor_dirs = sorted(p for p in data_folder.glob("Actor_*") if p.is_dir())
     if not actor_dirs:
         raise PreparationError(f"{data_folder}: no Actor_NN folders found; point data_folder at the folder that holds Actor_01 ... Actor_24")
-    clear_prepared(save_folder)
 
     actor_to_split = {}
     for name, actors in splits.items():
@@ -169,7 +150,7 @@ def prepare_ravdess(
                 raise PreparationError(f"actor {actor} is listed in splits {actor_to_split[actor]} and {name}")
             actor_to_split[actor] = name
 
-    wavs, fields = {}, {}
+    found = []
     for actor_dir in actor_dirs:
         for wav in sorted(actor_dir.glob("*.wav")):
             parsed = parse_name(wav)
@@ -177,48 +158,37 @@ def prepare_ravdess(
                 continue
             if f"Actor_{parsed['actor']:02d}" != actor_dir.name:
                 raise PreparationError(f"{wav}: actor {parsed['actor']:02d} in the name does not match its folder {actor_dir.name}")
-            wavs[wav.stem], fields[wav.stem] = wav, parsed
-
-    per_actor = {}
-    for parsed in fields.values():
-        per_actor[parsed["actor"]] = per_actor.get(parsed["actor"], 0) + 1
-    if not wavs:
+            found.append((wav, parsed))
+    if not found:
         raise PreparationError(f"{data_folder}: no speech files (03-01-*.wav) found under the Actor_NN folders")
+
+    per_actor = Counter(parsed["actor"] for _, parsed in found)
     if not allow_subset:
         missing = [a for a in range(1, N_ACTORS + 1) if per_actor.get(a, 0) != FILES_PER_ACTOR]
         if missing:
             detail = ", ".join(f"Actor_{a:02d}: {per_actor.get(a, 0)}" for a in missing[:6])
             raise PreparationError(
-                f"{data_folder}: expected {FILES_PER_ACTOR} speech files for each of {N_ACTORS} actors; "
-                f"found {detail}{' ...' if len(missing) > 6 else ''}. "
+                f"{data_folder}: expected {FILES_PER_ACTOR} speech files for each of {N_ACTORS} actors "
+                f"({FILES_PER_ACTOR * N_ACTORS} in all); found {detail}{' ...' if len(missing) > 6 else ''}. "
                 "Pass allow_subset=True to prepare a partial tree on purpose."
             )
     unassigned = sorted(a for a in per_actor if a not in actor_to_split)
     if unassigned:
         logger.warning("Actors %s are in no split and are left out.", unassigned)
 
-    durations, _ = check_durations({u: str(p) for u, p in wavs.items() if fields[u]["actor"] in actor_to_split}, skip_bad_files)
-    manifests: dict[str, dict] = {name: {} for name in splits}
-    for utt_id in sorted(durations):
-        parsed = fields[utt_id]
+    items: dict[str, list[Item]] = {name: [] for name in splits}
+    for wav, parsed in found:
+        if parsed["actor"] not in actor_to_split:
+            continue
         emotion = "neutral" if merge_calm and parsed["emotion"] == "calm" else parsed["emotion"]
-        actor_folder = f"Actor_{parsed['actor']:02d}"
-        manifests[actor_to_split[parsed["actor"]]][utt_id] = {
-            "wav": f"{DATA_ROOT}/{actor_folder}/{utt_id}.wav",
-            "duration": durations[utt_id],
-            "speaker": actor_folder,
+        fields = {
             "gender": "male" if parsed["actor"] % 2 else "female",
             "emo": emotion,
             "intensity": parsed["intensity"],
             "statement": parsed["statement"],
         }
-    for name, manifest in manifests.items():
-        if not manifest:
-            raise PreparationError(f"{data_folder}: split {name!r} (actors {splits[name]}) has no files")
-
-    paths = write_split_manifests(save_folder, manifests, label_key="emo")
-    mark_prepared(save_folder, options)
-    return paths
+        items[actor_to_split[parsed["actor"]]].append(Item(wav.stem, wav, f"Actor_{parsed['actor']:02d}", fields))
+    return prep.write(items, label_key="emo", skip_bad_files=skip_bad_files, extra_summary={"protocol": "actors 1-20 / 21-22 / 23-24"})
 
 
 def main(argv: Sequence[str] | None = None) -> None:

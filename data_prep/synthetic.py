@@ -139,10 +139,7 @@ def ssml_and_effects(utt: Utterance, rng: random.Random) -> tuple[str, list[str]
     pitch_range = max(10.0, jitter(style.pitch_range, 100, 0.25))
     rate = max(40.0, jitter(style.rate, 100, 0.15))
     volume = max(20.0, jitter(style.volume, 100, 0.2))
-    ssml = (
-        f'<speak><prosody pitch="{pitch:+.0f}%" range="{pitch_range:.0f}%" '
-        f'rate="{rate:.0f}%" volume="{volume:.0f}%">{utt.text}</prosody></speak>'
-    )
+    ssml = f'<speak><prosody pitch="{pitch:+.0f}%" range="{pitch_range:.0f}%" rate="{rate:.0f}%" volume="{volume:.0f}%">{utt.text}</prosody></speak>'
     effects: list[str] = []
     for template in style.effects:
         strength = EFFECT_STRENGTH[utt.emotion] * rng.uniform(0.7, 1.3)
@@ -211,7 +208,9 @@ def ravdess_actor_ids(speakers: int) -> list[int]:
     return list(range(1, speakers - 3)) + [21, 22, 23, 24]
 
 
-def ravdess_layout(speakers: int, seed: int, repetitions: int = 2, statements: int = 2, emotions: Sequence[str] | None = None, song: bool = False, **_) -> tuple[list[Utterance], Callable[[Path], None]]:
+def ravdess_layout(
+    speakers: int, seed: int, repetitions: int = 2, statements: int = 2, emotions: Sequence[str] | None = None, song: bool = False, **_
+) -> tuple[list[Utterance], Callable[[Path], None]]:
     """RAVDESS: ``Actor_NN/03-01-EE-II-SS-RR-NN.wav`` at 48 kHz, no label files."""
     emotions = list(emotions or RAVDESS_CODES)
     items = []
@@ -229,18 +228,323 @@ def ravdess_layout(speakers: int, seed: int, repetitions: int = 2, statements: i
     return items, lambda root: None
 
 
-LAYOUTS: dict[str, Callable[..., tuple[list[Utterance], Callable[[Path], None]]]] = {
-    "RAVDESS": ravdess_layout,
+def _write(root: Path, relpath: str, text: str) -> None:
+    """Write a label file atomically (UTF-8)."""
+    target = root / relpath
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
+
+
+ENGLISH_SENTENCES = [
+    "I told you already, the meeting is tomorrow morning",
+    "Can you believe they sold the house last week",
+    "We should take the train instead of driving",
+    "The results came back and nobody expected that",
+    "Please leave the keys on the kitchen table",
+    "I have been waiting here for almost an hour",
+    "She said the package would arrive on Friday",
+    "Nobody answered the phone when I called",
+]
+
+# IEMOCAP: consensus label -> (style, strong). exc sounds like strong happiness
+# (it is merged into hap in the four-class protocol); fru and xxx are extra labels.
+IEMOCAP_STYLES = {
+    "neu": ("neutral", False),
+    "hap": ("happy", False),
+    "exc": ("happy", True),
+    "sad": ("sad", False),
+    "ang": ("angry", False),
+    "fru": ("disgust", False),
+    "sur": ("surprised", False),
+    "fea": ("fearful", False),
+    "xxx": ("calm", False),
+}
+IEMOCAP_VAD = {
+    "neu": (3, 2.5, 2.5),
+    "hap": (4, 3.5, 3),
+    "exc": (4, 4, 3.5),
+    "sad": (2, 2, 2),
+    "ang": (1.5, 4, 4),
+    "fru": (2, 3.5, 3.5),
+    "sur": (3.5, 4, 3),
+    "fea": (2, 3.5, 2),
+    "xxx": (3, 3, 3),
+}
+IEMOCAP_LABEL_CYCLE = ["neu", "hap", "sad", "ang", "exc", "neu", "fru", "sad", "ang", "hap", "xxx", "exc"]
+
+
+def iemocap_layout(
+    speakers: int = 10, seed: int = 0, utterances_per_dialog: int = 12, dialogs_per_session: int = 2, sessions: int = 5, **_
+) -> tuple[list[Utterance], Callable[[Path], None]]:
+    """IEMOCAP: ``Session{n}/sentences/wav/<dialog>/<utt>.wav`` (16 kHz), EmoEvaluation and transcriptions.
+
+    Each session has a female and a male speaker (``speakers`` is fixed at
+    2 x ``sessions``); dialogs alternate the speakers' turns, as in the corpus.
+    """
+    items: list[Utterance] = []
+    dialogs: dict[tuple[int, str], list[Utterance]] = {}
+    for n in range(1, sessions + 1):
+        voices = {g: make_speaker(f"Ses{n:02d}{g}", "en-us", male=g == "M", index=n - 1, seed=seed) for g in "FM"}
+        for d in range(dialogs_per_session):
+            lead = "FM"[d % 2]
+            kind = f"impro{d // 2 + 1:02d}" if d % 4 < 2 else f"script{d // 4 + 1:02d}_1"
+            dialog = f"Ses{n:02d}{lead}_{kind}"
+            rng = random.Random(f"{seed}-{dialog}")
+            turn_index = {"F": 0, "M": 0}
+            clock = rng.uniform(1, 5)
+            for u in range(utterances_per_dialog):
+                g = "FM"[u % 2]
+                utt_id = f"{dialog}_{g}{turn_index[g]:03d}"
+                turn_index[g] += 1
+                label = IEMOCAP_LABEL_CYCLE[(u + 3 * n + d) % len(IEMOCAP_LABEL_CYCLE)]
+                style, strong = IEMOCAP_STYLES[label]
+                text = ENGLISH_SENTENCES[rng.randrange(len(ENGLISH_SENTENCES))]
+                start = clock
+                clock += rng.uniform(2.0, 4.0)
+                vad = tuple(min(5.0, max(1.0, v + rng.choice([-0.5, 0, 0.5]))) for v in IEMOCAP_VAD[label])
+                utt = Utterance(
+                    f"Session{n}/sentences/wav/{dialog}/{utt_id}.wav",
+                    text,
+                    voices[g],
+                    style,
+                    strong,
+                    16000,
+                    meta={"id": utt_id, "label": label, "start": start, "end": clock, "vad": vad},
+                )
+                items.append(utt)
+                dialogs.setdefault((n, dialog), []).append(utt)
+                clock += rng.uniform(0.2, 1.0)
+
+    def write_labels(root: Path) -> None:
+        for (n, dialog), utts in dialogs.items():
+            emo = ["% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]", ""]
+            trans = []
+            for utt in utts:
+                m = utt.meta
+                v, a, d = m["vad"]
+                emo.append(f"[{m['start']:.4f} - {m['end']:.4f}]\t{m['id']}\t{m['label']}\t[{v:.4f}, {a:.4f}, {d:.4f}]")
+                emo.append(f"C-E1:\t{m['label'].capitalize()};\t()")
+                emo.append(f"A-E3:\tval {round(v)}; act {round(a)}; dom  {round(d)};\t()")
+                emo.append("")
+                trans.append(f"{m['id']} [{m['start']:08.4f}-{m['end']:08.4f}]: {utt.text}.")
+            trans.insert(1, "M: [BREATHING]")  # non-utterance lines occur in the real files
+            _write(root, f"Session{n}/dialog/EmoEvaluation/{dialog}.txt", "\n".join(emo) + "\n")
+            _write(root, f"Session{n}/dialog/transcriptions/{dialog}.txt", "\n".join(trans) + "\n")
+
+    return items, write_labels
+
+
+FINNISH_SENTENCES = [
+    "Aurinko paistoi koko päivän järven rannalla",
+    "Hän luki kirjeen uudelleen ja laski sen pöydälle",
+    "Juna lähti asemalta aivan ajallaan",
+    "Metsässä oli hiljaista ja lunta satoi hiljalleen",
+    "Me istuimme keittiössä ja joimme kahvia",
+    "Kaupungin kadut olivat täynnä ihmisiä",
+]
+FESC_STYLES = {"neutral": "neutral", "sadness": "sad", "joy": "happy", "affection": "affection", "anger": "angry"}
+
+
+def fesc_layout(speakers: int = 9, seed: int = 0, utterances_per_emotion: int = 4, **_) -> tuple[list[Utterance], Callable[[Path], None]]:
+    """FESC (generic listing): ``wav/<speaker>/<speaker>_<emotion>_<nn>.wav`` at 44.1 kHz plus ``listing.csv`` (``path,speaker,emotion``).
+
+    Speakers ``FESC_01`` .. ``FESC_09``; odd numbers male (5 male, 4 female as in the corpus).
+    """
+    items = []
+    for k in range(1, speakers + 1):
+        name = f"FESC_{k:02d}"
+        spk = make_speaker(name, "fi", male=k % 2 == 1, index=k, seed=seed)
+        for emotion, style in FESC_STYLES.items():
+            for i in range(utterances_per_emotion):
+                text = FINNISH_SENTENCES[(i + k) % len(FINNISH_SENTENCES)]
+                items.append(
+                    Utterance(f"wav/{name}/{name}_{emotion}_{i + 1:02d}.wav", text, spk, style, False, 44100, meta={"speaker": name, "emotion": emotion})
+                )
+
+    def write_labels(root: Path) -> None:
+        rows = ["path,speaker,emotion"] + [f"{u.relpath},{u.meta['speaker']},{u.meta['emotion']}" for u in items]
+        _write(root, "listing.csv", "\n".join(rows) + "\n")
+
+    return items, write_labels
+
+
+# HealthCall30: the request type decides the words, the complaint the tone.
+HEALTHCALL_TEXTS = {
+    "affil": [
+        "Je voudrais mettre à jour mon adhésion à la mutuelle",
+        "Est-ce que ma fille peut être ajoutée à mon contrat",
+        "J'ai changé d'adresse et de situation familiale",
+    ],
+    "presta": [
+        "Je n'ai toujours pas reçu le remboursement de mes lunettes",
+        "Combien est remboursée une consultation chez le dentiste",
+        "Ma facture d'hôpital n'a pas été prise en charge",
+    ],
+}
+HEALTHCALL_STYLES = {
+    ("no", "affil"): ("neutral", False),
+    ("no", "presta"): ("calm", False),
+    ("yes", "affil"): ("angry", False),
+    ("yes", "presta"): ("disgust", True),
 }
 
 
-def generate_corpus(corpus: str, out: str | Path, speakers: int = 24, seed: int = 0, workers: int | None = None, progress: bool = True, **layout_options) -> Path:
+def healthcall30_layout(speakers: int = 12, seed: int = 0, files_per_speaker: int = 8, **_) -> tuple[list[Utterance], Callable[[Path], None]]:
+    """HealthCall30 (ComParE 2023 Requests): ``wav/<partition>_NNNN.wav`` (16 kHz) and ``lab/{train,devel,test}.csv``.
+
+    ``filename,request,complaint``; the test partition's labels are masked
+    (``?``) as in the challenge release. Callers are split across partitions
+    (60/20/20 %), each caller in one partition only.
+    """
+    items = []
+    counters: dict[str, int] = {}
+    n_train = max(1, round(speakers * 0.6))
+    n_devel = max(1, round(speakers * 0.2))
+    for k in range(speakers):
+        partition = "train" if k < n_train else "devel" if k < n_train + n_devel else "test"
+        spk = make_speaker(f"caller{k:02d}", "fr", male=k % 2 == 0, index=k, seed=seed)
+        for i in range(files_per_speaker):
+            complaint, request = [("no", "affil"), ("no", "presta"), ("yes", "affil"), ("yes", "presta")][(i + k) % 4]
+            style, strong = HEALTHCALL_STYLES[(complaint, request)]
+            counters[partition] = counters.get(partition, 0) + 1
+            name = f"{partition}_{counters[partition]:04d}.wav"
+            text = HEALTHCALL_TEXTS[request][(i // 4 + k) % 3]
+            items.append(Utterance(f"wav/{name}", text, spk, style, strong, 16000, meta={"partition": partition, "request": request, "complaint": complaint}))
+
+    def write_labels(root: Path) -> None:
+        for partition in ("train", "devel", "test"):
+            rows = ["filename,request,complaint"]
+            for u in items:
+                if u.meta["partition"] == partition:
+                    labels = ("?", "?") if partition == "test" else (u.meta["request"], u.meta["complaint"])
+                    rows.append(f"{Path(u.relpath).name},{labels[0]},{labels[1]}")
+            _write(root, f"lab/{partition}.csv", "\n".join(rows) + "\n")
+
+    return items, write_labels
+
+
+HUME_EMOTIONS = ["Anger", "Boredom", "Calmness", "Concentration", "Determination", "Excitement", "Interest", "Sadness", "Tiredness"]
+HUME_STYLES = {
+    "Anger": ("angry", True),
+    "Boredom": ("calm", False),
+    "Calmness": ("calm", True),
+    "Concentration": ("neutral", False),
+    "Determination": ("angry", False),
+    "Excitement": ("happy", True),
+    "Interest": ("surprised", False),
+    "Sadness": ("sad", True),
+    "Tiredness": ("sad", False),
+}
+HUME_VOCALISATIONS = [
+    "Oh really, I did not know that",
+    "Well, here we go again",
+    "Yes, that is exactly it",
+    "Hmm, let me think about it",
+    "No, no, not this time",
+]
+
+
+def hume_prosody_layout(speakers: int = 12, seed: int = 0, files_per_speaker: int = 9, **_) -> tuple[list[Utterance], Callable[[Path], None]]:
+    """Hume-Prosody (ComParE 2023 Emotion Share): ``wav/<numeric id>.wav`` (16 kHz) and ``lab/{train,devel,test}.csv``.
+
+    Nine intensities in [0, 1] per clip, the dominant emotion at 1.0 (as in
+    the devel rows seen), the others partly correlated with it; test masked.
+    """
+    items = []
+    n_train = max(1, round(speakers * 0.6))
+    n_devel = max(1, round(speakers * 0.2))
+    next_id = 10000
+    for k in range(speakers):
+        partition = "train" if k < n_train else "devel" if k < n_train + n_devel else "test"
+        spk = make_speaker(f"hume{k:02d}", "en-us", male=k % 2 == 0, index=k, seed=seed)
+        rng = random.Random(f"{seed}-hume-{k}")
+        for i in range(files_per_speaker):
+            dominant = HUME_EMOTIONS[(i + k) % len(HUME_EMOTIONS)]
+            style, strong = HUME_STYLES[dominant]
+            intensities = {}
+            for emo in HUME_EMOTIONS:
+                related = HUME_STYLES[emo][0] == style
+                intensities[emo] = 1.0 if emo == dominant else round(rng.uniform(0.4, 0.8) if related else rng.uniform(0.0, 0.35), 4)
+            next_id += rng.randint(1, 9)
+            text = HUME_VOCALISATIONS[(i + 2 * k) % len(HUME_VOCALISATIONS)]
+            items.append(Utterance(f"wav/{next_id}.wav", text, spk, style, strong, 16000, meta={"partition": partition, "intensities": intensities}))
+
+    def write_labels(root: Path) -> None:
+        for partition in ("train", "devel", "test"):
+            rows = ["filename," + ",".join(HUME_EMOTIONS)]
+            for u in items:
+                if u.meta["partition"] == partition:
+                    values = ["?"] * 9 if partition == "test" else [f"{u.meta['intensities'][e]:.4f}" for e in HUME_EMOTIONS]
+                    rows.append(f"{Path(u.relpath).name}," + ",".join(values))
+            _write(root, f"lab/{partition}.csv", "\n".join(rows) + "\n")
+
+    return items, write_labels
+
+
+MSP_STYLES = {"A": "angry", "H": "happy", "S": "sad", "N": "neutral", "O": "surprised", "X": "calm"}
+MSP_LABEL_CYCLE = ["A", "H", "S", "N", "N", "H", "A", "S", "X", "O"]
+
+
+def msp_improv_layout(speakers: int = 12, seed: int = 0, utterances_per_speaker: int = 10, **_) -> tuple[list[Utterance], Callable[[Path], None]]:
+    """MSP-IMPROV: ``session{n}/S{nn}{E}/{scenario}/MSP-IMPROV-S{nn}{E}-{spk}-{scenario}-{turn}.wav`` (44.1 kHz) and ``Evaluation.txt``.
+
+    Six sessions, speakers ``F0n``/``M0n`` (session n); the consensus label is
+    the second field of each ``Evaluation.txt`` summary line (ids spelt ``UTD-IMPROV-...avi`` there).
+    """
+    sessions = min(6, max(1, speakers // 2))
+    items = []
+    for n in range(1, sessions + 1):
+        for g in "FM":
+            spk_id = f"{g}{n:02d}"
+            spk = make_speaker(spk_id, "en-us", male=g == "M", index=n + (6 if g == "M" else 0), seed=seed)
+            for i in range(utterances_per_speaker):
+                label = MSP_LABEL_CYCLE[(i + n) % len(MSP_LABEL_CYCLE)]
+                intended = "AHSN"[(i + 2 * n) % 4]
+                sentence = f"S{(i % 15) + 1:02d}{intended}"
+                scenario = "PRST"[i % 4]
+                utt_id = f"MSP-IMPROV-{sentence}-{spk_id}-{scenario}-{g}{'M' if g == 'F' else 'F'}{i + 1:02d}"
+                text = ENGLISH_SENTENCES[(i + n) % len(ENGLISH_SENTENCES)]
+                items.append(
+                    Utterance(f"session{n}/{sentence}/{scenario}/{utt_id}.wav", text, spk, MSP_STYLES[label], False, 44100, meta={"id": utt_id, "label": label})
+                )
+
+    def write_labels(root: Path) -> None:
+        lines = []
+        rng = random.Random(f"{seed}-msp")
+        for u in items:
+            avi = u.meta["id"].replace("MSP-IMPROV", "UTD-IMPROV") + ".avi"
+            lines.append(
+                f"{avi}; {u.meta['label']}; A:{rng.uniform(1, 5):.6f}; V:{rng.uniform(1, 5):.6f}; D:{rng.uniform(1, 5):.6f}; N:{rng.randint(5, 12)}.000000"
+            )
+            lines.append("Evaluator01; Angry; ; ")
+            lines.append("")
+        _write(root, "Evaluation.txt", "\n".join(lines))
+
+    return items, write_labels
+
+
+LAYOUTS: dict[str, Callable[..., tuple[list[Utterance], Callable[[Path], None]]]] = {
+    "RAVDESS": ravdess_layout,
+    "IEMOCAP": iemocap_layout,
+    "FESC": fesc_layout,
+    "HealthCall30": healthcall30_layout,
+    "Hume-Prosody": hume_prosody_layout,
+    "MSP-IMPROV": msp_improv_layout,
+}
+
+
+def generate_corpus(
+    corpus: str, out: str | Path, speakers: int = 24, seed: int = 0, workers: int | None = None, progress: bool = True, **layout_options
+) -> Path:
     """Synthesise ``corpus`` into ``out`` in its real layout; existing files are kept.
 
     Arguments
     ---------
     corpus : str
-        A key of :data:`LAYOUTS` (``RAVDESS``).
+        A key of :data:`LAYOUTS` (``RAVDESS``, ``IEMOCAP``, ``FESC``,
+        ``HealthCall30``, ``Hume-Prosody``, ``MSP-IMPROV``).
     out : str or Path
         Corpus root to write.
     speakers : int
@@ -253,7 +557,10 @@ def generate_corpus(corpus: str, out: str | Path, speakers: int = 24, seed: int 
         Show a progress bar.
     **layout_options
         Passed to the layout (RAVDESS: ``repetitions``, ``statements``,
-        ``emotions``, ``song``).
+        ``emotions``, ``song``; IEMOCAP: ``utterances_per_dialog``,
+        ``dialogs_per_session``, ``sessions``; FESC: ``utterances_per_emotion``;
+        HealthCall30 and Hume-Prosody: ``files_per_speaker``; MSP-IMPROV:
+        ``utterances_per_speaker``).
 
     Returns
     -------
@@ -286,8 +593,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repetitions", type=int, default=2, help="RAVDESS: repetitions per sentence (1 or 2)")
     parser.add_argument("--statements", type=int, default=2, help="RAVDESS: statements (1 or 2)")
     parser.add_argument("--song", action="store_true", help="RAVDESS: also write a few song files (03-02-*)")
+    parser.add_argument("--per-speaker", type=int, default=None, help="other corpora: utterances per speaker (IEMOCAP: per dialog)")
     args = parser.parse_args(argv)
-    root = generate_corpus(args.corpus, args.out, speakers=args.speakers, seed=args.seed, repetitions=args.repetitions, statements=args.statements, song=args.song)
+    sizes = {}
+    if args.per_speaker is not None:
+        sizes = {
+            "IEMOCAP": {"utterances_per_dialog": args.per_speaker},
+            "FESC": {"utterances_per_emotion": max(1, args.per_speaker // 5)},
+            "HealthCall30": {"files_per_speaker": args.per_speaker},
+            "Hume-Prosody": {"files_per_speaker": args.per_speaker},
+            "MSP-IMPROV": {"utterances_per_speaker": args.per_speaker},
+        }.get(args.corpus, {})
+    root = generate_corpus(
+        args.corpus,
+        args.out,
+        speakers=args.speakers,
+        seed=args.seed,
+        repetitions=args.repetitions,
+        statements=args.statements,
+        song=args.song,
+        **sizes,
+    )
     print(f"wrote {args.corpus} to {root}")
 
 

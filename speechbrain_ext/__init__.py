@@ -1,10 +1,14 @@
 """Shared building blocks of the paralinguistics recipe collection.
 
-Modules: :mod:`audio` (loading, resampling), :mod:`metrics` (UAR, WA, ...),
-:mod:`pooling`, :mod:`dataio` (datasets, label encoders), :mod:`brain` (the
-shared Brain logic), :mod:`reports` (test reports), :mod:`inference`
-(pretrained-model interfaces), :mod:`hub` (export) and :mod:`testing`
-(tiny offline models).
+Modules: :mod:`audio` (loading, resampling), :mod:`metrics` (UAR, WA,
+Spearman, CCC, bootstrap intervals, agreement), :mod:`pooling` (mean,
+segment and attention pooling), :mod:`losses` (segment NLL, triplet,
+SupCon, multi-task), :mod:`bayesian` (Bayesian linear layer),
+:mod:`uncertainty` (MC predictive summaries, calibration), :mod:`encoders`
+(SSL encoders with layer selection), :mod:`knn` (kNN interpolation),
+:mod:`dataio` (datasets, label encoders), :mod:`brain` (the shared Brain
+logic), :mod:`reports` (test reports), :mod:`inference` (pretrained-model
+interfaces), :mod:`hub` (export) and :mod:`testing` (tiny offline models).
 """
 
 __version__ = "0.1.0"

@@ -43,9 +43,11 @@ class EmotionBrain(sb.Brain):
     def init_optimizers(self):
         """One optimiser for the trainable SSL parameters, one for the rest."""
         ssl = getattr(self.modules, "ssl", None)
-        ssl_ids = {id(p) for p in ssl.parameters()} if ssl is not None else set()
+        # Learnable layer weights (SSLEncoder layer="weighted") train at the head's rate.
+        ssl_params = [p for name, p in ssl.named_parameters() if not name.endswith("layer_weights")] if ssl is not None else []
+        ssl_ids = {id(p) for p in ssl_params}
         head = [p for p in self.modules.parameters() if p.requires_grad and id(p) not in ssl_ids]
-        trainable_ssl = [p for p in ssl.parameters() if p.requires_grad] if ssl is not None else []
+        trainable_ssl = [p for p in ssl_params if p.requires_grad]
         self.optimizer = self.hparams.opt_class(head)
         self.optimizers_dict = {"model_optimizer": self.optimizer}
         self.ssl_optimizer = None

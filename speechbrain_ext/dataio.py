@@ -48,7 +48,9 @@ def make_label_encoder(save_path: str | os.PathLike, manifests: Mapping[str, str
     if os.path.isfile(save_path):
         encoder.load(save_path)
         if sorted(encoder.lab2ind) != train_labels:
-            raise UnknownLabelError(f"{save_path}: holds labels {sorted(encoder.lab2ind)} but {manifests['train']} has {train_labels}; remove the file or use a fresh output folder")
+            raise UnknownLabelError(
+                f"{save_path}: holds labels {sorted(encoder.lab2ind)} but {manifests['train']} has {train_labels}; remove the file or use a fresh output folder"
+            )
     else:
         encoder.update_from_iterable(train_labels)
         encoder.save(save_path)

@@ -1,12 +1,15 @@
-"""Classification metrics of the papers: UAR, WA, macro-F1, confusion matrix.
+"""Metrics of the papers: UAR, WA, macro-F1, confusion matrix, Spearman, CCC,
+bootstrap confidence intervals and agreement between models.
 
 UAR (unweighted average recall, the papers' "UA") is the mean of per-class
-recalls; WA (weighted accuracy) is plain accuracy.
+recalls; WA (weighted accuracy) is plain accuracy. For multi-output
+regression (Hume-Prosody) the ComParE scorer computes Spearman's rho per
+emotion column over all clips, then averages the columns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -95,3 +98,170 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels:
         "labels": list(labels),
         "confusion_matrix": cm.tolist(),
     }
+
+
+def _rank(values: np.ndarray) -> np.ndarray:
+    """Average ranks along axis 0 (ties share their mean rank), per column."""
+    order = np.argsort(values, axis=0, kind="mergesort")
+    ranks = np.empty_like(values, dtype=np.float64)
+    n = values.shape[0]
+    for col in range(values.shape[1]):
+        sorted_vals = values[order[:, col], col]
+        # Group ties: start index of each run of equal values.
+        starts = np.r_[0, np.flatnonzero(np.diff(sorted_vals)) + 1]
+        ends = np.r_[starts[1:], n]
+        mean_rank = (starts + ends + 1) / 2.0
+        ranks[order[:, col], col] = np.repeat(mean_rank, ends - starts)
+    return ranks
+
+
+def spearman_per_column(y_true, y_pred) -> dict:
+    """Spearman's rho per output column, and their mean (the ComParE Emotion Share score).
+
+    Arguments
+    ---------
+    y_true, y_pred : array-like
+        ``(n_items, n_outputs)`` (or ``(n_items,)``) targets and predictions.
+
+    Returns
+    -------
+    dict
+        ``mean`` (NaN columns, e.g. constant ones, are left out) and ``per_column``.
+
+    Example
+    -------
+    >>> r = spearman_per_column([[1, 3], [2, 2], [3, 1]], [[10, 1], [20, 2], [30, 3]])
+    >>> r["per_column"], r["mean"]
+    ([1.0, -1.0], 0.0)
+    """
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if y_true.ndim == 1:
+        y_true, y_pred = y_true[:, None], y_pred[:, None]
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true has shape {y_true.shape} but y_pred {y_pred.shape}")
+    rt, rp = _rank(y_true), _rank(y_pred)
+    rt -= rt.mean(axis=0)
+    rp -= rp.mean(axis=0)
+    denom = np.sqrt((rt**2).sum(axis=0) * (rp**2).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.where(denom > 0, (rt * rp).sum(axis=0) / denom, np.nan)
+    return {"mean": float(np.nanmean(rho)) if np.isfinite(rho).any() else float("nan"), "per_column": [float(r) for r in rho]}
+
+
+def concordance_correlation(y_true, y_pred) -> np.ndarray:
+    """Lin's concordance correlation coefficient per column.
+
+    ``CCC = 2 cov(t, p) / (var(t) + var(p) + (mean(t) - mean(p))^2)`` with population moments.
+
+    Example
+    -------
+    >>> concordance_correlation([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]).tolist()
+    [1.0]
+    >>> concordance_correlation([1.0, 2.0, 3.0], [2.0, 3.0, 4.0]).round(4).tolist()
+    [0.5714]
+    """
+    t = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    if t.ndim == 1:
+        t, p = t[:, None], p[:, None]
+    mt, mp = t.mean(axis=0), p.mean(axis=0)
+    cov = ((t - mt) * (p - mp)).mean(axis=0)
+    return 2 * cov / (t.var(axis=0) + p.var(axis=0) + (mt - mp) ** 2)
+
+
+def _resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def bootstrap_classification(y_true, y_pred, n_classes: int, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict:
+    """Percentile bootstrap intervals for UAR, WA and every per-class recall (segment_triplet, Fig. 4).
+
+    All resamples are scored at once from one batched confusion count.
+
+    Arguments
+    ---------
+    y_true, y_pred : sequence of int
+        References and predictions.
+    n_classes : int
+        Number of classes.
+    n_boot : int
+        Resamples.
+    confidence : float
+        Interval mass.
+    seed : int
+        Resampling seed.
+
+    Returns
+    -------
+    dict
+        ``{"UAR": (low, high), "WA": (low, high), "per_class_recall": [(low, high), ...]}``.
+
+    Example
+    -------
+    >>> ci = bootstrap_classification([0, 1] * 50, [0, 1] * 45 + [1, 0] * 5, 2, n_boot=200)
+    >>> ci["UAR"][0] < 0.9 < ci["UAR"][1]
+    True
+    """
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    idx = _resample_indices(len(y_true), n_boot, seed)
+    cells = y_true[idx] * n_classes + y_pred[idx] + (np.arange(n_boot)[:, None] * n_classes * n_classes)
+    cm = np.bincount(cells.ravel(), minlength=n_boot * n_classes * n_classes).reshape(n_boot, n_classes, n_classes)
+    support = cm.sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, np.diagonal(cm, axis1=1, axis2=2) / support, np.nan)
+    uar = np.nanmean(recall, axis=1)
+    wa = np.trace(cm, axis1=1, axis2=2) / len(y_true)
+    tail = (1 - confidence) / 2 * 100
+
+    def interval(values):
+        values = values[np.isfinite(values)]
+        return (round(float(np.percentile(values, tail)), 4), round(float(np.percentile(values, 100 - tail)), 4)) if len(values) else (None, None)
+
+    return {"UAR": interval(uar), "WA": interval(wa), "per_class_recall": [interval(recall[:, c]) for c in range(n_classes)]}
+
+
+def bootstrap_ci(metric: Callable, *arrays, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of any ``metric(*arrays)`` over resampled items.
+
+    Arguments
+    ---------
+    metric : callable
+        Takes the resampled arrays (same item order) and returns a float.
+    *arrays : array-like
+        Aligned per-item arrays (e.g. targets and predictions).
+    n_boot, confidence, seed
+        As :func:`bootstrap_classification`.
+
+    Returns
+    -------
+    tuple of float
+
+    Example
+    -------
+    >>> low, high = bootstrap_ci(lambda t, p: float(np.mean(t == p)), np.array([0, 1] * 50), np.array([0] * 100), n_boot=200)
+    >>> low < 0.5 < high
+    True
+    """
+    arrays = [np.asarray(a) for a in arrays]
+    idx = _resample_indices(len(arrays[0]), n_boot, seed)
+    values = np.array([metric(*(a[i] for a in arrays)) for i in idx], dtype=np.float64)
+    tail = (1 - confidence) / 2 * 100
+    return float(np.nanpercentile(values, tail)), float(np.nanpercentile(values, 100 - tail))
+
+
+def agreement(pred_a: Sequence[int], pred_b: Sequence[int]) -> dict:
+    """Agreement between two models' predictions: fraction identical and Cohen's kappa.
+
+    Example
+    -------
+    >>> agreement([0, 1, 1, 0], [0, 1, 0, 0])
+    {'agreement': 0.75, 'kappa': 0.5}
+    """
+    a, b = np.asarray(pred_a, dtype=np.int64), np.asarray(pred_b, dtype=np.int64)
+    n_classes = int(max(a.max(), b.max()) + 1)
+    cm = confusion_matrix(a, b, n_classes).astype(np.float64)
+    observed = np.trace(cm) / cm.sum()
+    expected = (cm.sum(axis=0) * cm.sum(axis=1)).sum() / cm.sum() ** 2
+    kappa = 1.0 if expected == 1 else (observed - expected) / (1 - expected)
+    return {"agreement": round(float(observed), 6), "kappa": round(float(kappa), 6)}

@@ -45,7 +45,14 @@ def synthetic_ravdess(tmp_path_factory):
 
 def run_recipe(hparams: Path, data_folder: Path, output_folder: Path, *overrides: str) -> subprocess.CompletedProcess:
     """Run a recipe as a user would, in a fresh process; fail with its output on error."""
-    cmd = [sys.executable, str(hparams.parent.parent / "train.py"), str(hparams), f"--data_folder={data_folder}", f"--output_folder={output_folder}", *overrides]
+    cmd = [
+        sys.executable,
+        str(hparams.parent.parent / "train.py"),
+        str(hparams),
+        f"--data_folder={data_folder}",
+        f"--output_folder={output_folder}",
+        *overrides,
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
     if proc.returncode != 0:

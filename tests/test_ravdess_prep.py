@@ -79,8 +79,10 @@ def test_idempotent_and_option_change_reprepares(synthetic_ravdess, tmp_path):
 def test_summary_written(prepared):
     paths, _ = prepared
     summary = load(os.path.join(os.path.dirname(paths["train"]), "summary.json"))
-    assert summary["test"]["utterances"] == 120
-    assert summary["test"]["speakers"] == {"Actor_23": 60, "Actor_24": 60}
+    assert summary["splits"]["test"]["utterances"] == 120
+    assert summary["splits"]["test"]["speakers"] == {"Actor_23": 60, "Actor_24": 60}
+    assert summary["speaker_independent"] is True
+    assert summary["audio_formats"] == {"48000 Hz, 1 ch": 120 + 120 + 60 * 8}
 
 
 def test_missing_folder(tmp_path):
@@ -133,16 +135,16 @@ def test_overlapping_splits_rejected(synthetic_ravdess, tmp_path):
 
 def test_leakage_check_runs_on_written_splits(monkeypatch, synthetic_ravdess, tmp_path):
     # Force a leak past the split logic: the library check must still stop the write.
-    import data_prep.ravdess as ravdess
+    import data_prep.common as common
 
-    real = ravdess.write_split_manifests
+    real = common.write_split_manifests
 
-    def leaky(save_folder, splits, label_key):
+    def leaky(save_folder, splits, label_key, *args):
         first = next(iter(splits["train"].values()))
         splits["test"]["leaked"] = dict(first)
-        return real(save_folder, splits, label_key)
+        return real(save_folder, splits, label_key, *args)
 
-    monkeypatch.setattr(ravdess, "write_split_manifests", leaky)
+    monkeypatch.setattr(common, "write_split_manifests", leaky)
     with pytest.raises(SpeakerLeakageError, match="Actor_01 is in splits test, train"):
         prepare_ravdess(synthetic_ravdess, tmp_path / "prep", allow_subset=True)
     assert not (tmp_path / "prep" / "test.json").exists()

@@ -54,7 +54,9 @@ def test_default_hparams_name_the_hub_model(tmp_path, tiny_models):
     assert "ssl_hub: facebook/wav2vec2-base" in text and "encoder_dim: 768" in text
     # Same YAML, same wrapper and from_pretrained path; only the source differs.
     with open(REPO / "recipes/RAVDESS/hparams/baseline.yaml") as handle:
-        hparams = load_hyperpyyaml(handle, {"data_folder": str(tmp_path), "output_folder": str(tmp_path / "out"), "ssl_hub": tiny_models["wav2vec2"], "encoder_dim": 64})
+        hparams = load_hyperpyyaml(
+            handle, {"data_folder": str(tmp_path), "output_folder": str(tmp_path / "out"), "ssl_hub": tiny_models["wav2vec2"], "encoder_dim": 64}
+        )
     ssl = hparams["ssl"]
     assert type(ssl).__module__ == "speechbrain.integrations.huggingface.wav2vec2"
     assert not any(p.requires_grad for p in ssl.model.feature_extractor.parameters())
@@ -70,7 +72,7 @@ def test_export_and_classify_in_fresh_process(trained_ravdess_baseline, syntheti
     script = f"""
 import json, torch
 from speechbrain_ext.inference import EmotionClassifier
-m = EmotionClassifier.from_hparams(source={str(model_dir)!r}, savedir={str(tmp_path / 'cache')!r})
+m = EmotionClassifier.from_hparams(source={str(model_dir)!r}, savedir={str(tmp_path / "cache")!r})
 out = {{}}
 for utt in {ids!r}:
     out_prob, score, index, lab = m.classify_file({str(synthetic_ravdess)!r} + f"/Actor_{{utt[-2:]}}/{{utt}}.wav")

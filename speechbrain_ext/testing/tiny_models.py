@@ -61,15 +61,22 @@ def _seeded(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _feature_extractor() -> transformers.Wav2Vec2FeatureExtractor:
-    # The same preprocessing settings as facebook/wav2vec2-base.
+def _feature_extractor(attention_mask: bool = False) -> transformers.Wav2Vec2FeatureExtractor:
+    # The preprocessing settings of facebook/wav2vec2-base (no attention mask)
+    # or of the large layer-norm models such as wav2vec2-large-xlsr-53 (with one).
     return transformers.Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=False
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=attention_mask
     )
 
 
-def write_tiny_ssl(folder: str | os.PathLike, kind: str = "wav2vec2", seed: int = 0) -> str:
+def write_tiny_ssl(folder: str | os.PathLike, kind: str = "wav2vec2", seed: int = 0, large_style: bool = False) -> str:
     """Write a tiny wav2vec2, HuBERT or WavLM encoder with its feature extractor.
+
+    By default the architecture follows the base models (group-normed
+    convolutions, post-layer-norm transformer, no attention mask);
+    ``large_style=True`` follows the large/XLSR ones (layer-normed
+    convolutions, pre-layer-norm "stable" transformer with a final layer
+    norm, attention mask).
 
     Arguments
     ---------
@@ -79,6 +86,8 @@ def write_tiny_ssl(folder: str | os.PathLike, kind: str = "wav2vec2", seed: int 
         ``wav2vec2``, ``hubert`` or ``wavlm``.
     seed : int
         Initialisation seed.
+    large_style : bool
+        Large-model architecture variant.
 
     Returns
     -------
@@ -100,11 +109,13 @@ def write_tiny_ssl(folder: str | os.PathLike, kind: str = "wav2vec2", seed: int 
     if kind not in configs:
         raise ValueError(f"unknown SSL kind {kind!r}; known: {', '.join(configs)}")
     config_class, model_class, extra = configs[kind]
+    if large_style:
+        extra = {**extra, "feat_extract_norm": "layer", "do_stable_layer_norm": True, "conv_bias": True}
     _seeded(seed)
     config = config_class(**_CONV, **_TRANSFORMER, **extra)
     model = model_class(config)
     model.save_pretrained(folder)
-    _feature_extractor().save_pretrained(folder)
+    _feature_extractor(attention_mask=large_style).save_pretrained(folder)
     return str(folder)
 
 
@@ -140,7 +151,16 @@ def write_tiny_whisper(folder: str | os.PathLike, seed: int = 0) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     vocab, merges = _train_bpe()
     tokenizer = transformers.WhisperTokenizer(vocab=vocab, merges=merges, pad_token="<|endoftext|>")
-    specials = ["<|startoftranscript|>", *[f"<|{code}|>" for code in LANGUAGES], "<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>"]
+    specials = [
+        "<|startoftranscript|>",
+        *[f"<|{code}|>" for code in LANGUAGES],
+        "<|translate|>",
+        "<|transcribe|>",
+        "<|startoflm|>",
+        "<|startofprev|>",
+        "<|nospeech|>",
+        "<|notimestamps|>",
+    ]
     tokenizer.add_special_tokens({"additional_special_tokens": specials})
     tokenizer.save_pretrained(folder)
     ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in specials}
@@ -215,7 +235,9 @@ def write_tiny_bert(folder: str | os.PathLike, seed: int = 0, cased: bool = True
     tokenizer = transformers.BertTokenizer(vocab={tok: i for i, tok in enumerate(tokens)}, do_lower_case=not cased)
     tokenizer.save_pretrained(folder)
     _seeded(seed)
-    config = transformers.BertConfig(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, max_position_embeddings=128)
+    config = transformers.BertConfig(
+        vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, max_position_embeddings=128
+    )
     transformers.BertModel(config).save_pretrained(folder)
     return str(folder)
 
@@ -262,7 +284,15 @@ def write_tiny_camembert(folder: str | os.PathLike, seed: int = 0) -> str:
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     _seeded(seed)
     config = transformers.CamembertConfig(
-        vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, max_position_embeddings=130, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=130,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     transformers.CamembertModel(config).save_pretrained(folder)
     return str(folder)

@@ -1,0 +1,199 @@
+"""Self-supervised speech encoders with layer selection (wav2vec2, HuBERT, WavLM).
+
+The papers take features from a chosen hidden layer rather than the last
+one: compare2023_bayes_fusion uses layers 18/19/12 of the 24-layer XLSR
+models, segment_triplet layer 23 for Finnish. :class:`SSLEncoder` wraps
+SpeechBrain's HF lobes (``speechbrain.integrations.huggingface``), so models
+load through ``from_pretrained`` from a hub id or a local folder, and adds:
+
+- ``layer``: an index into HF ``hidden_states`` (0 = the transformer input,
+  ``k`` = the output of transformer layer ``k``, as in the papers; the top
+  index is the model's output, which for pre-layer-norm "stable" models
+  includes the final layer norm), ``"last"``, ``"mean"`` of all hidden
+  states, or ``"weighted"`` (a learnable softmax-weighted sum);
+- layers above a selected index are dropped (not computed) unless
+  ``drop_upper_layers=False``: layer 18 of 24 costs 18 layers;
+- per-utterance waveform normalisation over real samples only (the HF
+  feature extractor's ``do_normalize``), so an utterance's features do not
+  depend on the padding of its batch, and the attention mask only where the
+  model's feature extractor asks for one;
+- exact frame lengths from the convolutional front end.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+WRAPPERS = {
+    "wav2vec2": "speechbrain.integrations.huggingface.wav2vec2.Wav2Vec2",
+    "hubert": "speechbrain.integrations.huggingface.hubert.HuBERT",
+    "wavlm": "speechbrain.integrations.huggingface.wavlm.WavLM",
+}
+
+
+def _import(path: str):
+    module, name = path.rsplit(".", 1)
+    return getattr(__import__(module, fromlist=[name]), name)
+
+
+def normalize_waveforms(wavs: torch.Tensor, n_samples: torch.Tensor) -> torch.Tensor:
+    """Zero mean, unit variance per utterance over its real samples; padding stays zero.
+
+    Example
+    -------
+    >>> w = torch.tensor([[1.0, 3.0, 0.0], [2.0, 4.0, 6.0]])
+    >>> [[round(v, 3) + 0.0 for v in row] for row in normalize_waveforms(w, torch.tensor([2, 3])).tolist()]
+    [[-1.0, 1.0, 0.0], [-1.225, 0.0, 1.225]]
+    """
+    real = (torch.arange(wavs.shape[1], device=wavs.device)[None, :] < n_samples[:, None]).to(wavs.dtype)
+    count = n_samples.to(wavs.dtype).clamp_min(1).unsqueeze(1)
+    mean = (wavs * real).sum(dim=1, keepdim=True) / count
+    var = (((wavs - mean) * real) ** 2).sum(dim=1, keepdim=True) / count
+    return (wavs - mean) / torch.sqrt(var + 1e-7) * real
+
+
+class SSLEncoder(nn.Module):
+    """wav2vec2 / HuBERT / WavLM encoder returning the frames of a chosen layer.
+
+    Arguments
+    ---------
+    source : str
+        Hub id (``facebook/wav2vec2-base``) or local ``save_pretrained`` folder.
+    save_path : str
+        Download cache folder.
+    layer : int or str
+        ``"last"``, an index into HF ``hidden_states`` (negative counts from
+        the end), ``"mean"`` or ``"weighted"``.
+    freeze : bool
+        Freeze the whole encoder (features only).
+    freeze_feature_extractor : bool
+        Freeze the convolutional feature encoder (the papers' fine-tuning setup).
+    model_type : str, optional
+        ``wav2vec2``, ``hubert`` or ``wavlm``; read from the model config when omitted.
+    drop_upper_layers : bool
+        With an integer ``layer``, delete the transformer layers above it.
+    apply_spec_augment : bool
+        HF's SpecAugment-style time masking during training.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from speechbrain_ext.testing.tiny_models import write_tiny_ssl
+    >>> path = write_tiny_ssl(tempfile.mkdtemp(), "wav2vec2")
+    >>> enc = SSLEncoder(path, tempfile.mkdtemp(), layer=2)
+    >>> frames, lens = enc(torch.randn(2, 16000), torch.tensor([1.0, 0.5]))
+    >>> frames.shape, enc.n_layers, [round(x, 3) for x in lens.tolist()]
+    (torch.Size([2, 49, 64]), 2, [1.0, 0.49])
+    """
+
+    def __init__(
+        self,
+        source: str,
+        save_path: str,
+        layer: int | str = "last",
+        freeze: bool = False,
+        freeze_feature_extractor: bool = True,
+        model_type: str | None = None,
+        drop_upper_layers: bool = True,
+        apply_spec_augment: bool = False,
+    ):
+        super().__init__()
+        if model_type is None:
+            from transformers import AutoConfig
+
+            model_type = AutoConfig.from_pretrained(source, cache_dir=save_path).model_type
+        if model_type not in WRAPPERS:
+            raise ValueError(f"{source}: model type {model_type!r} is not one of {sorted(WRAPPERS)}")
+        wrapper = _import(WRAPPERS[model_type])
+        self.ssl_model = wrapper(
+            source,
+            save_path,
+            freeze=freeze,
+            freeze_feature_extractor=freeze_feature_extractor,
+            apply_spec_augment=apply_spec_augment,
+        )
+        self.freeze = freeze
+        self.model_type = model_type
+        model = self.ssl_model.model
+        self.normalize = bool(getattr(self.ssl_model.feature_extractor, "do_normalize", False))
+        self.use_attention_mask = bool(getattr(self.ssl_model.feature_extractor, "return_attention_mask", True))
+        total = model.config.num_hidden_layers
+        if isinstance(layer, str) and layer not in ("last", "mean", "weighted"):
+            raise ValueError(f"layer must be an int, 'last', 'mean' or 'weighted', got {layer!r}")
+        if not isinstance(layer, str):
+            layer = int(layer)
+            if not -(total + 1) <= layer <= total:
+                raise ValueError(f"{source} has hidden states 0..{total}; layer {layer} does not exist")
+            layer %= total + 1
+            if drop_upper_layers and layer < total:
+                self._truncate(layer)
+        self.layer = layer
+        self.layer_weights = nn.Parameter(torch.zeros(model.config.num_hidden_layers + 1)) if layer == "weighted" else None
+
+    def _truncate(self, keep: int) -> None:
+        """Keep the first ``keep`` transformer layers; drop a final layer norm that only the full stack applies."""
+        model = self.ssl_model.model
+        model.encoder.layers = model.encoder.layers[:keep]
+        if getattr(model.config, "do_stable_layer_norm", False):
+            model.encoder.layer_norm = nn.Identity()
+        model.config.num_hidden_layers = keep
+
+    @property
+    def n_layers(self) -> int:
+        """Transformer layers actually computed."""
+        return len(self.ssl_model.model.encoder.layers)
+
+    @property
+    def output_dim(self) -> int:
+        """Frame dimension."""
+        return self.ssl_model.model.config.hidden_size
+
+    def frame_lengths(self, n_samples: torch.Tensor) -> torch.Tensor:
+        """Frames produced by the convolutional front end for ``n_samples`` samples."""
+        return self.ssl_model.model._get_feat_extract_output_lengths(n_samples)
+
+    def forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode a padded batch.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``(batch, samples)`` 16 kHz waveforms.
+        wav_lens : torch.Tensor, optional
+            Relative lengths (SpeechBrain convention).
+
+        Returns
+        -------
+        frames : torch.Tensor
+            ``(batch, frames, dim)`` of the selected layer (or combination).
+        frame_lens : torch.Tensor
+            Relative frame lengths, exact for the convolutional front end.
+        """
+        if wav_lens is None:
+            wav_lens = torch.ones(wavs.shape[0], device=wavs.device)
+        n_samples = torch.round(wav_lens * wavs.shape[1]).long().clamp(min=1)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+            return self._encode(wavs, n_samples)
+
+    def _encode(self, wavs, n_samples):
+        if self.normalize:
+            wavs = normalize_waveforms(wavs, n_samples)
+        attention_mask = None
+        if self.use_attention_mask:
+            attention_mask = (torch.arange(wavs.shape[1], device=wavs.device)[None, :] < n_samples[:, None]).long()
+        need_all = self.layer in ("mean", "weighted") or (isinstance(self.layer, int) and self.layer < self.n_layers)
+        out = self.ssl_model.model(wavs, attention_mask=attention_mask, output_hidden_states=need_all)
+        if self.layer == "last" or (isinstance(self.layer, int) and not need_all):
+            frames = out.last_hidden_state
+        elif isinstance(self.layer, int):
+            frames = out.hidden_states[self.layer]
+        else:
+            stacked = torch.stack(out.hidden_states, dim=0)
+            if self.layer == "mean":
+                frames = stacked.mean(dim=0)
+            else:
+                weights = torch.softmax(self.layer_weights, dim=0).to(stacked.dtype)
+                frames = torch.einsum("l,lbtd->btd", weights, stacked)
+        frame_lens = self.frame_lengths(n_samples).to(frames.device).float() / frames.shape[1]
+        return frames, frame_lens.clamp(max=1.0)
