@@ -40,6 +40,16 @@ def resample(signal: torch.Tensor, orig_sr: int, new_sr: int = TARGET_SAMPLE_RAT
     return _resampler(int(orig_sr), int(new_sr))(signal)
 
 
+def _checked(path: str | os.PathLike) -> str:
+    """The path as a string, after the missing and empty-file checks."""
+    path = str(path)
+    if not os.path.isfile(path):
+        raise AudioLoadError(f"{path}: file not found")
+    if os.path.getsize(path) == 0:
+        raise AudioLoadError(f"{path}: empty file (0 bytes)")
+    return path
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int = TARGET_SAMPLE_RATE, start: int = 0, stop: int | None = None) -> torch.Tensor:
     """Read an audio file as a mono float32 tensor at ``sample_rate``.
 
@@ -72,11 +82,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int = TARGET_SAMPLE_RATE, s
     >>> load_audio(path).shape
     torch.Size([16000])
     """
-    path = str(path)
-    if not os.path.isfile(path):
-        raise AudioLoadError(f"{path}: file not found")
-    if os.path.getsize(path) == 0:
-        raise AudioLoadError(f"{path}: empty file (0 bytes)")
+    path = _checked(path)
     try:
         data, file_sr = soundfile.read(path, start=start, stop=stop, dtype="float32", always_2d=True)
     except Exception as err:  # soundfile raises several types for bad headers
@@ -85,3 +91,43 @@ def load_audio(path: str | os.PathLike, sample_rate: int = TARGET_SAMPLE_RATE, s
         raise AudioLoadError(f"{path}: holds no audio samples")
     signal = torch.from_numpy(data).mean(dim=1)
     return resample(signal, file_sr, sample_rate)
+
+
+def audio_frames(path: str | os.PathLike) -> tuple[int, int]:
+    """``(frames, sample_rate)`` of a file from its header, with the same errors as :func:`load_audio`.
+
+    Example
+    -------
+    >>> import tempfile, numpy
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
+    >>> soundfile.write(path, numpy.zeros(24000), 48000)
+    >>> audio_frames(path)
+    (24000, 48000)
+    """
+    path = _checked(path)
+    try:
+        info = soundfile.info(path)
+    except Exception as err:
+        raise AudioLoadError(f"{path}: cannot be decoded as audio ({err})") from err
+    if info.frames <= 0:
+        raise AudioLoadError(f"{path}: holds no audio samples")
+    return int(info.frames), int(info.samplerate)
+
+
+def iter_chunks(path: str | os.PathLike, chunk_seconds: float, sample_rate: int = TARGET_SAMPLE_RATE):
+    """Yield ``(start_seconds, mono chunk at sample_rate)`` reading one chunk at a time.
+
+    Only one chunk is in memory at once, whatever the file's length.
+
+    Example
+    -------
+    >>> import tempfile, numpy
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
+    >>> soundfile.write(path, numpy.zeros(50000), 16000)
+    >>> [(start, len(chunk)) for start, chunk in iter_chunks(path, 1.5)]
+    [(0.0, 24000), (1.5, 24000), (3.0, 2000)]
+    """
+    frames, file_sr = audio_frames(path)
+    step = max(1, int(round(chunk_seconds * file_sr)))
+    for start in range(0, frames, step):
+        yield start / file_sr, load_audio(path, sample_rate, start=start, stop=min(frames, start + step))

@@ -1,0 +1,236 @@
+"""Inference interfaces, export, model card, publishing and the command line."""
+
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from hyperpyyaml import load_hyperpyyaml
+
+from speechbrain_ext.audio import AudioLoadError, load_audio
+from speechbrain_ext.hub import export_model, publish
+from speechbrain_ext.inference import EmotionClassifier, EmotionRegressor
+from speechbrain_ext.reports import metrics_table
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_IDS = ["03-01-05-02-01-01-23", "03-01-04-01-02-02-24", "03-01-08-02-02-01-23"]
+
+
+@pytest.fixture(scope="module")
+def exported(trained_ravdess_baseline, tmp_path_factory):
+    return export_model(trained_ravdess_baseline["folder"] / "hyperparams.yaml", tmp_path_factory.mktemp("export") / "ravdess_model")
+
+
+@pytest.fixture(scope="module")
+def classifier(exported, tmp_path_factory):
+    return EmotionClassifier.from_hparams(source=str(exported), savedir=str(tmp_path_factory.mktemp("cache")))
+
+
+def wav_of(corpus, utt):
+    return str(corpus / f"Actor_{utt[-2:]}" / f"{utt}.wav")
+
+
+def test_export_folder_and_model_card(exported, trained_ravdess_baseline):
+    names = {p.name for p in exported.iterdir()}
+    assert {"hyperparams.yaml", "ssl.ckpt", "model.ckpt", "label_encoder.txt", "label_encoder.ckpt", "custom_interface.py", "README.md"} <= names
+    card = (exported / "README.md").read_text()
+    report = json.loads((trained_ravdess_baseline["folder"] / "test_report.json").read_text())
+    assert card.startswith("---\nlibrary_name: speechbrain\n")
+    assert metrics_table(report) in card  # the table is the report's, never typed by hand
+    assert '"merge_calm": true' in card and "RAVDESS" in card
+    assert "EU AI Act" in card and "foreign_class" in card
+    hparams = (exported / "hyperparams.yaml").read_text()
+    assert "data_folder" not in hparams and "opt_class" not in hparams
+
+
+def test_fresh_process_both_loaders_match_evaluation(exported, trained_ravdess_baseline, synthetic_ravdess, tmp_path):
+    script = f"""
+import json
+from speechbrain.inference.interfaces import foreign_class
+from speechbrain_ext.inference import EmotionClassifier
+ours = EmotionClassifier.from_hparams(source={str(exported)!r}, savedir={str(tmp_path / "a")!r})
+theirs = foreign_class(source={str(exported)!r}, pymodule_file="custom_interface.py", classname="EmotionClassifier", savedir={str(tmp_path / "b")!r})
+out = {{}}
+for name, model in (("ours", ours), ("foreign_class", theirs)):
+    for utt in {TEST_IDS!r}:
+        out_prob, score, index, lab = model.classify_file({str(synthetic_ravdess)!r} + f"/Actor_{{utt[-2:]}}/{{utt}}.wav")
+        out[name + utt] = {{"probs": out_prob.exp()[0].tolist(), "label": lab[0]}}
+print("RESULT" + json.dumps(out))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.split("RESULT", 1)[1])
+    rows = {r.split(",")[0]: r.split(",") for r in (trained_ravdess_baseline["folder"] / "test_predictions.csv").read_text().splitlines()[1:]}
+    for loader in ("ours", "foreign_class"):
+        for utt in TEST_IDS:
+            expected = torch.tensor([float(v) for v in rows[utt][3:]])
+            torch.testing.assert_close(torch.tensor(result[loader + utt]["probs"]), expected, atol=1e-5, rtol=0)
+            assert result[loader + utt]["label"] == rows[utt][2]
+
+
+def test_48k_stereo_equals_16k_mono(classifier, synthetic_ravdess, tmp_path):
+    mono16 = load_audio(wav_of(synthetic_ravdess, TEST_IDS[0])).numpy()
+    soundfile.write(tmp_path / "mono16.wav", mono16, 16000, subtype="FLOAT")
+    # an independent resampler (sox) makes the 48 kHz stereo copy
+    subprocess.run(
+        ["sox", "-D", str(tmp_path / "mono16.wav"), "-b", "32", "-e", "floating-point", "-c", "2", str(tmp_path / "stereo48.wav"), "rate", "-v", "48000"],
+        check=True,
+    )
+    assert soundfile.info(tmp_path / "stereo48.wav").channels == 2
+    a, _, _, lab_a = classifier.classify_file(tmp_path / "mono16.wav")
+    b, _, _, lab_b = classifier.classify_file(tmp_path / "stereo48.wav")
+    torch.testing.assert_close(a.exp(), b.exp(), atol=2e-3, rtol=0)
+    assert lab_a == lab_b
+
+
+@pytest.mark.parametrize("content,problem", [(b"", "empty file"), (b"RIFF1234WAVEjunk", "cannot be decoded"), (None, "no audio samples")])
+def test_bad_files_are_named(classifier, tmp_path, content, problem):
+    path = tmp_path / "bad.wav"
+    if content is None:
+        soundfile.write(path, np.zeros(0), 16000)
+    else:
+        path.write_bytes(content)
+    for call in (lambda: classifier.classify_file(path), lambda: classifier.classify_file(path, segments=True)):
+        with pytest.raises(AudioLoadError, match=problem) as err:
+            call()
+        assert str(path) in str(err.value)
+
+
+def test_timeline(classifier, synthetic_ravdess, tmp_path):
+    parts = [load_audio(wav_of(synthetic_ravdess, utt)) for utt in TEST_IDS]
+    signal = torch.cat(parts).numpy()
+    soundfile.write(tmp_path / "long.wav", signal, 16000, subtype="FLOAT")
+    timeline = classifier.classify_file(tmp_path / "long.wav", segments=True)
+    duration = len(signal) / 16000
+    assert timeline[0].start == 0.0 and timeline[0].end == 2.0
+    assert [s.start for s in timeline] == [float(i) for i in range(len(timeline))]
+    assert timeline[-1].end <= duration + 1e-6 and timeline[-1].end > duration - 2.0
+    for seg in timeline:
+        assert seg.label in classifier.labels
+        assert sum(seg.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+        assert seg.label == max(seg.probabilities, key=seg.probabilities.get)
+    # the first window is the head applied to the mean of the first 100 frames
+    with torch.no_grad():
+        frames = classifier.mods.ssl(torch.tensor(signal).unsqueeze(0), torch.ones(1))
+        expected = classifier.hparams.log_softmax(classifier.mods.classifier(frames[:, :100].mean(1))).exp()[0]
+    assert list(timeline[0].probabilities.values()) == pytest.approx(expected.tolist(), abs=1e-5)
+
+
+def _peak_rss_mb(exported, path, tmp_path):
+    script = f"""
+import resource
+from speechbrain_ext.inference import EmotionClassifier
+m = EmotionClassifier.from_hparams(source={str(exported)!r}, savedir={str(tmp_path / "c")!r})
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+m.classify_file({str(path)!r})
+print("PEAK", (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return float(proc.stdout.split("PEAK", 1)[1])
+
+
+def test_ten_minute_file_in_bounded_memory(exported, synthetic_ravdess, tmp_path):
+    piece = load_audio(wav_of(synthetic_ravdess, TEST_IDS[0])).numpy()
+    minute = np.tile(piece, int(np.ceil(60 * 16000 / len(piece))))[: 60 * 16000]
+    with soundfile.SoundFile(tmp_path / "ten_minutes.wav", "w", 16000, 1) as handle:
+        for _ in range(10):
+            handle.write(minute)
+    soundfile.write(tmp_path / "thirty_seconds.wav", minute[: 30 * 16000], 16000)
+    short = _peak_rss_mb(exported, tmp_path / "thirty_seconds.wav", tmp_path)
+    long = _peak_rss_mb(exported, tmp_path / "ten_minutes.wav", tmp_path)
+    # One 30 s chunk at a time: ten minutes need no more memory than one chunk
+    # (unchunked, the tiny encoder's first conv layer alone would take ~1.2 GB).
+    assert long - short < 100, f"10-minute file: +{long:.0f} MB peak over a 30 s file (+{short:.0f} MB)"
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
+
+
+def _family_folder(template, tiny_models, folder, extra=None):
+    """A model folder for one pretrained_hparams family, with random tiny weights."""
+    overrides = {"ssl_hub": tiny_models["wav2vec2"], "encoder_dim": 64, "ssl_cache": str(folder / "ssl_cache"), **(extra or {})}
+    text = (REPO / "pretrained_hparams" / template).read_text()
+    if "n_classes" in text:
+        overrides["n_classes"] = 3
+    hparams = load_hyperpyyaml(text, overrides)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(hparams["ssl"].state_dict(), folder / "ssl.ckpt")
+    torch.save(hparams["model"].state_dict(), folder / "model.ckpt")
+    if "n_classes" in overrides:
+        encoder = hparams["label_encoder"]
+        encoder.update_from_iterable(["angry", "neutral", "sad"])
+        encoder.save(folder / "label_encoder.ckpt")
+    lines = [line for line in text.splitlines() if not any(line.startswith(f"{k}:") for k in overrides)]
+    (folder / "hyperparams.yaml").write_text("\n".join(f"{k}: {v}" for k, v in overrides.items()) + "\n" + "\n".join(lines) + "\n")
+    return folder, hparams
+
+
+def test_bayesian_family_uncertainty(tiny_models, synthetic_ravdess, tmp_path):
+    folder, _ = _family_folder("emotion_ssl_bayes.yaml", tiny_models, tmp_path / "bayes")
+    model = EmotionClassifier.from_hparams(source=str(folder), savedir=str(tmp_path / "c"))
+    assert model.is_bayesian
+    path = wav_of(synthetic_ravdess, TEST_IDS[1])
+    deterministic = model.classify_file(path)[0].exp()
+    u = model.uncertainty_file(path, n_samples=300)
+    assert u["mean_probs"].shape == (1, 3) and u["std_probs"].shape == (1, 3)
+    assert u["mean_probs"].sum().item() == pytest.approx(1.0, abs=1e-5)
+    assert u["entropy"].item() >= u["mutual_information"].item() > 0
+    assert u["std_probs"].max() > 0
+    # a collapsed posterior makes the MC average the mean-weights answer
+    with torch.no_grad():
+        model.mods.classifier.weight_log_sigma.fill_(-30.0)
+        model.mods.classifier.bias_log_sigma.fill_(-30.0)
+    torch.testing.assert_close(model.classify_file(path, n_samples=50)[0].exp(), deterministic, atol=1e-5, rtol=0)
+    assert model.uncertainty_file(path, n_samples=50)["mutual_information"].item() < 1e-6
+
+
+def test_regressor_family(tiny_models, synthetic_ravdess, tmp_path):
+    folder, _ = _family_folder("intensity_ssl_regressor.yaml", tiny_models, tmp_path / "reg")
+    model = EmotionRegressor.from_hparams(source=str(folder), savedir=str(tmp_path / "c"))
+    path = wav_of(synthetic_ravdess, TEST_IDS[2])
+    result = model.predict_file(path)
+    assert list(result) == ["Anger", "Boredom", "Calmness", "Concentration", "Determination", "Excitement", "Interest", "Sadness", "Tiredness"]
+    assert all(0.0 <= v <= 1.0 for v in result.values())
+    batch = model.predict_batch(load_audio(path).unsqueeze(0))[0]
+    assert list(result.values()) == pytest.approx(batch.tolist(), abs=1e-5)
+
+
+@pytest.mark.parametrize("template", ["emotion_ssl_segments.yaml", "emotion_ssl_attention.yaml"])
+def test_segment_and_attention_families(tiny_models, synthetic_ravdess, tmp_path, template):
+    folder, _ = _family_folder(template, tiny_models, tmp_path / "m")
+    model = EmotionClassifier.from_hparams(source=str(folder), savedir=str(tmp_path / "c"))
+    path = wav_of(synthetic_ravdess, TEST_IDS[0])
+    from_file = model.classify_file(path)
+    from_batch = model.classify_batch(load_audio(path).unsqueeze(0))
+    torch.testing.assert_close(from_file[0], from_batch[0], atol=1e-5, rtol=0)
+    assert from_file[3][0] in ("angry", "neutral", "sad")
+
+
+def test_command_line(exported, synthetic_ravdess, tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"not audio")
+    files = [wav_of(synthetic_ravdess, utt) for utt in TEST_IDS[:2]]
+    cmd = [sys.executable, "-m", "speechbrain_ext.classify", "--model", str(exported), "--savedir", str(tmp_path / "c"), *files, str(bad), "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 1, proc.stderr[-2000:]  # one file failed, the others were classified
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [r["file"] for r in results] == [*files, str(bad)]
+    assert all(set(r["probabilities"]) == set(json.loads(json.dumps(r))["probabilities"]) for r in results[:2])
+    assert str(bad) in results[2]["error"]
+    proc = subprocess.run([*cmd[:7], files[0], "--segments"], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0 and " s  " in proc.stdout
+
+
+def test_publish_dry_run_and_checks(exported, capsys, tmp_path):
+    files = publish(exported, "org/ravdess-tiny", dry_run=True)
+    assert {"hyperparams.yaml", "model.ckpt", "ssl.ckpt", "README.md", "custom_interface.py"} <= set(files)
+    out = capsys.readouterr().out
+    assert "[dry run] would upload" in out and "https://huggingface.co/org/ravdess-tiny" in out
+    with pytest.raises(FileNotFoundError, match="not an exported model folder"):
+        publish(tmp_path, "org/x", dry_run=True)
+    with pytest.raises(ValueError, match="org/name"):
+        publish(exported, "no-slash", dry_run=True)
