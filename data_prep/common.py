@@ -521,7 +521,7 @@ class Preparation:
         infos, _ = check_audio({i.utt_id: str(i.path) for its in items.values() for i in its}, skip_bad_files)
         manifests: dict[str, dict] = {}
         formats: Counter = Counter()
-        root = self.data_folder.resolve()
+        root = self.data_folder
         for split, split_items in items.items():
             manifest = {}
             for item in sorted(split_items, key=lambda i: i.utt_id):
@@ -536,16 +536,23 @@ class Preparation:
         return paths
 
 
-def to_data_root(path: str | os.PathLike, root: Path) -> str:
+def to_data_root(path: str | os.PathLike, root: str | os.PathLike) -> str:
     """``path`` under ``root`` written with the ``{data_root}`` placeholder.
+
+    Symbolic links in either path are allowed: the link-preserving absolute
+    paths are tried first, then the resolved ones.
 
     Example
     -------
-    >>> to_data_root("/corpora/iemocap/Session1/a.wav", Path("/corpora/iemocap"))
+    >>> to_data_root("/corpora/iemocap/Session1/a.wav", "/corpora/iemocap")
     '{data_root}/Session1/a.wav'
     """
-    rel = Path(os.path.abspath(path)).relative_to(root)
-    return f"{DATA_ROOT}/{rel.as_posix()}"
+    for base, target in ((Path(os.path.abspath(root)), Path(os.path.abspath(path))), (Path(root).resolve(), Path(path).resolve())):
+        try:
+            return f"{DATA_ROOT}/{target.relative_to(base).as_posix()}"
+        except ValueError:
+            continue
+    raise PreparationError(f"{path}: not inside the corpus folder {root}")
 
 
 def index_audio(folder: str | os.PathLike, suffixes: Sequence[str] = (".wav",)) -> dict[str, Path]:

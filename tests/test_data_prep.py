@@ -415,3 +415,10 @@ def test_editing_a_label_file_reprepares(corpora, tmp_path, name, label_file):
     target.write_text(target.read_text() + "\n")
     PREPARE[name](corpus, tmp_path / "prep")
     assert Path(paths["train"]).stat().st_mtime_ns != stamp
+
+
+def test_corpus_behind_a_symbolic_link(corpora, tmp_path):
+    link = tmp_path / "linked_corpus"
+    link.symlink_to(corpora["FESC"], target_is_directory=True)
+    paths = prepare_fesc(link, tmp_path / "p", fold=1)
+    assert all(e["wav"].startswith("{data_root}/wav/") for p in paths.values() for e in load(p).values())
