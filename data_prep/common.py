@@ -7,6 +7,7 @@ speaker-leakage check that ends every preparation, and the per-split summary.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import logging
@@ -190,20 +191,6 @@ def audio_info(path: str | os.PathLike) -> tuple[float, int, int]:
     return info.frames / info.samplerate, int(info.samplerate), int(info.channels)
 
 
-def audio_duration(path: str | os.PathLike) -> float:
-    """Duration in seconds of an audio file (see :func:`audio_info` for the errors).
-
-    Example
-    -------
-    >>> import tempfile, numpy, soundfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "x.wav")
-    >>> soundfile.write(path, numpy.zeros(8000), 16000)
-    >>> audio_duration(path)
-    0.5
-    """
-    return audio_info(path)[0]
-
-
 def check_audio(
     paths: Mapping[str, str], skip_bad_files: bool = False, progress: bool | None = None
 ) -> tuple[dict[str, tuple[float, int, int]], list[AudioFileError]]:
@@ -239,12 +226,6 @@ def check_audio(
     if bad:
         print(f"Dropped {len(bad)} unusable audio file(s):\n" + "\n".join(f"  {err}" for err in bad))
     return infos, bad
-
-
-def check_durations(paths: Mapping[str, str], skip_bad_files: bool = False) -> tuple[dict[str, float], list[AudioFileError]]:
-    """Durations of every file (see :func:`check_audio`)."""
-    infos, bad = check_audio(paths, skip_bad_files)
-    return {utt: info[0] for utt, info in infos.items()}, bad
 
 
 def check_labels(values: Iterable[str], allowed: Iterable[str], where: str, what: str = "label") -> None:
@@ -465,7 +446,11 @@ class Preparation:
     ):
         self.corpus = corpus
         self.data_folder, self.save_folder = Path(data_folder), Path(save_folder)
-        stamps = {str(f): [f.stat().st_size, f.stat().st_mtime_ns] for f in map(Path, label_files) if f.is_file()}
+        stamps = {}
+        for label_file in map(Path, label_files):
+            if label_file.is_file():
+                stat = label_file.stat()
+                stamps[str(label_file)] = [stat.st_size, stat.st_mtime_ns]
         self.options = {"corpus": corpus, "data_folder": str(self.data_folder.resolve()), **options, "label_files": stamps}
         self.outputs = {name: str(self.save_folder / f"{name}.json") for name in splits}
         self.layout_hint = layout_hint
@@ -553,6 +538,30 @@ def to_data_root(path: str | os.PathLike, root: str | os.PathLike) -> str:
         except ValueError:
             continue
     raise PreparationError(f"{path}: not inside the corpus folder {root}")
+
+
+def prepare_parser(description: str) -> argparse.ArgumentParser:
+    """Command-line parser with the arguments every ``python -m data_prep.<corpus>`` shares.
+
+    Example
+    -------
+    >>> args = prepare_parser("demo").parse_args(["/data/x", "prep", "--allow-subset"])
+    >>> args.allow_subset, args.skip_bad_files
+    (True, False)
+    """
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data_folder")
+    parser.add_argument("save_folder")
+    parser.add_argument("--allow-subset", action="store_true", help="prepare a partial corpus on purpose")
+    parser.add_argument("--skip-bad-files", action="store_true", help="list and drop unusable audio instead of failing")
+    return parser
+
+
+def parse_prepare_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line and show the preparation's log messages."""
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    return args
 
 
 def index_audio(folder: str | os.PathLike, suffixes: Sequence[str] = (".wav",)) -> dict[str, Path]:

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-from data_prep.common import PreparationError
+from data_prep.common import Item, Preparation, PreparationError
 
 PARTITIONS = ("train", "devel", "test")
+#: Manifest name of each challenge partition (devel validates).
+SPLIT_NAMES = {"train": "train", "devel": "valid", "test": "test"}
 MASKED = {"?", "", "nan", "none", "null"}
 
 
@@ -134,3 +137,73 @@ def partition_is_labelled(rows: list[dict], columns: list[str], where: str) -> b
         lines = [r["line"] for r, m in zip(rows, masked) if m][:5]
         raise PreparationError(f"{where}: some rows are labelled and some masked (e.g. lines {lines}); a partition is either fully labelled or fully masked")
     return not all(masked)
+
+
+def prepare_challenge_package(
+    corpus: str,
+    data_folder: str | os.PathLike,
+    save_folder: str | os.PathLike,
+    columns: list[str],
+    labels_of: Callable[[dict, str], dict],
+    label_key: str,
+    allow_subset: bool = False,
+    skip_bad_files: bool = False,
+    check_partition: Callable[[list[dict], str], None] | None = None,
+    extra_summary: dict | None = None,
+) -> dict[str, str]:
+    """Prepare a ComParE package: ``train``/``devel``/``test`` become ``train``/``valid``/``test`` manifests.
+
+    Entries hold ``partition`` and ``labelled``; a labelled partition's
+    entries add ``labels_of(row, where)``, a masked partition's nothing.
+
+    Arguments
+    ---------
+    corpus : str
+        Corpus name.
+    data_folder, save_folder : str or PathLike
+        Package root and output folder.
+    columns : list of str
+        Label columns of ``lab/*.csv``.
+    labels_of : callable
+        ``(row, label file) -> dict`` of manifest label fields; raises on a bad value.
+    label_key : str
+        Field the summary counts.
+    allow_subset, skip_bad_files : bool
+        As every ``prepare_<corpus>``.
+    check_partition : callable, optional
+        ``(rows, label file)`` check of a labelled partition as a whole (e.g. the label set).
+    extra_summary : dict, optional
+        Facts added to ``summary.json``.
+
+    Returns
+    -------
+    dict
+        Split name -> manifest path.
+    """
+    options = {"allow_subset": allow_subset, "skip_bad_files": skip_bad_files}
+    prep = Preparation(
+        corpus, data_folder, save_folder, options, list(SPLIT_NAMES.values()), "wav/ and lab/{train,devel,test}.csv inside", label_files(data_folder)
+    )
+    if prep.done():
+        return prep.outputs
+    rows = {p: read_partition(data_folder, p, columns) for p in PARTITIONS}
+    audio = resolve_audio(data_folder, rows, allow_subset)
+    items: dict[str, list[Item]] = {}
+    masked_partitions = []
+    for partition, partition_rows in rows.items():
+        where = str(Path(data_folder) / "lab" / f"{partition}.csv")
+        labelled = partition_is_labelled(partition_rows, columns, where)
+        if not labelled:
+            masked_partitions.append(partition)
+        elif check_partition is not None:
+            check_partition(partition_rows, where)
+        split_items = []
+        for row in partition_rows:
+            labels = labels_of(row, where) if labelled else {}
+            if row["filename"] not in audio:
+                continue
+            stem = Path(row["filename"]).stem
+            split_items.append(Item(stem, audio[row["filename"]], stem, {"partition": partition, "labelled": labelled, **labels}))
+        items[SPLIT_NAMES[partition]] = split_items
+    summary = {"protocol": "challenge partitions", **(extra_summary or {}), "masked_partitions": masked_partitions}
+    return prep.write(items, label_key, skip_bad_files, extra_summary=summary)

@@ -24,13 +24,12 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
 import csv
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from data_prep.common import Item, Preparation, PreparationError, check_labels, leave_one_speaker_out
+from data_prep.common import Item, Preparation, PreparationError, check_labels, leave_one_speaker_out, parse_prepare_args, prepare_parser
 
 logger = logging.getLogger(__name__)
 
@@ -132,15 +131,10 @@ def prepare_fesc(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry: ``python -m data_prep.fesc DATA_FOLDER SAVE_FOLDER [--fold K]``."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data_folder")
-    parser.add_argument("save_folder")
+    parser = prepare_parser(__doc__)
     parser.add_argument("--fold", type=int, default=1)
     parser.add_argument("--listing", default="listing.csv")
-    parser.add_argument("--allow-subset", action="store_true")
-    parser.add_argument("--skip-bad-files", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
+    args = parse_prepare_args(parser, argv)
     prepare_fesc(args.data_folder, args.save_folder, fold=args.fold, listing=args.listing, allow_subset=args.allow_subset, skip_bad_files=args.skip_bad_files)
 
 

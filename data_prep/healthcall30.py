@@ -26,20 +26,18 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from data_prep.common import Item, Preparation, check_labels
-from data_prep.compare import PARTITIONS, label_files, normalise, partition_is_labelled, read_partition, resolve_audio
+from data_prep.common import check_labels, parse_prepare_args, prepare_parser
+from data_prep.compare import normalise, prepare_challenge_package
 
 logger = logging.getLogger(__name__)
 
 REQUESTS = ("affil", "presta")
 COMPLAINTS = ("no", "yes")
 JOINT = tuple(f"{c}_{r}" for r in REQUESTS for c in COMPLAINTS)
-SPLIT_NAMES = {"train": "train", "devel": "valid", "test": "test"}
 
 
 def joint_label(complaint: str, request: str) -> str:
@@ -92,47 +90,35 @@ def prepare_healthcall30(
     dict
         Split name -> manifest path.
     """
-    options = {"allow_subset": allow_subset, "skip_bad_files": skip_bad_files}
-    prep = Preparation(
-        "HealthCall30", data_folder, save_folder, options, list(SPLIT_NAMES.values()), "wav/ and lab/{train,devel,test}.csv inside", label_files(data_folder)
+    return prepare_challenge_package(
+        "HealthCall30",
+        data_folder,
+        save_folder,
+        ["request", "complaint"],
+        _labels,
+        "joint",
+        allow_subset,
+        skip_bad_files,
+        check_partition=_check_label_sets,
     )
-    if prep.done():
-        return prep.outputs
-    rows = {p: read_partition(data_folder, p, ["request", "complaint"]) for p in PARTITIONS}
-    audio = resolve_audio(data_folder, rows, allow_subset)
-    items: dict[str, list[Item]] = {}
-    masked_partitions = []
-    for partition, partition_rows in rows.items():
-        where = str(Path(data_folder) / "lab" / f"{partition}.csv")
-        labelled = partition_rows if partition_is_labelled(partition_rows, ["request", "complaint"], where) else []
-        check_labels((normalise(r["request"]) for r in labelled), REQUESTS, where, "request")
-        check_labels((normalise(r["complaint"]) for r in labelled), COMPLAINTS, where, "complaint")
-        if not labelled:
-            masked_partitions.append(partition)
-        split_items = []
-        for row in partition_rows:
-            if row["filename"] not in audio:
-                continue
-            fields: dict = {"partition": partition, "labelled": bool(labelled)}
-            if labelled:
-                request, complaint = normalise(row["request"]), normalise(row["complaint"])
-                fields.update(request=request, complaint=complaint, joint=joint_label(complaint, request))
-            stem = Path(row["filename"]).stem
-            split_items.append(Item(stem, audio[row["filename"]], stem, fields))
-        items[SPLIT_NAMES[partition]] = split_items
-    summary = {"protocol": "challenge partitions", "masked_partitions": masked_partitions}
-    return prep.write(items, "joint", skip_bad_files, extra_summary=summary)
+
+
+def _check_label_sets(rows: list[dict], where: str) -> None:
+    """Every request and complaint value of a partition is known (the error lists the values seen)."""
+    check_labels((normalise(r["request"]) for r in rows), REQUESTS, where, "request")
+    check_labels((normalise(r["complaint"]) for r in rows), COMPLAINTS, where, "complaint")
+
+
+def _labels(row: dict, where: str) -> dict:
+    """Manifest label fields of a checked row."""
+    request, complaint = normalise(row["request"]), normalise(row["complaint"])
+    return {"request": request, "complaint": complaint, "joint": joint_label(complaint, request)}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry: ``python -m data_prep.healthcall30 DATA_FOLDER SAVE_FOLDER``."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data_folder")
-    parser.add_argument("save_folder")
-    parser.add_argument("--allow-subset", action="store_true")
-    parser.add_argument("--skip-bad-files", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
+    parser = prepare_parser(__doc__)
+    args = parse_prepare_args(parser, argv)
     prepare_healthcall30(args.data_folder, args.save_folder, allow_subset=args.allow_subset, skip_bad_files=args.skip_bad_files)
 
 

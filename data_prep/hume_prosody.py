@@ -21,19 +21,17 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from data_prep.common import Item, Preparation, PreparationError
-from data_prep.compare import PARTITIONS, label_files, partition_is_labelled, read_partition, resolve_audio
+from data_prep.common import PreparationError, parse_prepare_args, prepare_parser
+from data_prep.compare import prepare_challenge_package
 
 logger = logging.getLogger(__name__)
 
 EMOTIONS = ("Anger", "Boredom", "Calmness", "Concentration", "Determination", "Excitement", "Interest", "Sadness", "Tiredness")
-SPLIT_NAMES = {"train": "train", "devel": "valid", "test": "test"}
 
 
 def parse_intensities(row: dict, where: str) -> list[float]:
@@ -85,46 +83,21 @@ def prepare_hume_prosody(
     dict
         Split name -> manifest path.
     """
-    options = {"allow_subset": allow_subset, "skip_bad_files": skip_bad_files}
-    prep = Preparation(
-        "Hume-Prosody", data_folder, save_folder, options, list(SPLIT_NAMES.values()), "wav/ and lab/{train,devel,test}.csv inside", label_files(data_folder)
+    return prepare_challenge_package(
+        "Hume-Prosody", data_folder, save_folder, list(EMOTIONS), _labels, "dominant", allow_subset, skip_bad_files, extra_summary={"emotions": list(EMOTIONS)}
     )
-    if prep.done():
-        return prep.outputs
-    rows = {p: read_partition(data_folder, p, list(EMOTIONS)) for p in PARTITIONS}
-    audio = resolve_audio(data_folder, rows, allow_subset)
-    items: dict[str, list[Item]] = {}
-    masked_partitions = []
-    for partition, partition_rows in rows.items():
-        where = str(Path(data_folder) / "lab" / f"{partition}.csv")
-        labelled = partition_is_labelled(partition_rows, list(EMOTIONS), where)
-        if not labelled:
-            masked_partitions.append(partition)
-        split_items = []
-        for row in partition_rows:
-            values = parse_intensities(row, where) if labelled else None
-            if row["filename"] not in audio:
-                continue
-            fields: dict = {"partition": partition, "labelled": labelled}
-            if labelled:
-                fields["intensities"] = values
-                fields["dominant"] = EMOTIONS[max(range(len(values)), key=values.__getitem__)]
-            stem = Path(row["filename"]).stem
-            split_items.append(Item(stem, audio[row["filename"]], stem, fields))
-        items[SPLIT_NAMES[partition]] = split_items
-    summary = {"protocol": "challenge partitions", "emotions": list(EMOTIONS), "masked_partitions": masked_partitions}
-    return prep.write(items, "dominant", skip_bad_files, extra_summary=summary)
+
+
+def _labels(row: dict, where: str) -> dict:
+    """``intensities`` and the ``dominant`` emotion of a row."""
+    values = parse_intensities(row, where)
+    return {"intensities": values, "dominant": EMOTIONS[max(range(len(values)), key=values.__getitem__)]}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry: ``python -m data_prep.hume_prosody DATA_FOLDER SAVE_FOLDER``."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data_folder")
-    parser.add_argument("save_folder")
-    parser.add_argument("--allow-subset", action="store_true")
-    parser.add_argument("--skip-bad-files", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
+    parser = prepare_parser(__doc__)
+    args = parse_prepare_args(parser, argv)
     prepare_hume_prosody(args.data_folder, args.save_folder, allow_subset=args.allow_subset, skip_bad_files=args.skip_bad_files)
 
 

@@ -36,7 +36,6 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
 import logging
 import random
 import re
@@ -44,7 +43,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from data_prep.common import Item, Preparation, PreparationError, check_fold, check_labels
+from data_prep.common import Item, Preparation, PreparationError, check_fold, check_labels, parse_prepare_args, prepare_parser
 
 logger = logging.getLogger(__name__)
 
@@ -260,17 +259,12 @@ def prepare_iemocap(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry: ``python -m data_prep.iemocap DATA_FOLDER SAVE_FOLDER [--protocol --fold ...]``."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data_folder")
-    parser.add_argument("save_folder")
+    parser = prepare_parser(__doc__)
     parser.add_argument("--protocol", default="loso", choices=sorted(PROTOCOLS))
     parser.add_argument("--fold", type=int, default=1)
     parser.add_argument("--labels", default="4class", choices=["4class", "all"])
     parser.add_argument("--valid-gender", default="F", choices=["F", "M"])
-    parser.add_argument("--allow-subset", action="store_true")
-    parser.add_argument("--skip-bad-files", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
+    args = parse_prepare_args(parser, argv)
     prepare_iemocap(
         args.data_folder,
         args.save_folder,

@@ -21,14 +21,13 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from data_prep.common import Item, Preparation, PreparationError
+from data_prep.common import Item, Preparation, PreparationError, parse_prepare_args, prepare_parser
 
 logger = logging.getLogger(__name__)
 
@@ -193,14 +192,9 @@ def prepare_ravdess(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry: ``python -m data_prep.ravdess DATA_FOLDER SAVE_FOLDER``."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data_folder")
-    parser.add_argument("save_folder")
+    parser = prepare_parser(__doc__)
     parser.add_argument("--keep-calm", action="store_true", help="keep calm as an 8th class")
-    parser.add_argument("--allow-subset", action="store_true")
-    parser.add_argument("--skip-bad-files", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
+    args = parse_prepare_args(parser, argv)
     prepare_ravdess(args.data_folder, args.save_folder, merge_calm=not args.keep_calm, allow_subset=args.allow_subset, skip_bad_files=args.skip_bad_files)
 
 

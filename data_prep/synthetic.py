@@ -31,6 +31,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from data_prep.common import atomic_write_text
+
 
 @dataclass(frozen=True)
 class Style:
@@ -228,13 +230,17 @@ def ravdess_layout(
     return items, lambda root: None
 
 
-def _write(root: Path, relpath: str, text: str) -> None:
-    """Write a label file atomically (UTF-8)."""
-    target = root / relpath
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
+def challenge_partition(index: int, speakers: int) -> str:
+    """ComParE-style partition of the ``index``-th synthetic speaker: 60 % train, 20 % devel, the rest test.
+
+    Example
+    -------
+    >>> [challenge_partition(k, 5) for k in range(5)]
+    ['train', 'train', 'train', 'devel', 'test']
+    """
+    n_train = max(1, round(speakers * 0.6))
+    n_devel = max(1, round(speakers * 0.2))
+    return "train" if index < n_train else "devel" if index < n_train + n_devel else "test"
 
 
 ENGLISH_SENTENCES = [
@@ -330,8 +336,8 @@ def iemocap_layout(
                 emo.append("")
                 trans.append(f"{m['id']} [{m['start']:08.4f}-{m['end']:08.4f}]: {utt.text}.")
             trans.insert(1, "M: [BREATHING]")  # non-utterance lines occur in the real files
-            _write(root, f"Session{n}/dialog/EmoEvaluation/{dialog}.txt", "\n".join(emo) + "\n")
-            _write(root, f"Session{n}/dialog/transcriptions/{dialog}.txt", "\n".join(trans) + "\n")
+            atomic_write_text(root / f"Session{n}/dialog/EmoEvaluation/{dialog}.txt", "\n".join(emo) + "\n")
+            atomic_write_text(root / f"Session{n}/dialog/transcriptions/{dialog}.txt", "\n".join(trans) + "\n")
 
     return items, write_labels
 
@@ -365,7 +371,7 @@ def fesc_layout(speakers: int = 9, seed: int = 0, utterances_per_emotion: int = 
 
     def write_labels(root: Path) -> None:
         rows = ["path,speaker,emotion"] + [f"{u.relpath},{u.meta['speaker']},{u.meta['emotion']}" for u in items]
-        _write(root, "listing.csv", "\n".join(rows) + "\n")
+        atomic_write_text(root / "listing.csv", "\n".join(rows) + "\n")
 
     return items, write_labels
 
@@ -400,10 +406,8 @@ def healthcall30_layout(speakers: int = 12, seed: int = 0, files_per_speaker: in
     """
     items = []
     counters: dict[str, int] = {}
-    n_train = max(1, round(speakers * 0.6))
-    n_devel = max(1, round(speakers * 0.2))
     for k in range(speakers):
-        partition = "train" if k < n_train else "devel" if k < n_train + n_devel else "test"
+        partition = challenge_partition(k, speakers)
         spk = make_speaker(f"caller{k:02d}", "fr", male=k % 2 == 0, index=k, seed=seed)
         for i in range(files_per_speaker):
             complaint, request = [("no", "affil"), ("no", "presta"), ("yes", "affil"), ("yes", "presta")][(i + k) % 4]
@@ -420,7 +424,7 @@ def healthcall30_layout(speakers: int = 12, seed: int = 0, files_per_speaker: in
                 if u.meta["partition"] == partition:
                     labels = ("?", "?") if partition == "test" else (u.meta["request"], u.meta["complaint"])
                     rows.append(f"{Path(u.relpath).name},{labels[0]},{labels[1]}")
-            _write(root, f"lab/{partition}.csv", "\n".join(rows) + "\n")
+            atomic_write_text(root / f"lab/{partition}.csv", "\n".join(rows) + "\n")
 
     return items, write_labels
 
@@ -453,11 +457,9 @@ def hume_prosody_layout(speakers: int = 12, seed: int = 0, files_per_speaker: in
     the devel rows seen), the others partly correlated with it; test masked.
     """
     items = []
-    n_train = max(1, round(speakers * 0.6))
-    n_devel = max(1, round(speakers * 0.2))
     next_id = 10000
     for k in range(speakers):
-        partition = "train" if k < n_train else "devel" if k < n_train + n_devel else "test"
+        partition = challenge_partition(k, speakers)
         spk = make_speaker(f"hume{k:02d}", "en-us", male=k % 2 == 0, index=k, seed=seed)
         rng = random.Random(f"{seed}-hume-{k}")
         for i in range(files_per_speaker):
@@ -478,7 +480,7 @@ def hume_prosody_layout(speakers: int = 12, seed: int = 0, files_per_speaker: in
                 if u.meta["partition"] == partition:
                     values = ["?"] * 9 if partition == "test" else [f"{u.meta['intensities'][e]:.4f}" for e in HUME_EMOTIONS]
                     rows.append(f"{Path(u.relpath).name}," + ",".join(values))
-            _write(root, f"lab/{partition}.csv", "\n".join(rows) + "\n")
+            atomic_write_text(root / f"lab/{partition}.csv", "\n".join(rows) + "\n")
 
     return items, write_labels
 
@@ -520,7 +522,7 @@ def msp_improv_layout(speakers: int = 12, seed: int = 0, utterances_per_speaker:
             )
             lines.append("Evaluator01; Angry; ; ")
             lines.append("")
-        _write(root, "Evaluation.txt", "\n".join(lines))
+        atomic_write_text(root / "Evaluation.txt", "\n".join(lines))
 
     return items, write_labels
 

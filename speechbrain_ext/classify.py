@@ -26,11 +26,12 @@ def load_model(source: str, savedir: str | None = None):
     """Load an exported folder or hub repo with the interface its hparams call for."""
     from pathlib import Path
 
-    from speechbrain_ext.inference import EmotionClassifier, EmotionRegressor
+    from ruamel.yaml import YAML
+
+    from speechbrain_ext.inference import EmotionClassifier, interface_for
 
     hparams = Path(source) / "hyperparams.yaml"
-    regressor = hparams.is_file() and "regressor:" in hparams.read_text()
-    cls = EmotionRegressor if regressor else EmotionClassifier
+    cls = interface_for(YAML(typ="rt").load(hparams.read_text(encoding="utf-8"))) if hparams.is_file() else EmotionClassifier
     return cls.from_hparams(source=source, savedir=savedir or f"pretrained_models/{Path(source).name}")
 
 

@@ -23,18 +23,12 @@ load through ``from_pretrained`` from a hub id or a local folder, and adds:
 from __future__ import annotations
 
 import torch
+from speechbrain.integrations.huggingface.hubert import HuBERT
+from speechbrain.integrations.huggingface.wav2vec2 import Wav2Vec2
+from speechbrain.integrations.huggingface.wavlm import WavLM
 from torch import nn
 
-WRAPPERS = {
-    "wav2vec2": "speechbrain.integrations.huggingface.wav2vec2.Wav2Vec2",
-    "hubert": "speechbrain.integrations.huggingface.hubert.HuBERT",
-    "wavlm": "speechbrain.integrations.huggingface.wavlm.WavLM",
-}
-
-
-def _import(path: str):
-    module, name = path.rsplit(".", 1)
-    return getattr(__import__(module, fromlist=[name]), name)
+WRAPPERS = {"wav2vec2": Wav2Vec2, "hubert": HuBERT, "wavlm": WavLM}
 
 
 def normalize_waveforms(wavs: torch.Tensor, n_samples: torch.Tensor) -> torch.Tensor:
@@ -105,8 +99,7 @@ class SSLEncoder(nn.Module):
             model_type = AutoConfig.from_pretrained(source, cache_dir=save_path).model_type
         if model_type not in WRAPPERS:
             raise ValueError(f"{source}: model type {model_type!r} is not one of {sorted(WRAPPERS)}")
-        wrapper = _import(WRAPPERS[model_type])
-        self.ssl_model = wrapper(
+        self.ssl_model = WRAPPERS[model_type](
             source,
             save_path,
             freeze=freeze,

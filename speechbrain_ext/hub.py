@@ -25,6 +25,7 @@ from ruamel.yaml import YAML
 from speechbrain.utils.checkpoints import Checkpointer
 
 from data_prep.common import atomic_write_text
+from speechbrain_ext.inference import interface_for
 from speechbrain_ext.reports import REPORT_FILE, metrics_table
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "pretrained_hparams"
@@ -32,7 +33,6 @@ TEMPLATE = TEMPLATES / "emotion_ssl_linear.yaml"
 # Values copied from the training hparams into the inference hparams when both have them.
 CARRIED_KEYS = ("ssl_hub", "encoder_dim", "n_classes", "segment_size", "segment_hop", "segment_decision", "output_names", "n_outputs")
 REQUIRED_KEYS = ("ssl_hub", "encoder_dim", "save_folder")
-INTERFACES = {"emotion": "EmotionClassifier", "intensity": "EmotionRegressor"}
 
 CUSTOM_INTERFACE = '''"""Interface module for SpeechBrain's ``foreign_class``.
 
@@ -204,7 +204,7 @@ def export_model(train_hparams: str | Path, out: str | Path, checkpoint: str | P
     buffer = io.StringIO()
     yaml.dump(inference, buffer)
     atomic_write_text(out / "hyperparams.yaml", buffer.getvalue())
-    interface = INTERFACES["intensity" if "regressor" in inference else "emotion"]
+    interface = interface_for(inference).__name__
     atomic_write_text(out / "custom_interface.py", CUSTOM_INTERFACE.format(source=out.name, classname=interface))
     run_folder = Path(values.get("output_folder", Path(train_hparams).parent))
     report_path = run_folder / REPORT_FILE

@@ -126,6 +126,10 @@ class EmotionClassifier(_SSLInterface):
                 return torch.log(self._mc(embeddings, n_samples).mean_probs.clamp_min(1e-12))
             return self.hparams.log_softmax(self.mods.classifier(embeddings))
 
+    def _require_bayesian(self) -> None:
+        if not self.is_bayesian:
+            raise ValueError("uncertainty needs a Bayesian head (pretrained_hparams/emotion_ssl_bayes.yaml); this model's head is deterministic")
+
     def _mc(self, embeddings: torch.Tensor, n_samples: int):
         head = self.mods.classifier
         mean_mode, head.mean_weights = head.mean_weights, False
@@ -195,16 +199,15 @@ class EmotionClassifier(_SSLInterface):
         if segments:
             return self.timeline(path, n_samples=n_samples)
         if isinstance(self.hparams.pooling, SegmentPooling):
-            # The decision is the most confident segment of the whole file, chunk after chunk.
-            best = None
+            # Segments of every chunk, then one decision as for a batch (segment_decision hparam).
+            parts = []
             for _start, frames in self._chunks(path):
                 seg, mask = self.hparams.pooling(frames, None)
                 with torch.no_grad():
-                    lp = self.hparams.log_softmax(self.mods.classifier(seg[mask]))
-                top = lp.max(dim=-1).values.argmax()
-                if best is None or lp[top].max() > best.max():
-                    best = lp[top]
-            return self._decide(best.unsqueeze(0))
+                    parts.append(self.hparams.log_softmax(self.mods.classifier(seg[mask])))
+            log_probs = torch.cat(parts).unsqueeze(0)
+            mask = torch.ones(log_probs.shape[:2], dtype=torch.bool, device=log_probs.device)
+            return self._decide(segment_decision(log_probs, mask, self._hparam("segment_decision", "most_confident")))
         return self._decide(self._head_log_probs(self.encode_file(path), n_samples))
 
     def timeline(self, path: str | os.PathLike, n_samples: int | None = None) -> list[Segment]:
@@ -246,14 +249,12 @@ class EmotionClassifier(_SSLInterface):
             ``mean_probs``, ``std_probs`` ``(batch, n_classes)``; ``entropy``,
             ``mutual_information``, ``confidence`` ``(batch,)``; ``labels`` (predicted).
         """
-        if not self.is_bayesian:
-            raise ValueError("uncertainty needs a Bayesian head (pretrained_hparams/emotion_ssl_bayes.yaml); this model's head is deterministic")
+        self._require_bayesian()
         return self._summary(self._mc(self.encode_batch(wavs, wav_lens), n_samples))
 
     def uncertainty_file(self, path: str | os.PathLike, n_samples: int = 500) -> dict:
         """:meth:`uncertainty_batch` for one file of any length."""
-        if not self.is_bayesian:
-            raise ValueError("uncertainty needs a Bayesian head (pretrained_hparams/emotion_ssl_bayes.yaml); this model's head is deterministic")
+        self._require_bayesian()
         return self._summary(self._mc(self.encode_file(path), n_samples))
 
     def _summary(self, pred) -> dict:
@@ -303,4 +304,15 @@ class EmotionRegressor(_SSLInterface):
         return self.predict_batch(wavs, wav_lens)
 
 
-__all__ = ["EmotionClassifier", "EmotionRegressor", "Segment"]
+def interface_for(hparams_keys) -> type[_SSLInterface]:
+    """The interface class of an inference hparams file, from its top-level keys.
+
+    Example
+    -------
+    >>> interface_for({"regressor": None}).__name__, interface_for({"classifier": None}).__name__
+    ('EmotionRegressor', 'EmotionClassifier')
+    """
+    return EmotionRegressor if "regressor" in hparams_keys else EmotionClassifier
+
+
+__all__ = ["EmotionClassifier", "EmotionRegressor", "Segment", "interface_for"]

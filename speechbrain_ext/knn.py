@@ -55,6 +55,7 @@ class KNNInterpolator:
         self.n_classes, self.k, self.alpha, self.weights, self.chunk_size = n_classes, int(k), float(alpha), weights, int(chunk_size)
         self.keys: torch.Tensor | None = None
         self.values: torch.Tensor | None = None
+        self._key_norms: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return 0 if self.keys is None else len(self.keys)
@@ -67,9 +68,10 @@ class KNNInterpolator:
             raise ValueError(f"{len(embeddings)} embeddings but {len(labels)} labels")
         if len(labels) and (labels.min() < 0 or labels.max() >= self.n_classes):
             raise ValueError(f"labels must lie in [0, {self.n_classes})")
+        norms = (embeddings**2).sum(dim=1)  # only the new entries' norms are computed
         self.keys = embeddings if self.keys is None else torch.cat([self.keys, embeddings])
         self.values = labels if self.values is None else torch.cat([self.values, labels])
-        self._key_norms = (self.keys**2).sum(dim=1)
+        self._key_norms = norms if self._key_norms is None else torch.cat([self._key_norms, norms])
 
     def neighbours(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Distances and datastore indices of the ``k`` nearest entries, nearest first.

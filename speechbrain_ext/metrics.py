@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from scipy.stats import rankdata
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
@@ -100,21 +101,6 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels:
     }
 
 
-def _rank(values: np.ndarray) -> np.ndarray:
-    """Average ranks along axis 0 (ties share their mean rank), per column."""
-    order = np.argsort(values, axis=0, kind="mergesort")
-    ranks = np.empty_like(values, dtype=np.float64)
-    n = values.shape[0]
-    for col in range(values.shape[1]):
-        sorted_vals = values[order[:, col], col]
-        # Group ties: start index of each run of equal values.
-        starts = np.r_[0, np.flatnonzero(np.diff(sorted_vals)) + 1]
-        ends = np.r_[starts[1:], n]
-        mean_rank = (starts + ends + 1) / 2.0
-        ranks[order[:, col], col] = np.repeat(mean_rank, ends - starts)
-    return ranks
-
-
 def spearman_per_column(y_true, y_pred) -> dict:
     """Spearman's rho per output column, and their mean (the ComParE Emotion Share score).
 
@@ -140,7 +126,8 @@ def spearman_per_column(y_true, y_pred) -> dict:
         y_true, y_pred = y_true[:, None], y_pred[:, None]
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true has shape {y_true.shape} but y_pred {y_pred.shape}")
-    rt, rp = _rank(y_true), _rank(y_pred)
+    # Ties share their mean rank, as in scipy.stats.spearmanr.
+    rt, rp = rankdata(y_true, axis=0), rankdata(y_pred, axis=0)
     rt -= rt.mean(axis=0)
     rp -= rp.mean(axis=0)
     denom = np.sqrt((rt**2).sum(axis=0) * (rp**2).sum(axis=0))

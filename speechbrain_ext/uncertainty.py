@@ -101,10 +101,11 @@ def expected_calibration_error(probs, targets, n_bins: int = 15) -> float:
     probs, targets = np.asarray(probs, dtype=np.float64), np.asarray(targets)
     confidence = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == targets).astype(np.float64)
+    if len(targets) == 0:
+        return 0.0
     bins = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
-    count = np.bincount(bins, minlength=n_bins)
     gap = np.abs(np.bincount(bins, correct, n_bins) - np.bincount(bins, confidence, n_bins))
-    return float(round(gap.sum() / max(len(targets), 1), 10)) if count.sum() else 0.0
+    return float(round(gap.sum() / len(targets), 10))
 
 
 def confidence_by_correctness(probs, targets) -> dict:
