@@ -264,3 +264,89 @@ def bayesian_kl_loss(module: nn.Module, reduction: str = "mean") -> torch.Tensor
         count = sum(layer.weight_mu.numel() + (layer.bias_mu.numel() if layer.bias_mu is not None else 0) for layer in layers)
         return total / count
     raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+
+
+def fit_bayesian_head(
+    layer: BayesianLinear,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    valid_x: torch.Tensor,
+    valid_y: torch.Tensor,
+    epochs: int = 30,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    kl_weight: float = 0.01,
+    train_samples: int = 4,
+    valid_samples: int = 100,
+    progress: bool = False,
+) -> dict:
+    """Stochastic variational inference of a Bayesian output layer on fixed embeddings.
+
+    Stage two of compare2023_bayes_fusion: the encoder is frozen, so its
+    embeddings are computed once and the layer is trained on them. The loss
+    is the negative ELBO with torchbnn's scaling, ``NLL + kl_weight * KL /
+    n_params``, the NLL averaged over ``train_samples`` weight draws per batch
+    (one batched product). The state with the best validation UAR of the
+    ``valid_samples``-sample MC-mean prediction is kept.
+
+    Arguments
+    ---------
+    layer : BayesianLinear
+        The head, usually :meth:`BayesianLinear.from_linear` of the trained linear layer.
+    train_x, valid_x : torch.Tensor
+        ``(n, input_size)`` embeddings.
+    train_y, valid_y : torch.Tensor
+        ``(n,)`` class indices.
+    epochs, lr, batch_size : int, float, int
+        Adam on shuffled mini-batches.
+    kl_weight : float
+        Weight of the (mean) KL term.
+    train_samples, valid_samples : int
+        Weight draws per training batch and for validation.
+    progress : bool
+        Show a progress bar over epochs.
+
+    Returns
+    -------
+    dict
+        ``best_epoch``, ``valid_UAR`` and the per-epoch ``history``.
+
+    Example
+    -------
+    >>> torch.manual_seed(0) and None
+    >>> x = torch.randn(200, 4); y = (x[:, 0] > 0).long()
+    >>> linear = torch.nn.Linear(4, 2)
+    >>> out = fit_bayesian_head(BayesianLinear.from_linear(linear), x[:150], y[:150], x[150:], y[150:], epochs=20, lr=0.05)
+    >>> out["valid_UAR"] > 0.9
+    True
+    """
+    from tqdm import tqdm
+
+    from speechbrain_ext.metrics import unweighted_average_recall
+
+    n_classes = layer.n_neurons
+    optimizer = torch.optim.Adam(layer.parameters(), lr=lr)
+    train_y, valid_y = train_y.reshape(-1).long(), valid_y.reshape(-1).long()
+    best_uar, best_state, best_epoch, history = -1.0, None, 0, []
+    layer.mean_weights = False
+    for epoch in tqdm(range(1, epochs + 1), desc="Bayesian head", disable=not progress):
+        layer.train()
+        total, batches = 0.0, 0
+        for index in torch.randperm(len(train_y)).split(batch_size):
+            logits = layer(train_x[index], n_samples=train_samples)  # (k, b, C), one batched product
+            nll = nn.functional.cross_entropy(logits.reshape(-1, n_classes), train_y[index].repeat(train_samples))
+            loss = nll + kl_weight * layer.kl_divergence("mean")
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total, batches = total + loss.item(), batches + 1
+        layer.eval()
+        with torch.no_grad():
+            probs = torch.softmax(layer(valid_x, n_samples=valid_samples), dim=-1).mean(dim=0)
+        uar = unweighted_average_recall(valid_y.tolist(), probs.argmax(dim=1).tolist(), n_classes)
+        history.append({"epoch": epoch, "loss": round(total / max(batches, 1), 6), "valid_UAR": round(uar, 6)})
+        if uar > best_uar:
+            best_uar, best_epoch = uar, epoch
+            best_state = {k: v.detach().clone() for k, v in layer.state_dict().items()}
+    layer.load_state_dict(best_state)
+    return {"best_epoch": best_epoch, "valid_UAR": best_uar, "history": history}

@@ -62,13 +62,15 @@ def make_label_encoder(save_path: str | os.PathLike, manifests: Mapping[str, str
     return encoder
 
 
-def audio_pipeline(sample_rate: int = TARGET_SAMPLE_RATE):
-    """Dynamic item ``wav`` -> ``sig``: mono float tensor at ``sample_rate``."""
+def audio_pipeline(sample_rate: int = TARGET_SAMPLE_RATE, max_seconds: float | None = None):
+    """Dynamic item ``wav`` -> ``sig``: mono float tensor at ``sample_rate``, cut after ``max_seconds`` if given."""
+    max_samples = int(round(max_seconds * sample_rate)) if max_seconds else None
 
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("sig")
     def pipeline(wav):
-        return load_audio(wav, sample_rate)
+        signal = load_audio(wav, sample_rate)
+        return signal[:max_samples] if max_samples else signal
 
     return pipeline
 
@@ -104,17 +106,19 @@ def classification_datasets(
     sorting: str = "random",
     sample_rate: int = TARGET_SAMPLE_RATE,
     extra_keys: Iterable[str] = (),
+    max_seconds: float | None = None,
 ) -> tuple[dict[str, DynamicItemDataset], CategoricalEncoder]:
     """Datasets yielding ``id``, ``sig`` and ``<label_key>_encoded`` for every split.
 
     Only the training split follows ``sorting``; evaluation splits are sorted
-    by length (less padding, same results).
+    by length (less padding, same results). ``max_seconds`` cuts every
+    utterance after that many seconds (supcon_knn uses 7.5 s).
     """
     encoder = make_label_encoder(label_encoder_path, manifests, label_key)
     datasets = {}
     for split, path in manifests.items():
         dataset = load_split(path, data_folder, sorting if split == "train" else "ascending")
-        dataset.add_dynamic_item(audio_pipeline(sample_rate))
+        dataset.add_dynamic_item(audio_pipeline(sample_rate, max_seconds))
         dataset.add_dynamic_item(label_pipeline(encoder, label_key))
         dataset.set_output_keys(["id", "sig", f"{label_key}_encoded", *extra_keys])
         datasets[split] = dataset

@@ -14,9 +14,11 @@ load through ``from_pretrained`` from a hub id or a local folder, and adds:
 - layers above a selected index are dropped (not computed) unless
   ``drop_upper_layers=False``: layer 18 of 24 costs 18 layers;
 - per-utterance waveform normalisation over real samples only (the HF
-  feature extractor's ``do_normalize``), so an utterance's features do not
-  depend on the padding of its batch, and the attention mask only where the
-  model's feature extractor asks for one;
+  feature extractor's ``do_normalize``); the attention mask where the
+  model's feature extractor asks for one, or always (``attention_mask=True``,
+  the recipes' choice for fine-tuning on padded batches);
+- ``output_norm``: per-utterance standardisation of the output frames over
+  real frames only;
 - exact frame lengths from the convolutional front end.
 """
 
@@ -47,6 +49,27 @@ def normalize_waveforms(wavs: torch.Tensor, n_samples: torch.Tensor) -> torch.Te
     return (wavs - mean) / torch.sqrt(var + 1e-7) * real
 
 
+def normalize_frames(frames: torch.Tensor, n_frames: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Standardise each utterance's real frames over time and features together; padding stays zero.
+
+    SpeechBrain's HF lobes with ``output_norm=True`` apply
+    ``layer_norm(out, out.shape[1:])`` over the padded batch; this is the same
+    statistic over real frames only, so it does not depend on the batch.
+
+    Example
+    -------
+    >>> x = torch.tensor([[[1.0, 3.0], [5.0, 7.0], [0.0, 0.0]]])
+    >>> out = normalize_frames(x, torch.tensor([2]))
+    >>> [round(v, 3) + 0.0 for v in out[0].flatten().tolist()]
+    [-1.342, -0.447, 0.447, 1.342, 0.0, 0.0]
+    """
+    real = (torch.arange(frames.shape[1], device=frames.device)[None, :] < n_frames[:, None]).to(frames.dtype).unsqueeze(-1)
+    count = (n_frames.to(frames.dtype).clamp_min(1) * frames.shape[-1]).view(-1, 1, 1)
+    mean = (frames * real).sum(dim=(1, 2), keepdim=True) / count
+    var = (((frames - mean) * real) ** 2).sum(dim=(1, 2), keepdim=True) / count
+    return (frames - mean) / torch.sqrt(var + eps) * real
+
+
 class SSLEncoder(nn.Module):
     """wav2vec2 / HuBERT / WavLM encoder returning the frames of a chosen layer.
 
@@ -69,6 +92,14 @@ class SSLEncoder(nn.Module):
         With an integer ``layer``, delete the transformer layers above it.
     apply_spec_augment : bool
         HF's SpecAugment-style time masking during training.
+    attention_mask : bool, optional
+        Pass the padding mask to the transformer. ``None`` follows the model's
+        feature extractor (``return_attention_mask``; False for wav2vec2-base,
+        whose pre-training saw no mask). Recipes that fine-tune on padded
+        batches set True, so that no frame attends to padding.
+    output_norm : bool
+        Standardise each utterance's output frames (:func:`normalize_frames`),
+        as SpeechBrain's ``output_norm=True`` but over real frames only.
 
     Example
     -------
@@ -91,8 +122,11 @@ class SSLEncoder(nn.Module):
         model_type: str | None = None,
         drop_upper_layers: bool = True,
         apply_spec_augment: bool = False,
+        attention_mask: bool | None = None,
+        output_norm: bool = False,
     ):
         super().__init__()
+        self.output_norm = output_norm
         if model_type is None:
             from transformers import AutoConfig
 
@@ -110,7 +144,9 @@ class SSLEncoder(nn.Module):
         self.model_type = model_type
         model = self.ssl_model.model
         self.normalize = bool(getattr(self.ssl_model.feature_extractor, "do_normalize", False))
-        self.use_attention_mask = bool(getattr(self.ssl_model.feature_extractor, "return_attention_mask", True))
+        if attention_mask is None:
+            attention_mask = bool(getattr(self.ssl_model.feature_extractor, "return_attention_mask", True))
+        self.use_attention_mask = bool(attention_mask)
         total = model.config.num_hidden_layers
         if isinstance(layer, str) and layer not in ("last", "mean", "weighted"):
             raise ValueError(f"layer must be an int, 'last', 'mean' or 'weighted', got {layer!r}")
@@ -188,5 +224,7 @@ class SSLEncoder(nn.Module):
             else:
                 weights = torch.softmax(self.layer_weights, dim=0).to(stacked.dtype)
                 frames = torch.einsum("l,lbtd->btd", weights, stacked)
-        frame_lens = self.frame_lengths(n_samples).to(frames.device).float() / frames.shape[1]
-        return frames, frame_lens.clamp(max=1.0)
+        n_frames = self.frame_lengths(n_samples).to(frames.device).clamp(max=frames.shape[1])
+        if self.output_norm:
+            frames = normalize_frames(frames, n_frames)
+        return frames, n_frames.float() / frames.shape[1]

@@ -31,7 +31,7 @@ from speechbrain_ext.reports import REPORT_FILE, metrics_table
 TEMPLATES = Path(__file__).resolve().parents[1] / "pretrained_hparams"
 TEMPLATE = TEMPLATES / "emotion_ssl_linear.yaml"
 # Values copied from the training hparams into the inference hparams when both have them.
-CARRIED_KEYS = ("ssl_hub", "encoder_dim", "n_classes", "segment_size", "segment_hop", "segment_decision", "output_names", "n_outputs")
+CARRIED_KEYS = ("ssl_hub", "ssl_layer", "encoder_dim", "n_classes", "segment_size", "segment_hop", "segment_decision", "output_names", "n_outputs")
 REQUIRED_KEYS = ("ssl_hub", "encoder_dim", "save_folder")
 
 CUSTOM_INTERFACE = '''"""Interface module for SpeechBrain's ``foreign_class``.
@@ -184,10 +184,11 @@ def export_model(train_hparams: str | Path, out: str | Path, checkpoint: str | P
     Path
         The model folder.
     """
-    values = read_plain_values(train_hparams, REQUIRED_KEYS, (*CARRIED_KEYS, "output_folder", "prep_folder", "inference_hparams"))
+    values = read_plain_values(train_hparams, REQUIRED_KEYS, (*CARRIED_KEYS, "output_folder", "prep_folder", "inference_hparams", "export_save_folder"))
     if template is None:
         template = TEMPLATES / values["inference_hparams"] if "inference_hparams" in values else TEMPLATE
-    ckpt = Path(checkpoint) if checkpoint else best_checkpoint(values["save_folder"])
+    # Two-stage methods (bayes) keep the exported model in their own checkpoint folder.
+    ckpt = Path(checkpoint) if checkpoint else best_checkpoint(values.get("export_save_folder", values["save_folder"]))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name in ("ssl", "model"):

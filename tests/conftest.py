@@ -43,9 +43,9 @@ def synthetic_ravdess(tmp_path_factory):
     return generate_corpus("RAVDESS", tmp_path_factory.mktemp("RAVDESS"), speakers=12, seed=0, song=True, progress=False)
 
 
-def run_recipe(hparams: Path, data_folder: Path, output_folder: Path, *overrides: str) -> subprocess.CompletedProcess:
-    """Run a recipe as a user would, in a fresh process; fail with its output on error."""
-    cmd = [
+def recipe_command(hparams: Path, data_folder: Path, output_folder: Path, *overrides: str) -> list[str]:
+    """The command line a user would type for a recipe run."""
+    return [
         sys.executable,
         str(hparams.parent.parent / "train.py"),
         str(hparams),
@@ -53,9 +53,17 @@ def run_recipe(hparams: Path, data_folder: Path, output_folder: Path, *overrides
         f"--output_folder={output_folder}",
         *overrides,
     ]
+
+
+def run_recipe(
+    hparams: Path, data_folder: Path, output_folder: Path, *overrides: str, threads: int | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    """Run a recipe as a user would, in a fresh process; fail with its output on error (when ``check``)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
-    if proc.returncode != 0:
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    proc = subprocess.run(recipe_command(hparams, data_folder, output_folder, *overrides), capture_output=True, text=True, cwd=REPO, env=env)
+    if check and proc.returncode != 0:
         raise AssertionError(f"recipe failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
 

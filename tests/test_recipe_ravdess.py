@@ -2,7 +2,9 @@
 
 import json
 
+import pytest
 from hyperpyyaml import load_hyperpyyaml
+from ruamel.yaml import YAML
 
 from tests.conftest import RECIPE_EPOCHS, RECIPE_OVERRIDES, REPO, run_recipe
 
@@ -46,15 +48,26 @@ def test_resumes_from_last_checkpoint(trained_ravdess_baseline, synthetic_ravdes
     assert epochs == [f"epoch: {i}" for i in range(1, RECIPE_EPOCHS + 2)]
 
 
-def test_default_hparams_name_the_hub_model(tmp_path, tiny_models):
-    text = (REPO / "recipes/RAVDESS/hparams/baseline.yaml").read_text()
-    assert "ssl_hub: facebook/wav2vec2-base" in text and "encoder_dim: 768" in text
-    # Same YAML, same wrapper and from_pretrained path; only the source differs.
-    with open(REPO / "recipes/RAVDESS/hparams/baseline.yaml") as handle:
+@pytest.mark.parametrize(
+    "corpus, hub, layer, dim",
+    [
+        ("RAVDESS", "facebook/wav2vec2-base", "last", 768),
+        ("IEMOCAP", "facebook/wav2vec2-base", "last", 768),
+        ("FESC", "jonatasgrosman/wav2vec2-large-xlsr-53-finnish", 23, 1024),
+    ],
+)
+def test_default_hparams_name_the_hub_model(tmp_path, tiny_models, corpus, hub, layer, dim):
+    """Every method's defaults name the papers' encoder; the same YAML builds it through from_pretrained."""
+    for yaml_file in sorted((REPO / "recipes" / corpus / "hparams").glob("*.yaml")):
+        values = YAML(typ="rt").load(yaml_file.read_text())
+        assert (values["ssl_hub"], values["ssl_layer"], values["encoder_dim"]) == (hub, layer, dim), yaml_file
+    with open(REPO / "recipes" / corpus / "hparams" / "baseline.yaml") as handle:
         hparams = load_hyperpyyaml(
-            handle, {"data_folder": str(tmp_path), "output_folder": str(tmp_path / "out"), "ssl_hub": tiny_models["wav2vec2"], "encoder_dim": 64}
+            handle,
+            {"data_folder": str(tmp_path), "output_folder": str(tmp_path / "out"), "ssl_hub": tiny_models["wav2vec2"], "encoder_dim": 64, "ssl_layer": 1},
         )
     ssl = hparams["ssl"]
-    assert type(ssl).__module__ == "speechbrain.integrations.huggingface.wav2vec2"
-    assert not any(p.requires_grad for p in ssl.model.feature_extractor.parameters())
-    assert any(p.requires_grad for p in ssl.model.encoder.parameters())
+    assert type(ssl.ssl_model).__module__ == "speechbrain.integrations.huggingface.wav2vec2"
+    assert ssl.n_layers == 1 and ssl.output_norm
+    assert not any(p.requires_grad for p in ssl.ssl_model.model.feature_extractor.parameters())
+    assert any(p.requires_grad for p in ssl.ssl_model.model.encoder.parameters())

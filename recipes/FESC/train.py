@@ -1,0 +1,31 @@
+#!/usr/bin/env python3
+"""FESC (Finnish Emotional Speech Corpus) emotion recognition: every method, one fold per run.
+
+    python recipes/FESC/train.py recipes/FESC/hparams/<method>.yaml --data_folder=/data/FESC --fold=4
+    python recipes/FESC/run_folds.py recipes/FESC/hparams/<method>.yaml --data_folder=/data/FESC
+
+The method (baseline, seg, triplet, triplet_seg, supcon, bayes, attention;
+kNN inference with ``--knn_eval=True``) is the YAML's; the Brain that runs
+them all is :class:`speechbrain_ext.brain.EmotionBrain`. What is FESC's own
+is here: its preparation from ``listing.csv`` (leave-one-speaker-out).
+"""
+
+from data_prep.fesc import prepare_fesc
+from speechbrain_ext.recipe import run_recipe
+
+
+def prepare(hparams: dict) -> None:
+    """Write the train/valid/test manifests of one fold."""
+    prepare_fesc(
+        data_folder=hparams["data_folder"],
+        save_folder=hparams["prep_folder"],
+        protocol=hparams["protocol"],
+        fold=hparams["fold"],
+        listing=hparams["listing"],
+        valid_offset=hparams["valid_offset"],
+        allow_subset=hparams["allow_subset"],
+    )
+
+
+if __name__ == "__main__":
+    run_recipe(prepare)

@@ -1,0 +1,18 @@
+#!/usr/bin/env python3
+"""Run a IEMOCAP method over the protocol's folds (loso: 5, lo2so: 10) and tabulate mean ± std.
+
+    python recipes/IEMOCAP/run_folds.py recipes/IEMOCAP/hparams/<method>.yaml --data_folder=/data/IEMOCAP_full_release [--folds 1,3] [--seeds 1986,1987]
+
+Finished runs are skipped, an interrupted one resumes from its checkpoint;
+results.csv and results.md land in results/IEMOCAP/<method>/... (see
+:mod:`speechbrain_ext.folds`). Other --key=value arguments go to train.py.
+"""
+
+from pathlib import Path
+
+from speechbrain_ext.folds import main
+
+FOLDS_PER_PROTOCOL = {"loso": 5, "lo2so": 10, "random": 1}
+
+if __name__ == "__main__":
+    main(Path(__file__).with_name("train.py"), FOLDS_PER_PROTOCOL)

@@ -1,0 +1,299 @@
+"""Every hparams file of every emotion recipe, from the registry (recipes/registry.csv).
+
+Each listed YAML trains for one epoch on its synthetic corpus with a tiny
+wav2vec2 and must write the outputs the registry names; a YAML missing from
+the registry, or a key no code or YAML reference reads, fails the suite.
+"""
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ruamel.yaml import YAML
+from speechbrain.dataio.encoder import CategoricalEncoder
+
+from data_prep.synthetic import generate_corpus
+from tests.conftest import RECIPE_EPOCHS, RECIPE_OVERRIDES, REPO, run_recipe
+
+REGISTRY = REPO / "recipes" / "registry.csv"
+ROWS = list(csv.DictReader(REGISTRY.open(encoding="utf-8")))
+# Small corpora: every speaker split the protocol needs, few files each.
+SYNTHETIC = {
+    "RAVDESS": {"speakers": 6, "repetitions": 1},
+    "IEMOCAP": {"speakers": 10},
+    "FESC": {"speakers": 9, "utterances_per_emotion": 2},
+}
+# Code that reads hparams: the shared library and every train.py.
+CODE_FILES = [*sorted((REPO / "speechbrain_ext").glob("*.py")), *sorted((REPO / "recipes").glob("*/train.py"))]
+
+
+def top_level_keys(yaml_file: Path) -> list[str]:
+    return [k for k in YAML(typ="rt").load(yaml_file.read_text(encoding="utf-8")) if not k.startswith("__")]
+
+
+def unused_keys(yaml_file: Path, code: str) -> list[str]:
+    """Keys that no ``<ref>`` in the YAML and no ``hparams["key"]``/``.key`` in the code reads."""
+    text = yaml_file.read_text(encoding="utf-8")
+    unused = []
+    for key in top_level_keys(yaml_file):
+        referenced = re.search(rf"<{re.escape(key)}[>.\[]", text)
+        read = re.search(rf"[\"']{re.escape(key)}[\"']|\.{re.escape(key)}\b", code)
+        if not referenced and not read:
+            unused.append(key)
+    return unused
+
+
+def test_registry_lists_every_hparams_file():
+    listed = [row["hparams"] for row in ROWS]
+    on_disk = sorted(str(p.relative_to(REPO)) for p in REPO.glob("recipes/*/hparams/*.yaml"))
+    assert len(listed) == len(set(listed)), "a YAML is listed twice"
+    assert sorted(listed) == on_disk, f"unlisted: {sorted(set(on_disk) - set(listed))}, missing: {sorted(set(listed) - set(on_disk))}"
+    for row in ROWS:
+        for column in ("train_script", "readme"):
+            assert (REPO / row[column]).is_file(), row[column]
+        assert row["outputs"].split(), row["hparams"]
+        assert row["corpus"] in SYNTHETIC
+
+
+def test_every_hparams_key_is_used():
+    code = "\n".join(p.read_text(encoding="utf-8") for p in CODE_FILES)
+    problems = {row["hparams"]: unused_keys(REPO / row["hparams"], code) for row in ROWS}
+    assert {k: v for k, v in problems.items() if v} == {}
+
+
+def test_unused_key_check_catches_a_stray_key(tmp_path):
+    code = "\n".join(p.read_text(encoding="utf-8") for p in CODE_FILES)
+    yaml_file = tmp_path / "x.yaml"
+    yaml_file.write_text((REPO / ROWS[0]["hparams"]).read_text() + "\nsegment_sise: 80  # a typo nobody reads\n")
+    assert unused_keys(yaml_file, code) == ["segment_sise"]
+
+
+@pytest.fixture(scope="session")
+def registry_corpora(tmp_path_factory):
+    root = tmp_path_factory.mktemp("registry_corpora")
+    return {name: generate_corpus(name, root / name, seed=1, progress=False, **options) for name, options in SYNTHETIC.items()}
+
+
+@pytest.fixture(scope="session")
+def registry_runs(tmp_path_factory, registry_corpora, tiny_models):
+    """Every registry row trained once (two at a time, one thread each); hparams path -> run info."""
+    root = tmp_path_factory.mktemp("registry_runs")
+
+    def run(row):
+        folder = root / Path(row["hparams"]).parent.parent.name / Path(row["hparams"]).stem
+        start = time.time()
+        proc = run_recipe(
+            REPO / row["hparams"],
+            registry_corpora[row["corpus"]],
+            folder,
+            f"--ssl_hub={tiny_models['wav2vec2']}",
+            *RECIPE_OVERRIDES,
+            *row["debug_overrides"].split(),
+            threads=1,
+            check=False,
+        )
+        return row["hparams"], {"folder": folder, "proc": proc, "seconds": time.time() - start}
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = dict(pool.map(run, ROWS))
+    print("\nregistry runs (s): " + ", ".join(f"{Path(k).parent.parent.name}/{Path(k).stem} {v['seconds']:.0f}" for k, v in runs.items()))
+    return runs
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[f"{r['corpus']}-{Path(r['hparams']).stem}" for r in ROWS])
+def test_registry_recipe_trains_and_reports(row, registry_runs):
+    run = registry_runs[row["hparams"]]
+    proc = run["proc"]
+    assert proc.returncode == 0, f"{row['hparams']} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    folder = run["folder"]
+    missing = [name for name in row["outputs"].split() if not (folder / name).exists()]
+    assert not missing, f"{row['hparams']} did not write {missing}"
+    report = json.loads((folder / "test_report.json").read_text())
+    test_manifest = json.loads((folder / "prep" / "test.json").read_text())
+    assert report["n"] == len(test_manifest) > 0
+    assert sum(map(sum, report["confusion_matrix"])) == report["n"]
+    epochs = [line for line in (folder / "train_log.txt").read_text().splitlines() if line.startswith("epoch:")]
+    assert len(epochs) == 1
+    rows = (folder / "test_predictions.csv").read_text().splitlines()[1:]
+    probs = np.array([[float(v) for v in r.split(",")[3:]] for r in rows])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_fesc_uses_the_chosen_hidden_layer(registry_runs):
+    """FESC rows run with --ssl_layer=1: the encoder keeps one transformer layer (layer 23 of 24 by default)."""
+    folder = registry_runs["recipes/FESC/hparams/baseline.yaml"]["folder"]
+    ckpt = next((folder / "save").glob("CKPT+*")) / "ssl.ckpt"
+    keys = torch.load(ckpt, map_location="cpu").keys()
+    assert any(".encoder.layers.0." in k for k in keys) and not any(".encoder.layers.1." in k for k in keys)
+
+
+def test_supcon_trains_on_augmented_copies(registry_runs):
+    """The supcon log shows the batch doubling (augmented copies) and the noise/RIR files exist locally."""
+    folder = registry_runs["recipes/RAVDESS/hparams/supcon.yaml"]["folder"]
+    rows = (folder / "augmentation" / "noise.csv").read_text().splitlines()
+    assert rows[0] == "ID,duration,wav,wav_format,wav_opts" and len(rows) > 10
+    assert all(Path(r.split(",")[2]).is_file() for r in rows[1:])
+    summary = json.loads((folder / "knn_summary.json").read_text())
+    assert summary["tuned_on"] == "valid" and 1 <= summary["k"] <= 8
+
+
+def test_bayes_report_mc_means_and_confidence(registry_runs):
+    folder = registry_runs["recipes/RAVDESS/hparams/bayes.yaml"]["folder"]
+    report = json.loads((folder / "test_report.json").read_text())
+    assert report["mc_samples"] >= 100
+    linear = json.loads((folder / "linear_stage" / "test_report.json").read_text())
+    assert report["linear_stage"] == {"UAR": linear["UAR"], "WA": linear["WA"]}
+    # Figure 1 statistic, recomputed from the predictions file with numpy
+    lines = (folder / "test_predictions.csv").read_text().splitlines()
+    header, rows = lines[0].split(","), [r.split(",") for r in lines[1:]]
+    labels = [h[2:] for h in header[3:]]
+    probs = np.array([[float(v) for v in r[3:]] for r in rows])
+    true = np.array([labels.index(r[1]) for r in rows])
+    confidence, correct = probs.max(axis=1), probs.argmax(axis=1) == true
+    stats = report["confidence_by_correctness"]
+    assert stats["correct"]["n"] == correct.sum() and stats["wrong"]["n"] == (~correct).sum()
+    for name, sel in (("correct", correct), ("wrong", ~correct)):
+        if sel.any():
+            assert stats[name]["mean"] == pytest.approx(confidence[sel].mean(), abs=1e-5)
+    # the stored probabilities are MC means of the saved Bayesian layer: a naive loop over 2000 weight draws agrees
+    state = torch.load(next((folder / "save" / "bayes").glob("CKPT+*")) / "model.ckpt", map_location="cpu")
+    mu, log_sigma = state["0.weight_mu"], state["0.weight_log_sigma"]
+    assert not any(k.startswith("0.bias_mu") for k in state)
+    test = torch.load(folder / "embeddings" / "test.pt", weights_only=False)
+    assert test["ids"] == [r[0] for r in rows]
+    torch.manual_seed(123)
+    loop = torch.zeros(len(rows), len(labels))
+    for _ in range(2000):
+        weight = mu + torch.exp(log_sigma) * torch.randn_like(mu)
+        loop += torch.softmax(test["embeddings"] @ weight.T, dim=-1) / 2000
+    assert np.abs(loop.numpy() - probs).max() < 0.03
+    uncertainty = (folder / "test_uncertainty.csv").read_text().splitlines()
+    assert uncertainty[0] == "id,true,predicted,confidence,entropy,mutual_information,correct" and len(uncertainty) == len(rows) + 1
+
+
+def test_knn_alpha_zero_reproduces_the_model(registry_runs, registry_corpora, tiny_models, tmp_path):
+    """Re-running a finished run with --knn_eval and alpha grid [0] skips training and gives the model's own predictions."""
+    source = registry_runs["recipes/IEMOCAP/hparams/seg.yaml"]["folder"]
+    folder = tmp_path / "seg"
+    shutil.copytree(source, folder)
+    row = next(r for r in ROWS if r["hparams"] == "recipes/IEMOCAP/hparams/seg.yaml")
+    run_recipe(
+        REPO / row["hparams"],
+        registry_corpora["IEMOCAP"],
+        folder,
+        f"--ssl_hub={tiny_models['wav2vec2']}",
+        *RECIPE_OVERRIDES,
+        *row["debug_overrides"].split(),
+        "--knn_eval=True",
+        "--knn_alphas=[0.0]",
+    )
+    assert (folder / "knn" / "test_predictions.csv").read_text() == (folder / "test_predictions.csv").read_text()
+    summary = json.loads((folder / "knn_summary.json").read_text())
+    assert summary["alpha"] == 0.0 and summary["test"]["with_knn"] == summary["test"]["without_knn"]
+    epochs = [line for line in (folder / "train_log.txt").read_text().splitlines() if line.startswith("epoch:")]
+    assert len(epochs) == 1  # no training happened in the second run
+
+
+def test_knn_choice_never_sees_the_test_split(registry_runs, tmp_path):
+    """k and alpha depend on train and valid only: scrambling the test split changes nothing in the choice."""
+    from speechbrain_ext.knn import KNNInterpolator
+    from speechbrain_ext.recipe import SPLITS, knn_evaluate
+
+    folder = registry_runs["recipes/RAVDESS/hparams/supcon.yaml"]["folder"]  # knn_eval: embeddings cached
+    embeddings = {s: torch.load(folder / "embeddings" / f"{s}.pt", weights_only=False) for s in SPLITS}
+    encoder = CategoricalEncoder()
+    encoder.load(folder / "save" / "label_encoder.txt")
+    labels = [encoder.ind2lab[i] for i in range(len(encoder))]
+    probs = {s: embeddings[s]["log_probs"].exp() for s in SPLITS}
+    first = knn_evaluate(embeddings, probs, labels, tmp_path / "a", max_k=16)
+    generator = torch.Generator().manual_seed(0)
+    scrambled = dict(embeddings)
+    test = dict(embeddings["test"])
+    test["targets"] = test["targets"][torch.randperm(len(test["targets"]), generator=generator)]
+    test["embeddings"] = torch.randn(test["embeddings"].shape, generator=generator)
+    scrambled["test"] = test
+    second = knn_evaluate(scrambled, {**probs, "test": torch.rand(probs["test"].shape, generator=generator)}, labels, tmp_path / "b", max_k=16)
+    assert (first["k"], first["alpha"], first["valid"]) == (second["k"], second["alpha"], second["valid"])
+    # ... and equal the best of an independent search on validation against the training datastore
+    tuner = KNNInterpolator(len(labels))
+    tuner.add(embeddings["train"]["embeddings"], embeddings["train"]["targets"])
+    direct = tuner.tune(embeddings["valid"]["embeddings"], embeddings["valid"]["targets"].tolist(), probs["valid"], ks=range(1, 17))
+    assert (direct["k"], direct["alpha"]) == (first["k"], first["alpha"])
+    assert first["datastore"]["size"] == len(embeddings["train"]["ids"]) + len(embeddings["valid"]["ids"])
+
+
+def test_triplet_seg_learns_on_held_out_actors(synthetic_ravdess, tiny_models, tmp_path):
+    """segments + triplet (S) on the 12-actor synthetic RAVDESS: held-out actors 23-24, chance 1/7."""
+    start = time.time()
+    run_recipe(
+        REPO / "recipes/RAVDESS/hparams/triplet_seg.yaml",
+        synthetic_ravdess,
+        tmp_path / "triplet_seg",
+        f"--ssl_hub={tiny_models['wav2vec2']}",
+        f"--number_of_epochs={RECIPE_EPOCHS}",
+        *RECIPE_OVERRIDES,
+    )
+    report = json.loads((tmp_path / "triplet_seg" / "test_report.json").read_text())
+    print(f"\nRAVDESS triplet_seg (tiny wav2vec2, synthetic): test UAR {report['UAR']:.3f}, WA {report['WA']:.3f}, {time.time() - start:.0f} s")
+    assert report["n"] == 120
+    assert report["UAR"] >= 0.6, report
+
+
+def test_run_folds_iemocap_loso(registry_corpora, tiny_models, tmp_path):
+    """Five folds, one table; a second call skips them all; an unfinished fold is resumed, alone."""
+    results = tmp_path / "folds"
+    cmd = [
+        sys.executable,
+        "recipes/IEMOCAP/run_folds.py",
+        "recipes/IEMOCAP/hparams/baseline.yaml",
+        f"--data_folder={registry_corpora['IEMOCAP']}",
+        f"--results_folder={results}",
+        f"--ssl_hub={tiny_models['wav2vec2']}",
+        "--number_of_epochs=1",
+        *RECIPE_OVERRIDES,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    rows = list(csv.DictReader((results / "results.csv").open()))
+    assert [r["fold"] for r in rows] == ["1", "2", "3", "4", "5", "mean", "std"]
+    uars = [json.loads((results / f"fold_{k}" / "seed_1986" / "test_report.json").read_text())["UAR"] for k in range(1, 6)]
+    assert float(rows[5]["UAR"]) == pytest.approx(np.mean(uars), abs=1e-6)
+    assert float(rows[6]["UAR"]) == pytest.approx(np.std(uars, ddof=1), abs=1e-6)
+    test_speakers = {
+        k: {e["speaker"] for e in json.loads((results / f"fold_{k}" / "seed_1986" / "prep" / "test.json").read_text()).values()} for k in range(1, 6)
+    }
+    assert [sorted(s) for s in test_speakers.values()] == [[f"Ses0{k}M"] for k in range(1, 6)]  # valid_gender F: the M speaker is tested
+    table = (results / "results.md").read_text()
+    assert table.count("\n| ") == 7 and "mean ± std" in table and table.strip() in proc.stdout
+
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert again.returncode == 0 and again.stdout.count("finished earlier, skipped") == 5
+    assert (results / "results.md").read_text() == table
+
+    (results / "fold_3" / "seed_1986" / "run_complete.json").unlink()  # as if fold 3 had been interrupted
+    resumed = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert resumed.returncode == 0 and resumed.stdout.count("finished earlier, skipped") == 4
+    assert "fold 3, seed 1986 (3/5): resuming" in resumed.stdout
+    epochs = [line for line in (results / "fold_3" / "seed_1986" / "train_log.txt").read_text().splitlines() if line.startswith("epoch:")]
+    assert len(epochs) == 1  # resumed from the checkpoint, not trained again
+
+
+def test_run_folds_rejects_bad_arguments(tmp_path):
+    base = [sys.executable, "recipes/IEMOCAP/run_folds.py", "recipes/IEMOCAP/hparams/baseline.yaml"]
+    cases = {
+        "--data_folder=... is required": [],
+        "folds [6] do not exist in IEMOCAP loso (1..5)": [f"--data_folder={tmp_path}", "--folds", "1,6"],
+        "--output_folder is set per run; use --results_folder": [f"--data_folder={tmp_path}", f"--output_folder={tmp_path}"],
+    }
+    for message, args in cases.items():
+        proc = subprocess.run([*base, *args], capture_output=True, text=True, cwd=REPO)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
