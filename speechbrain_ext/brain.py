@@ -112,16 +112,20 @@ class EmotionBrain(sb.Brain):
         return loss
 
     def _auxiliary_loss(self, predictions: ForwardOutput, targets: torch.Tensor) -> torch.Tensor | None:
-        triplet = self._opt("triplet_loss")
+        triplet, supcon = self._opt("triplet_loss"), self._opt("supcon_loss")
+        if triplet is not None and supcon is not None:
+            raise ValueError("the hparams name both triplet_loss and supcon_loss; a method uses one auxiliary loss")
         if triplet is not None:
-            if self._opt("triplet_on", "utterance") == "segments":
+            triplet_on = self._opt("triplet_on", "utterance")
+            if triplet_on not in ("segments", "utterance"):
+                raise ValueError(f"triplet_on must be 'segments' or 'utterance', got {triplet_on!r}")
+            if triplet_on == "segments":
                 if predictions.segments is None:
                     raise ValueError("triplet_on: segments needs a segment_pooling in the hparams")
                 size = self.hparams.segment_pooling.segment_size
                 emb, labels, lengths, groups = flatten_segments(predictions.segments, predictions.segment_mask, targets, predictions.n_frames, size)
                 return triplet(emb, labels, lengths, groups)
             return triplet(predictions.embeddings, targets, predictions.n_frames)
-        supcon = self._opt("supcon_loss")
         if supcon is not None:
             return supcon(predictions.embeddings, targets)
         return None

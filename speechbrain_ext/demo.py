@@ -1,9 +1,10 @@
 """The whole chain on this machine, offline, in a few minutes.
 
 Synthesises a small RAVDESS (12 actors, 48 kHz, espeak-ng), writes a tiny
-randomly initialised wav2vec2, trains the RAVDESS baseline recipe on it,
-prints the held-out-actor test table, exports the model and classifies one
-file with :class:`speechbrain_ext.inference.EmotionClassifier`.
+randomly initialised wav2vec2, trains the RAVDESS segments + triplet (S)
+recipe (segment_triplet's method) on it, prints the held-out-actor test
+table, exports the model and classifies one file with
+:class:`speechbrain_ext.inference.EmotionClassifier`.
 
     python -m speechbrain_ext.demo --out demo_run
 """
@@ -37,12 +38,12 @@ def main(argv: list[str] | None = None) -> None:
     print("== 2/5 writing a tiny randomly initialised wav2vec2 (stands in for facebook/wav2vec2-base)")
     ssl = write_tiny_models(out / "tiny_models", only=["wav2vec2"])["wav2vec2"]
 
-    print("== 3/5 training recipes/RAVDESS/hparams/baseline.yaml")
-    run_folder = out / "baseline"
+    print("== 3/5 training recipes/RAVDESS/hparams/triplet_seg.yaml (segments + triplet loss on segments)")
+    run_folder = out / "triplet_seg"
     cmd = [
         sys.executable,
         "recipes/RAVDESS/train.py",
-        "recipes/RAVDESS/hparams/baseline.yaml",
+        "recipes/RAVDESS/hparams/triplet_seg.yaml",
         f"--data_folder={corpus}",
         f"--output_folder={run_folder}",
         f"--ssl_hub={ssl}",
