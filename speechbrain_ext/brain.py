@@ -22,7 +22,6 @@ kNN and Bayesian stages.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -238,6 +237,7 @@ class EmotionBrain(sb.Brain):
                 title="test",
                 extra={"loss": stats["loss"], **epoch_info},
             )
+            self.test_report = report
             stats.update(UAR=report["UAR"], WA=report["WA"])
             if hasattr(self.hparams, "train_logger"):
                 self.hparams.train_logger.log_stats({"Epoch loaded": epoch_info.get("epoch_loaded")}, test_stats=stats)
@@ -278,5 +278,4 @@ def fit_and_test(brain: EmotionBrain, datasets: dict, hparams: dict) -> dict:
         valid_loader_kwargs=hparams["valid_dataloader_options"],
     )
     brain.evaluate(datasets["test"], max_key="UAR", test_loader_kwargs=hparams["test_dataloader_options"])
-    with open(os.path.join(hparams.get("report_folder", hparams["output_folder"]), "test_report.json"), encoding="utf-8") as handle:
-        return json.load(handle)
+    return brain.test_report

@@ -39,10 +39,9 @@ def _int_list(text: str) -> list[int]:
 
 
 def _plain_value(hparams_file: Path, key: str):
-    from ruamel.yaml import YAML
+    from speechbrain_ext.hub import read_plain_values
 
-    data = YAML(typ="rt").load(hparams_file.read_text(encoding="utf-8"))
-    return data.get(key)
+    return read_plain_values(hparams_file, optional=[key]).get(key)
 
 
 def _override(passthrough: Sequence[str], key: str) -> str | None:

@@ -24,7 +24,6 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.distributed import run_on_main
@@ -35,7 +34,7 @@ from speechbrain_ext.brain import EmotionBrain, fit_and_test, load_recipe_hparam
 from speechbrain_ext.dataio import classification_datasets
 from speechbrain_ext.knn import KNNInterpolator
 from speechbrain_ext.metrics import classification_metrics
-from speechbrain_ext.reports import metrics_table, write_classification_report
+from speechbrain_ext.reports import metrics_table, plot_confidence_by_correctness, write_classification_report
 from speechbrain_ext.uncertainty import confidence_by_correctness, expected_calibration_error, mc_predictive
 
 logger = logging.getLogger(__name__)
@@ -86,11 +85,15 @@ def run_recipe(prepare: Callable[[dict], None], argv: list[str] | None = None) -
     datasets = dataio_prep(hparams)
     brain = EmotionBrain(modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams, run_opts=run_opts, checkpointer=hparams["checkpointer"])
     report = fit_and_test(brain, datasets, hparams)
+    bayesian, knn = "bayes_classifier" in hparams, hparams.get("knn_eval", False)
+    if not (bayesian or knn):
+        return report
+    embeddings = cached_embeddings(brain, datasets, hparams)
     bayes = None
-    if "bayes_classifier" in hparams:
-        report, bayes = bayesian_stage(brain, datasets, hparams)
-    if hparams.get("knn_eval", False):
-        knn_stage(brain, datasets, hparams, bayes)
+    if bayesian:
+        report, bayes = bayesian_stage(brain, embeddings, hparams, report)
+    if knn:
+        knn_stage(brain, embeddings, hparams, bayes)
     return report
 
 
@@ -125,28 +128,7 @@ def mc_probabilities(layer: BayesianLinear, embeddings: torch.Tensor, n_samples:
         return mc_predictive(layer(embeddings.to(layer.weight_mu.device), n_samples=n_samples).cpu())
 
 
-def plot_confidence_by_correctness(confidence: np.ndarray, correct: np.ndarray, path: str | Path, title: str = "") -> None:
-    """Density of the top MC-mean probability for correct and wrong predictions (compare2023, Figure 1)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    bins = np.linspace(0.0, 1.0, 26)
-    for name, sel, colour in (("correct", correct, "tab:green"), ("wrong", ~correct, "tab:red")):
-        if sel.any():
-            ax.hist(confidence[sel], bins=bins, density=True, alpha=0.5, color=colour, label=f"{name} (n={int(sel.sum())}, mean {confidence[sel].mean():.2f})")
-    ax.set_xlabel("confidence (MC-mean probability of the predicted class)")
-    ax.set_ylabel("density")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def bayesian_stage(brain: EmotionBrain, datasets: dict, hparams: dict) -> tuple[dict, BayesianLinear]:
+def bayesian_stage(brain: EmotionBrain, embeddings: dict, hparams: dict, linear_report: dict) -> tuple[dict, BayesianLinear]:
     """Stage two of compare2023_bayes_fusion: a Bayesian output layer on the frozen fine-tuned encoder.
 
     The priors come from the trained linear layer (``bayes_prior``); the layer
@@ -156,13 +138,23 @@ def bayesian_stage(brain: EmotionBrain, datasets: dict, hparams: dict) -> tuple[
     samples, the confidence of correct vs wrong predictions (Figure 1) and
     the calibration error; the linear stage's report stays in ``report_folder``.
 
+    Arguments
+    ---------
+    brain : EmotionBrain
+        The trained stage-one model (best checkpoint loaded).
+    embeddings : dict
+        Split -> :meth:`EmotionBrain.embed` output (:func:`cached_embeddings`).
+    hparams : dict
+        The recipe's hparams (``bayes_*`` keys).
+    linear_report : dict
+        Stage one's test report.
+
     Returns
     -------
     report : dict
         The Bayesian test report (``<output_folder>/test_report.json``).
     layer : BayesianLinear
     """
-    embeddings = cached_embeddings(brain, datasets, hparams)
     layer = hparams["bayes_classifier"].to(brain.device)
     checkpointer = Checkpointer(hparams["bayes_save_folder"], recoverables={"ssl": brain.modules.ssl, "model": hparams["bayes_model"]})
     done = checkpointer.find_checkpoint(max_key="UAR")
@@ -196,7 +188,6 @@ def bayesian_stage(brain: EmotionBrain, datasets: dict, hparams: dict) -> tuple[
     pred = mc_probabilities(layer, test["embeddings"], n_samples, hparams["seed"])
     probs, targets = pred.mean_probs.numpy(), test["targets"].numpy()
     correct = probs.argmax(axis=1) == targets
-    linear_report = json.loads((Path(hparams["report_folder"]) / "test_report.json").read_text())
     report = write_classification_report(
         hparams["output_folder"],
         test["ids"],
@@ -232,22 +223,22 @@ def bayesian_stage(brain: EmotionBrain, datasets: dict, hparams: dict) -> tuple[
     return report, layer
 
 
-def knn_stage(brain: EmotionBrain, datasets: dict, hparams: dict, bayes: BayesianLinear | None = None) -> dict:
+def knn_stage(brain: EmotionBrain, embeddings: dict, hparams: dict, bayes: BayesianLinear | None = None) -> dict:
     """kNN interpolation at inference (supcon_knn eq. 4) for the trained model of a recipe run.
 
-    Embeds every split (cached) and calls :func:`knn_evaluate`; with a
-    Bayesian head, the model's probabilities are its MC means.
+    Calls :func:`knn_evaluate` on the run's embeddings (:func:`cached_embeddings`);
+    with a Bayesian head, the model's probabilities are its MC means.
 
     Returns
     -------
     dict
         The summary written to ``knn_summary.json``.
     """
-    embeddings = cached_embeddings(brain, datasets, hparams)
+    evaluated = ("valid", "test")  # the model's probabilities on train are never used
     if bayes is not None:
-        probs = {s: mc_probabilities(bayes, embeddings[s]["embeddings"], int(hparams["bayes_test_samples"]), hparams["seed"]).mean_probs for s in SPLITS}
+        probs = {s: mc_probabilities(bayes, embeddings[s]["embeddings"], int(hparams["bayes_test_samples"]), hparams["seed"]).mean_probs for s in evaluated}
     else:
-        probs = {s: embeddings[s]["log_probs"].exp() for s in SPLITS}
+        probs = {s: embeddings[s]["log_probs"].exp() for s in evaluated}
     return knn_evaluate(
         embeddings, probs, brain.labels, hparams["output_folder"], weights=hparams["knn_weights"], max_k=hparams["knn_max_k"], alphas=hparams["knn_alphas"]
     )

@@ -65,6 +65,27 @@ def plot_confusion_matrix(cm: np.ndarray, labels: Sequence[str], path: str | os.
     plt.close(fig)
 
 
+def plot_confidence_by_correctness(confidence: np.ndarray, correct: np.ndarray, path: str | Path, title: str = "") -> None:
+    """Density of the top MC-mean probability for correct and wrong predictions (compare2023, Figure 1)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    bins = np.linspace(0.0, 1.0, 26)
+    for name, sel, colour in (("correct", correct, "tab:green"), ("wrong", ~correct, "tab:red")):
+        if sel.any():
+            ax.hist(confidence[sel], bins=bins, density=True, alpha=0.5, color=colour, label=f"{name} (n={int(sel.sum())}, mean {confidence[sel].mean():.2f})")
+    ax.set_xlabel("confidence (MC-mean probability of the predicted class)")
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def write_classification_report(
     folder: str | os.PathLike,
     ids: Sequence[str],
