@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from typing import Any
 
 import soundfile
 from tqdm import tqdm
+
+from speechbrain_ext.fileio import atomic_write_json, atomic_write_text  # noqa: F401 (re-exported for the preparation modules)
 
 logger = logging.getLogger(__name__)
 
@@ -46,55 +47,6 @@ class AudioFileError(PreparationError):
 
 class SpeakerLeakageError(PreparationError):
     """A speaker appears in more than one split of a fold."""
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename.
-
-    An interrupted write leaves the previous file (or none), never half a file.
-
-    Arguments
-    ---------
-    path : str or PathLike
-        Destination file; its folder is created if needed.
-    text : str
-        Content.
-
-    Example
-    -------
-    >>> import tempfile, pathlib
-    >>> target = pathlib.Path(tempfile.mkdtemp()) / "a" / "b.txt"
-    >>> atomic_write_text(target, "hello")
-    >>> target.read_text()
-    'hello'
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically (see :func:`atomic_write_text`).
-
-    Example
-    -------
-    >>> import tempfile, pathlib, json
-    >>> target = pathlib.Path(tempfile.mkdtemp()) / "m.json"
-    >>> atomic_write_json(target, {"u1": {"emo": "sad"}})
-    >>> json.loads(target.read_text())
-    {'u1': {'emo': 'sad'}}
-    """
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
 def options_fingerprint(options: Mapping[str, Any]) -> str:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from data_prep.common import atomic_write_text
+from speechbrain_ext.fileio import atomic_write_text
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from data_prep.common import atomic_write_text
+from speechbrain_ext.fileio import atomic_write_text
 
 CSV_HEADER = "ID,duration,wav,wav_format,wav_opts"
 

@@ -174,6 +174,16 @@ class BayesianLinear(nn.Module):
                 layer.bias_mu.copy_(bias)
         return layer.to(linear.weight.device)
 
+    PRIOR_BUFFERS = ("prior_weight_mu", "prior_weight_log_sigma", "prior_bias_mu", "prior_bias_log_sigma")
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Take the prior's shape from the state (a layer built with a scalar prior loads a per-weight one)."""
+        for name in self.PRIOR_BUFFERS:
+            incoming, current = state_dict.get(prefix + name), getattr(self, name, None)
+            if incoming is not None and current is not None and incoming.shape != current.shape:
+                setattr(self, name, torch.empty_like(incoming, device=current.device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, x: torch.Tensor, n_samples: int | None = None) -> torch.Tensor:
         """Apply the layer with sampled (or mean) weights.
 
@@ -328,7 +338,7 @@ def fit_bayesian_head(
     optimizer = torch.optim.Adam(layer.parameters(), lr=lr)
     train_y, valid_y = train_y.reshape(-1).long(), valid_y.reshape(-1).long()
     best_uar, best_state, best_epoch, history = -1.0, None, 0, []
-    layer.mean_weights = False
+    mean_mode, layer.mean_weights = layer.mean_weights, False  # SVI samples weights; the caller's mode comes back after
     for epoch in tqdm(range(1, epochs + 1), desc="Bayesian head", disable=not progress):
         layer.train()
         total, batches = 0.0, 0
@@ -349,4 +359,5 @@ def fit_bayesian_head(
             best_uar, best_epoch = uar, epoch
             best_state = {k: v.detach().clone() for k, v in layer.state_dict().items()}
     layer.load_state_dict(best_state)
+    layer.mean_weights = mean_mode
     return {"best_epoch": best_epoch, "valid_UAR": best_uar, "history": history}

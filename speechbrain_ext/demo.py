@@ -15,10 +15,20 @@ import argparse
 import shlex
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+INSTALLED_RECIPES = Path(sysconfig.get_path("data")) / "share" / "speechbrain-paralinguistics" / "recipes"
+
+
+def recipes_folder() -> Path:
+    """The recipes of a checkout, or those installed with the package (``pip install .``)."""
+    for folder in (REPO / "recipes", INSTALLED_RECIPES):
+        if (folder / "RAVDESS" / "train.py").is_file():
+            return folder
+    raise FileNotFoundError(f"no recipes found in {REPO / 'recipes'} or {INSTALLED_RECIPES}; install the package with pip, or run from a checkout")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,12 +48,13 @@ def main(argv: list[str] | None = None) -> None:
     print("== 2/5 writing a tiny randomly initialised wav2vec2 (stands in for facebook/wav2vec2-base)")
     ssl = write_tiny_models(out / "tiny_models", only=["wav2vec2"])["wav2vec2"]
 
-    print("== 3/5 training recipes/RAVDESS/hparams/triplet_seg.yaml (segments + triplet loss on segments)")
+    recipes = recipes_folder()
+    print(f"== 3/5 training {recipes}/RAVDESS/hparams/triplet_seg.yaml (segments + triplet loss on segments)")
     run_folder = out / "triplet_seg"
     cmd = [
         sys.executable,
-        "recipes/RAVDESS/train.py",
-        "recipes/RAVDESS/hparams/triplet_seg.yaml",
+        str(recipes / "RAVDESS" / "train.py"),
+        str(recipes / "RAVDESS" / "hparams" / "triplet_seg.yaml"),
         f"--data_folder={corpus}",
         f"--output_folder={run_folder}",
         f"--ssl_hub={ssl}",
@@ -58,16 +69,18 @@ def main(argv: list[str] | None = None) -> None:
         "--test_dataloader_options={batch_size: 1, num_workers: 0}",
     ]
     print("   $ " + " ".join(shlex.quote(c) for c in cmd))
-    subprocess.run(cmd, check=True, cwd=REPO)
+    subprocess.run(cmd, check=True, cwd=out)
 
     print("== 4/5 test report (held-out actors 23-24), from", run_folder / "test_report.json")
     print((run_folder / "test_report.md").read_text())
 
     print("== 5/5 exporting the model and classifying one file")
-    from speechbrain_ext.hub import export_model
+    from speechbrain_ext.hub import check_standalone, export_model
     from speechbrain_ext.inference import EmotionClassifier
 
     model_dir = export_model(run_folder / "hyperparams.yaml", out / "model")
+    check_standalone(model_dir)  # no path of this machine, encoder configuration inside: loads anywhere, offline
+    print(f"   exported to {model_dir} (stand-alone: encoder configuration inside, all weights in model.ckpt)")
     classifier = EmotionClassifier.from_hparams(source=str(model_dir), savedir=str(out / "model_cache"))
     wav = corpus / "Actor_23" / "03-01-05-02-01-01-23.wav"  # angry, strong intensity
     out_prob, score, index, text_lab = classifier.classify_file(wav)

@@ -70,14 +70,63 @@ def normalize_frames(frames: torch.Tensor, n_frames: torch.Tensor, eps: float = 
     return (frames - mean) / torch.sqrt(var + eps) * real
 
 
+class _ModelFromConfig(nn.Module):
+    """A Hugging Face SSL model built from its configuration alone (weights come from a checkpoint).
+
+    Holds ``model`` and ``feature_extractor`` as SpeechBrain's HF lobes do, so
+    state-dict keys match those of a model loaded through them.
+    """
+
+    def __init__(self, config: dict, feature_extractor: dict, freeze: bool, freeze_feature_extractor: bool, apply_spec_augment: bool):
+        super().__init__()
+        from types import SimpleNamespace
+
+        from transformers import AutoConfig, AutoModel
+
+        config = {k: v for k, v in config.items() if not k.startswith("_")}
+        hf_config = AutoConfig.for_model(**config)
+        hf_config.apply_spec_augment = apply_spec_augment
+        self.model = AutoModel.from_config(hf_config)
+        self.feature_extractor = SimpleNamespace(
+            do_normalize=bool(feature_extractor.get("do_normalize", False)), return_attention_mask=bool(feature_extractor.get("return_attention_mask", True))
+        )
+        if freeze:
+            self.model.eval()
+            for param in self.model.parameters():
+                param.requires_grad = False
+        elif freeze_feature_extractor:
+            for param in self.model.feature_extractor.parameters():
+                param.requires_grad = False
+
+
+def export_config(source: str, cache_dir: str | None = None) -> tuple[dict, dict]:
+    """The configuration dictionaries an exported model needs to rebuild ``source``'s architecture offline.
+
+    Returns
+    -------
+    config : dict
+        The Hugging Face model configuration (private ``_`` keys such as the local path left out).
+    feature_extractor_config : dict
+        ``do_normalize`` and ``return_attention_mask``.
+    """
+    from transformers import AutoConfig, AutoFeatureExtractor
+
+    config = {k: v for k, v in AutoConfig.from_pretrained(source, cache_dir=cache_dir).to_dict().items() if not k.startswith("_")}
+    extractor = AutoFeatureExtractor.from_pretrained(source, cache_dir=cache_dir)
+    return config, {
+        "do_normalize": bool(getattr(extractor, "do_normalize", False)),
+        "return_attention_mask": bool(getattr(extractor, "return_attention_mask", True)),
+    }
+
+
 class SSLEncoder(nn.Module):
     """wav2vec2 / HuBERT / WavLM encoder returning the frames of a chosen layer.
 
     Arguments
     ---------
-    source : str
+    source : str or None
         Hub id (``facebook/wav2vec2-base``) or local ``save_pretrained`` folder.
-    save_path : str
+    save_path : str, optional
         Download cache folder.
     layer : int or str
         ``"last"``, an index into HF ``hidden_states`` (negative counts from
@@ -100,6 +149,15 @@ class SSLEncoder(nn.Module):
     output_norm : bool
         Standardise each utterance's output frames (:func:`normalize_frames`),
         as SpeechBrain's ``output_norm=True`` but over real frames only.
+    config : dict, optional
+        A Hugging Face model configuration (``config.to_dict()`` of the full,
+        untruncated model). When given, the architecture is built from it with
+        random weights and nothing is fetched: exported models carry it, and
+        their weights come from their own checkpoint. ``source`` is then only
+        the base model's name (or None).
+    feature_extractor_config : dict, optional
+        With ``config``: ``do_normalize`` and ``return_attention_mask`` of the
+        model's feature extractor.
 
     Example
     -------
@@ -114,8 +172,8 @@ class SSLEncoder(nn.Module):
 
     def __init__(
         self,
-        source: str,
-        save_path: str,
+        source: str | None,
+        save_path: str | None = None,
         layer: int | str = "last",
         freeze: bool = False,
         freeze_feature_extractor: bool = True,
@@ -124,22 +182,29 @@ class SSLEncoder(nn.Module):
         apply_spec_augment: bool = False,
         attention_mask: bool | None = None,
         output_norm: bool = False,
+        config: dict | None = None,
+        feature_extractor_config: dict | None = None,
     ):
         super().__init__()
         self.output_norm = output_norm
-        if model_type is None:
-            from transformers import AutoConfig
+        self.source = source
+        if config is not None:
+            self.ssl_model = _ModelFromConfig(dict(config), dict(feature_extractor_config or {}), freeze, freeze_feature_extractor, apply_spec_augment)
+            model_type = self.ssl_model.model.config.model_type
+        else:
+            if model_type is None:
+                from transformers import AutoConfig
 
-            model_type = AutoConfig.from_pretrained(source, cache_dir=save_path).model_type
-        if model_type not in WRAPPERS:
-            raise ValueError(f"{source}: model type {model_type!r} is not one of {sorted(WRAPPERS)}")
-        self.ssl_model = WRAPPERS[model_type](
-            source,
-            save_path,
-            freeze=freeze,
-            freeze_feature_extractor=freeze_feature_extractor,
-            apply_spec_augment=apply_spec_augment,
-        )
+                model_type = AutoConfig.from_pretrained(source, cache_dir=save_path).model_type
+            if model_type not in WRAPPERS:
+                raise ValueError(f"{source}: model type {model_type!r} is not one of {sorted(WRAPPERS)}")
+            self.ssl_model = WRAPPERS[model_type](
+                source,
+                save_path,
+                freeze=freeze,
+                freeze_feature_extractor=freeze_feature_extractor,
+                apply_spec_augment=apply_spec_augment,
+            )
         self.freeze = freeze
         self.model_type = model_type
         model = self.ssl_model.model
@@ -172,6 +237,14 @@ class SSLEncoder(nn.Module):
     def n_layers(self) -> int:
         """Transformer layers actually computed."""
         return len(self.ssl_model.model.encoder.layers)
+
+    @property
+    def frame_rate(self) -> float:
+        """Output frames per second of 16 kHz audio (50 for the wav2vec2 family's 20 ms stride)."""
+        stride = 1
+        for s in self.ssl_model.model.config.conv_stride:
+            stride *= int(s)
+        return 16000 / stride
 
     @property
     def output_dim(self) -> int:

@@ -1,22 +1,27 @@
 """Cross-validation runner behind every recipe's ``run_folds.py``.
 
-    python recipes/IEMOCAP/run_folds.py recipes/IEMOCAP/hparams/seg.yaml --data_folder=/data/IEMOCAP_full_release [--folds 1,3] [--seeds 1986,1987]
+    python recipes/IEMOCAP/run_folds.py recipes/IEMOCAP/hparams/seg.yaml --data_folder=/data/IEMOCAP_full_release [--folds 1,3] [--seeds 1986,1987] [--valid_gender F]
 
-Runs the recipe's ``train.py`` once per fold (and seed), one after another,
-each in ``<results_folder>/fold_<k>/seed_<s>``. A run that finished is
-skipped; one that was interrupted is started again with the same command,
-so SpeechBrain resumes it from its last checkpoint. Then the per-fold test
-UAR/WA (and the kNN numbers when ``knn_summary.json`` exists) are gathered
-into ``results.csv`` and ``results.md`` with mean and standard deviation,
-and the table is printed. Every number comes from the runs'
-``test_report.json`` files.
+Runs the recipe's ``train.py`` once per fold (per validation direction where
+the protocol has two, IEMOCAP ``loso``: each held-out session's F speaker
+tested with the M speaker validating, and the reverse) and per seed, one
+after another. Each run's folder is the YAML's own ``output_folder`` with
+that run's overrides, so a run made by hand with ``train.py`` is found and
+skipped (``--results_folder`` puts the runs below another folder instead). A
+run that finished is skipped; one that was interrupted is started again
+with the same command, so SpeechBrain resumes it from its last checkpoint.
+
+The table aggregates the metrics each run's report names
+(``summary_metrics``: UAR and WA for classification, mean Spearman, CCC and
+MSE for regression; the kNN columns when ``knn_summary.json`` exists); when
+the test split had no labels (a masked challenge partition) it aggregates
+the devel (``valid_report.json``) numbers and says so. ``results.csv`` and
+``results.md`` hold every run, the mean and the standard deviation (ddof 1).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import subprocess
 import sys
@@ -24,11 +29,13 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
+import pandas as pd
+import speechbrain as sb
 
-from data_prep.common import atomic_write_text
+from speechbrain_ext.fileio import atomic_write_text, read_done_marker, write_done_marker
 
 DONE_FILE = "run_complete.json"
+PERCENT = ("UAR", "WA")  # classification metrics print in percent (and their kNN variants)
 
 
 def _int_list(text: str) -> list[int]:
@@ -38,12 +45,6 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
-def _plain_value(hparams_file: Path, key: str):
-    from speechbrain_ext.hub import read_plain_values
-
-    return read_plain_values(hparams_file, optional=[key]).get(key)
-
-
 def _override(passthrough: Sequence[str], key: str) -> str | None:
     for arg in passthrough:
         if arg.startswith(f"--{key}="):
@@ -51,95 +52,139 @@ def _override(passthrough: Sequence[str], key: str) -> str | None:
     return None
 
 
-def collect_results(runs: Sequence[dict]) -> tuple[list[dict], dict]:
-    """Per-run rows and the mean/std summary from each run's reports.
+def resolved_values(hparams_file: str | Path, args: Sequence[str]) -> dict:
+    """The YAML's plain values under a command line's overrides (nothing built)."""
+    from speechbrain_ext.recipe import plain_values
 
-    Arguments
-    ---------
-    runs : sequence of dict
-        ``fold``, ``seed`` and ``folder`` of each run.
+    _, _, overrides = sb.parse_arguments([str(hparams_file), *args])
+    return plain_values(hparams_file, overrides)
 
-    Returns
-    -------
-    rows : list of dict
-        ``fold``, ``seed``, ``n``, ``UAR``, ``WA`` (and ``UAR_knn``, ``WA_knn``).
-    summary : dict
-        Metric -> ``{"mean", "std"}`` (std with ddof 1; 0 for one run).
-    """
-    rows = []
+
+def run_metrics(folder: str | Path) -> tuple[str, dict]:
+    """The split a run is tabulated on (``test``, or ``valid`` when test had no labels) and its metrics."""
+    folder = Path(folder)
+    report = json.loads((folder / "test_report.json").read_text())
+    split = "test"
+    if not report.get("summary_metrics"):
+        split, report = "valid", json.loads((folder / "valid_report.json").read_text())
+    values = {m: report[m] for m in report.get("summary_metrics", [])}
+    knn = folder / "knn_summary.json"
+    if knn.is_file():
+        values.update({f"{m}_knn": v for m, v in json.loads(knn.read_text())["test"]["with_knn"].items()})
+    return split, {"n": report["n"], **values}
+
+
+def collect_results(runs: Sequence[dict]) -> tuple[pd.DataFrame, str]:
+    """One row per run (``fold``, ``valid``, ``seed``, ``n`` and the metrics), and the split they come from."""
+    rows, splits = [], set()
     for run in runs:
-        folder = Path(run["folder"])
-        report = json.loads((folder / "test_report.json").read_text())
-        row = {"fold": run["fold"], "seed": run["seed"], "n": report["n"], "UAR": report["UAR"], "WA": report["WA"]}
-        knn = folder / "knn_summary.json"
-        if knn.is_file():
-            with_knn = json.loads(knn.read_text())["test"]["with_knn"]
-            row.update(UAR_knn=with_knn["UAR"], WA_knn=with_knn["WA"])
-        rows.append(row)
-    metrics = [m for m in ("UAR", "WA", "UAR_knn", "WA_knn") if all(m in r for r in rows)]
-    summary = {}
-    for metric in metrics:
-        values = np.array([r[metric] for r in rows], dtype=float)
-        summary[metric] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
-    return rows, summary
+        split, values = run_metrics(run["folder"])
+        splits.add(split)
+        rows.append({"fold": run["fold"], "valid": run.get("valid") or "", "seed": run["seed"], **values})
+    frame = pd.DataFrame(rows)
+    columns = [c for c in frame.columns if c not in ("fold", "valid", "seed", "n")]
+    incomplete = frame[columns].isna().any(axis=1)
+    if incomplete.any():
+        bad = frame[incomplete].iloc[0]
+        raise ValueError(
+            f"run fold {bad['fold']} seed {bad['seed']} reports other metrics than the others ({columns}); were they trained by different methods?"
+        )
+    if len(splits) > 1:
+        raise ValueError("some runs were scored on test and others on valid (a masked test split in some folds only)")
+    return frame, splits.pop() if splits else "test"
 
 
-def results_markdown(rows: Sequence[dict], summary: Mapping[str, dict], title: str) -> str:
-    """Markdown table (percent) of the runs and their mean ± std.
+def summary_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation (ddof 1; 0 for one run) of every metric column, plus per-direction means."""
+    metrics = [c for c in frame.columns if c not in ("fold", "valid", "seed", "n")]
+    std = frame[metrics].std(ddof=1) if len(frame) > 1 else frame[metrics].iloc[0] * 0.0
+    rows = [{"fold": "mean", "n": frame["n"].sum(), **frame[metrics].mean()}, {"fold": "std", **std}]
+    directions = [d for d in frame["valid"].unique() if d]
+    if len(directions) > 1:
+        for direction in directions:
+            part = frame[frame["valid"] == direction]
+            rows.append({"fold": "mean", "valid": direction, "n": part["n"].sum(), **part[metrics].mean()})
+    return pd.DataFrame(rows)
+
+
+def _fmt(metric: str, value) -> str:
+    if pd.isna(value):
+        return ""
+    return f"{100 * value:.2f}" if metric.removesuffix("_knn") in PERCENT else f"{value:.4f}"
+
+
+def results_markdown(frame: pd.DataFrame, title: str) -> str:
+    """Markdown table of the runs, then mean ± std (and per-direction means).
 
     Example
     -------
-    >>> rows = [{"fold": 1, "seed": 1, "n": 10, "UAR": 0.5, "WA": 0.6}, {"fold": 2, "seed": 1, "n": 10, "UAR": 0.7, "WA": 0.8}]
-    >>> summary = {"UAR": {"mean": 0.6, "std": 0.1414}, "WA": {"mean": 0.7, "std": 0.1414}}
-    >>> print(results_markdown(rows, summary, "seg"))
+    >>> runs = pd.DataFrame([{"fold": 1, "valid": "", "seed": 1, "n": 10, "UAR": 0.5}, {"fold": 2, "valid": "", "seed": 1, "n": 10, "UAR": 0.7}])
+    >>> print(results_markdown(runs, "seg"))
     ### seg
     <BLANKLINE>
-    | fold | seed | n | UAR % | WA % |
+    | fold | valid | seed | n | UAR % |
     |---|---|---|---|---|
-    | 1 | 1 | 10 | 50.00 | 60.00 |
-    | 2 | 1 | 10 | 70.00 | 80.00 |
-    | mean ± std | | 20 | 60.00 ± 14.14 | 70.00 ± 14.14 |
+    | 1 |  | 1 | 10 | 50.00 |
+    | 2 |  | 1 | 10 | 70.00 |
+    | mean ± std | | | 20 | 60.00 ± 14.14 |
     """
-    metrics = list(summary)
-    lines = [
-        f"### {title}",
-        "",
-        "| fold | seed | n | " + " | ".join(f"{m.replace('_knn', ' +kNN')} %" for m in metrics) + " |",
-        "|---" * (3 + len(metrics)) + "|",
-    ]
-    for r in rows:
-        lines.append(f"| {r['fold']} | {r['seed']} | {r['n']} | " + " | ".join(f"{100 * r[m]:.2f}" for m in metrics) + " |")
-    total = sum(r["n"] for r in rows)
-    lines.append(f"| mean ± std | | {total} | " + " | ".join(f"{100 * summary[m]['mean']:.2f} ± {100 * summary[m]['std']:.2f}" for m in metrics) + " |")
+    metrics = [c for c in frame.columns if c not in ("fold", "valid", "seed", "n")]
+    heads = [f"{m.replace('_knn', ' +kNN')}{' %' if m.removesuffix('_knn') in PERCENT else ''}" for m in metrics]
+    lines = [f"### {title}", "", "| fold | valid | seed | n | " + " | ".join(heads) + " |", "|---" * (4 + len(metrics)) + "|"]
+    for _, r in frame.iterrows():
+        lines.append(f"| {r['fold']} | {r['valid']} | {r['seed']} | {r['n']} | " + " | ".join(_fmt(m, r[m]) for m in metrics) + " |")
+    summary = summary_rows(frame)
+    mean, std = summary.iloc[0], summary.iloc[1]
+    lines.append(f"| mean ± std | | | {int(mean['n'])} | " + " | ".join(f"{_fmt(m, mean[m])} ± {_fmt(m, std[m])}" for m in metrics) + " |")
+    for _, r in summary.iloc[2:].iterrows():
+        lines.append(f"| mean | {r['valid']} | | {int(r['n'])} | " + " | ".join(_fmt(m, r[m]) for m in metrics) + " |")
     return "\n".join(lines)
 
 
-def write_results(folder: Path, rows: Sequence[dict], summary: Mapping[str, dict], title: str) -> str:
+def write_results(folder: Path, frame: pd.DataFrame, title: str) -> str:
     """Write ``results.csv`` (runs, then mean and std rows) and ``results.md``; return the Markdown."""
-    columns = ["fold", "seed", "n", *summary]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(columns)
-    for r in rows:
-        writer.writerow([r["fold"], r["seed"], r["n"], *[f"{r[m]:.6f}" for m in summary]])
-    writer.writerow(["mean", "", sum(r["n"] for r in rows), *[f"{summary[m]['mean']:.6f}" for m in summary]])
-    writer.writerow(["std", "", "", *[f"{summary[m]['std']:.6f}" for m in summary]])
-    atomic_write_text(folder / "results.csv", buffer.getvalue())
-    markdown = results_markdown(rows, summary, title)
+    table = pd.concat([frame, summary_rows(frame)], ignore_index=True)
+    atomic_write_text(folder / "results.csv", table.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+    markdown = results_markdown(frame, title)
     atomic_write_text(folder / "results.md", markdown + "\n")
     return markdown
+
+
+def plan_runs(
+    hparams_file: str | Path,
+    folds: Sequence[int | None],
+    directions: Sequence[str | None],
+    seeds: Sequence[int],
+    passthrough: Sequence[str],
+    results_folder: Path | None,
+) -> list[dict]:
+    """Every run's overrides and folder: the YAML's ``output_folder`` for those overrides, or one below ``results_folder``."""
+    runs = []
+    for fold in folds:
+        for direction in directions:
+            for seed in seeds:
+                args = [f"--seed={seed}"] + ([f"--fold={fold}"] if fold is not None else []) + ([f"--valid_gender={direction}"] if direction else [])
+                if results_folder is not None:
+                    parts = ([f"fold_{fold}"] if fold is not None else []) + ([f"valid_{direction}"] if direction else []) + [f"seed_{seed}"]
+                    folder = results_folder.joinpath(*parts)
+                    args.append(f"--output_folder={folder}")
+                else:
+                    folder = Path(str(resolved_values(hparams_file, [*passthrough, *args])["output_folder"]))
+                runs.append({"fold": fold if fold is not None else 1, "valid": direction, "seed": seed, "folder": folder, "args": args})
+    return runs
 
 
 def run_folds(
     train_script: str | Path,
     hparams_file: str | Path,
-    folds: Sequence[int],
+    folds: Sequence[int | None],
     seeds: Sequence[int],
     results_folder: str | Path,
     passthrough: Sequence[str] = (),
-    uses_folds: bool = True,
+    directions: Sequence[str | None] = (None,),
+    runs_below_results: bool = False,
 ) -> str:
-    """Run (or skip when finished) every fold x seed, then write and return the results table.
+    """Run (or skip when finished) every fold x direction x seed, then write and return the results table.
 
     Arguments
     ---------
@@ -147,14 +192,18 @@ def run_folds(
         The recipe's ``train.py``.
     hparams_file : str or Path
         The method's YAML.
-    folds, seeds : sequence of int
-        What to run.
+    folds : sequence of int or None
+        What to run (``[None]`` for a corpus with one fixed split).
+    seeds : sequence of int
+        Seeds of each fold.
     results_folder : str or Path
-        Root of the runs and of ``results.csv``/``results.md``.
+        Where ``results.csv``/``results.md`` go.
     passthrough : sequence of str
         More ``--key=value`` overrides for ``train.py`` (``--data_folder`` among them).
-    uses_folds : bool
-        Pass ``--fold`` (False for corpora with one fixed split: runs differ by seed only).
+    directions : sequence of str or None
+        ``valid_gender`` values to run (IEMOCAP ``loso``: ``F`` and ``M``).
+    runs_below_results : bool
+        Put the runs below ``results_folder`` instead of the YAML's ``output_folder``.
 
     Returns
     -------
@@ -162,35 +211,50 @@ def run_folds(
         The Markdown table.
     """
     results_folder = Path(results_folder)
-    runs = []
-    total = len(folds) * len(seeds)
-    for fold in folds:
-        for seed in seeds:
-            folder = results_folder / f"fold_{fold}" / f"seed_{seed}"
-            runs.append({"fold": fold, "seed": seed, "folder": folder})
-            label = f"fold {fold}, seed {seed} ({len(runs)}/{total})"
-            if (folder / DONE_FILE).is_file():
-                print(f"== {label}: finished earlier, skipped ({folder})", flush=True)
-                continue
-            resumed = (folder / "save").is_dir()
-            print(f"== {label}: {'resuming' if resumed else 'training'} in {folder}", flush=True)
-            cmd = [sys.executable, str(train_script), str(hparams_file), f"--output_folder={folder}", f"--seed={seed}", *passthrough]
-            if uses_folds:
-                cmd.append(f"--fold={fold}")
-            start = time.time()
-            proc = subprocess.run(cmd)
-            if proc.returncode != 0:
-                raise SystemExit(f"{label} failed (exit {proc.returncode}); run the same command again to resume it.\n  $ {' '.join(cmd)}")
-            atomic_write_text(folder / DONE_FILE, json.dumps({"fold": fold, "seed": seed, "seconds": round(time.time() - start, 1)}) + "\n")
-    rows, summary = collect_results(runs)
-    title = f"{Path(hparams_file).stem}: {len(folds)} fold(s) x {len(seeds)} seed(s)"
-    markdown = write_results(results_folder, rows, summary, title)
+    runs = plan_runs(hparams_file, folds, directions, seeds, passthrough, results_folder if runs_below_results else None)
+    for k, run in enumerate(runs, 1):
+        label = f"fold {run['fold']}{', valid ' + run['valid'] if run['valid'] else ''}, seed {run['seed']} ({k}/{len(runs)})"
+        folder = run["folder"]
+        if read_done_marker(folder / DONE_FILE) is not None:
+            print(f"== {label}: finished earlier, skipped ({folder})", flush=True)
+            continue
+        if _finished(folder):  # a run made with train.py alone
+            print(f"== {label}: finished earlier (by train.py), skipped ({folder})", flush=True)
+            write_done_marker(folder / DONE_FILE, {"fold": run["fold"], "seed": run["seed"], "valid": run["valid"], "found": True})
+            continue
+        print(f"== {label}: {'resuming' if (folder / 'save').is_dir() else 'training'} in {folder}", flush=True)
+        cmd = [sys.executable, str(train_script), str(hparams_file), *passthrough, *run["args"]]
+        start = time.time()
+        proc = subprocess.run(cmd)
+        if proc.returncode != 0:
+            raise SystemExit(f"{label} failed (exit {proc.returncode}); run the same command again to resume it.\n  $ {' '.join(cmd)}")
+        write_done_marker(folder / DONE_FILE, {"fold": run["fold"], "seed": run["seed"], "valid": run["valid"], "seconds": round(time.time() - start, 1)})
+    frame, split = collect_results(runs)
+    title = f"{Path(hparams_file).stem}: {len(runs)} run(s), {'devel (the test split has no labels)' if split == 'valid' else 'test'}"
+    markdown = write_results(results_folder, frame, title)
     print(markdown)
     print(f"(results.csv and results.md in {results_folder})")
     return markdown
 
 
-def main(train_script: str | Path, folds_per_protocol: Mapping[str, int] | None, argv: Sequence[str] | None = None) -> str:
+def _finished(folder: Path) -> bool:
+    """Whether a run has its test report and trained every epoch it was asked for."""
+    log, hparams = folder / "train_log.txt", folder / "hyperparams.yaml"
+    if not (log.is_file() and hparams.is_file() and (folder / "test_report.json").is_file()):
+        return False
+    from ruamel.yaml import YAML
+
+    limit = YAML(typ="rt").load(hparams.read_text()).get("number_of_epochs")
+    epochs = [line for line in log.read_text().splitlines() if line.startswith("epoch:")]
+    return limit is not None and len(epochs) >= int(limit)
+
+
+def main(
+    train_script: str | Path,
+    folds_per_protocol: Mapping[str, int] | None,
+    argv: Sequence[str] | None = None,
+    directions: Mapping[str, Sequence[str]] | None = None,
+) -> str:
     """Command line of a recipe's ``run_folds.py``.
 
     Arguments
@@ -203,14 +267,22 @@ def main(train_script: str | Path, folds_per_protocol: Mapping[str, int] | None,
         different seeds.
     argv : sequence of str, optional
         Arguments (default ``sys.argv[1:]``).
+    directions : mapping, optional
+        Protocol -> ``valid_gender`` values run by default (IEMOCAP: ``{"loso": ["F", "M"]}``).
     """
     train_script = Path(train_script)
+    corpus = train_script.parent.name
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("hparams", type=Path, help="the method's YAML file")
-    parser.add_argument("--folds", type=_int_list, help="comma-separated folds (default: all of the protocol)")
+    if folds_per_protocol is not None:
+        parser.add_argument("--folds", type=_int_list, help="comma-separated folds (default: all of the protocol)")
+    if directions:
+        parser.add_argument("--valid_gender", choices=["F", "M"], help="run one direction only (default: both: F validates and M is tested, then the reverse)")
     parser.add_argument("--seeds", type=_int_list, help="comma-separated seeds (default: the YAML's seed)")
-    parser.add_argument("--results_folder", type=Path, help="default results/<corpus>/<method>[/<protocol>]")
+    parser.add_argument("--results_folder", type=Path, help="default results/<corpus>/<method>[/<protocol>]; given, the runs go below it too")
     args, passthrough = parser.parse_known_args(argv)
+    if folds_per_protocol is None and any(a == "--folds" or a.startswith("--folds=") for a in passthrough):
+        parser.error(f"{corpus} has one fixed split; use --seeds to repeat it")
     if not any(a.startswith("--data_folder=") for a in passthrough):
         parser.error("--data_folder=... is required")
     bad = [a for a in passthrough if not a.startswith("--")]
@@ -219,13 +291,11 @@ def main(train_script: str | Path, folds_per_protocol: Mapping[str, int] | None,
     for key, instead in (("output_folder", "--results_folder"), ("fold", "--folds")):
         if _override(passthrough, key) is not None:
             parser.error(f"--{key} is set per run; use {instead}")
-    corpus = train_script.parent.name
-    seeds = args.seeds or [int(_override(passthrough, "seed") or _plain_value(args.hparams, "seed"))]
+    seeds = args.seeds or [int(_override(passthrough, "seed") or resolved_values(args.hparams, passthrough)["seed"])]
     passthrough = [a for a in passthrough if not a.startswith("--seed=")]
-    if folds_per_protocol is None:
-        folds, protocol = [1], None
-    else:
-        protocol = _override(passthrough, "protocol") or _plain_value(args.hparams, "protocol")
+    protocol, folds, run_directions = None, [None], [None]
+    if folds_per_protocol is not None:
+        protocol = _override(passthrough, "protocol") or resolved_values(args.hparams, passthrough).get("protocol")
         if protocol not in folds_per_protocol:
             parser.error(f"protocol {protocol!r} is not one of {sorted(folds_per_protocol)}")
         n_folds = folds_per_protocol[protocol]
@@ -233,5 +303,7 @@ def main(train_script: str | Path, folds_per_protocol: Mapping[str, int] | None,
         wrong = [f for f in folds if not 1 <= f <= n_folds]
         if wrong:
             parser.error(f"folds {wrong} do not exist in {corpus} {protocol} (1..{n_folds})")
+        if directions and protocol in directions:
+            run_directions = [args.valid_gender] if args.valid_gender else list(directions[protocol])
     results_folder = args.results_folder or Path("results", corpus, args.hparams.stem, *([protocol] if protocol else []))
-    return run_folds(train_script, args.hparams, folds, seeds, results_folder, passthrough, uses_folds=folds_per_protocol is not None)
+    return run_folds(train_script, args.hparams, folds, seeds, results_folder, passthrough, run_directions, runs_below_results=args.results_folder is not None)

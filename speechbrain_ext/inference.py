@@ -1,8 +1,12 @@
 """Pretrained-model interfaces, in the style of SpeechBrain's ``EncoderClassifier``.
 
+Both run the exported ``model`` (:mod:`speechbrain_ext.models`): the module
+the recipe trained and evaluated, built from the same YAML node, so a file
+gets the answer the training-time evaluation gave it.
+
 - :class:`EmotionClassifier`: ``classify_file`` / ``classify_batch`` return
   ``(out_prob, score, index, text_lab)`` exactly as ``EncoderClassifier``;
-  ``classify_file(path, segments=True)`` gives a timeline of per-segment
+  ``classify_file(path, segments=True)`` gives a timeline of per-window
   labels; with a Bayesian head, ``n_samples=`` averages that many weight
   samples and :meth:`EmotionClassifier.uncertainty_file` reports entropy,
   mutual information and per-class spread.
@@ -10,10 +14,10 @@
   (Hume-Prosody style sigmoid outputs).
 
 Files of any sample rate and channel count are resampled to 16 kHz mono.
-Recordings longer than ``max_chunk_seconds`` (default 30 s) are read and
-encoded one chunk at a time, so peak memory does not grow with duration;
-mean pooling then averages the frames of all chunks (each chunk's encoder
-context ends at its borders), and files up to one chunk give exactly the
+Recordings longer than ``max_chunk_seconds`` (default 30 s) are encoded one
+chunk at a time (the encoder's memory is that of one chunk; each chunk's
+context ends at its borders); the model's pooling and head then see the
+frames of the whole file. Files up to one chunk give exactly the
 ``classify_batch`` result.
 """
 
@@ -27,10 +31,8 @@ from speechbrain.inference.interfaces import Pretrained
 
 from speechbrain_ext.audio import TARGET_SAMPLE_RATE, audio_frames, iter_chunks, load_audio
 from speechbrain_ext.bayesian import BayesianLinear
-from speechbrain_ext.pooling import MaskedMeanPooling, SegmentPooling, segment_decision
+from speechbrain_ext.models import ModelOutput, SegmentModel
 from speechbrain_ext.uncertainty import mc_predictive
-
-FRAME_RATE = 50.0  # SSL frames per second (20 ms stride of the wav2vec2 family)
 
 
 @dataclass
@@ -43,52 +45,55 @@ class Segment:
     probabilities: dict[str, float]
 
 
-class _SSLInterface(Pretrained):
-    """Encoding shared by the classifier and the regressor: SSL frames, chunking, pooling."""
+class _ModelInterface(Pretrained):
+    """Running the exported model on batches and on files of any length."""
+
+    MODULES_NEEDED = ["model"]
 
     def _hparam(self, name, default):
         return getattr(self.hparams, name, default)
 
-    def _frames(self, wavs: torch.Tensor, wav_lens: torch.Tensor):
-        """``(frames, frame_lens)`` for either SpeechBrain's HF lobes or :class:`SSLEncoder`."""
-        out = self.mods.ssl(wavs, wav_lens)
-        return out if isinstance(out, tuple) else (out, wav_lens)
+    @property
+    def model(self):
+        """The exported :class:`~speechbrain_ext.models.UtteranceModel` (or ``SegmentModel``)."""
+        return self.mods.model
 
-    def encode_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> torch.Tensor:
-        """Utterance embeddings ``(batch, dim)`` of 16 kHz waveforms ``(batch, time)``."""
+    def forward_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> ModelOutput:
+        """The model's output for a padded batch of 16 kHz waveforms ``(batch, time)`` with relative lengths."""
         wavs = wavs.to(self.device).float()
         wav_lens = torch.ones(wavs.shape[0], device=self.device) if wav_lens is None else wav_lens.to(self.device)
         with torch.no_grad():
-            frames, frame_lens = self._frames(wavs, wav_lens)
-            return self.hparams.pooling(frames, frame_lens)
+            return self.model(wavs, wav_lens)
 
-    def _chunks(self, path):
-        """Yield ``(start_seconds, frames (1, T, D))`` chunk by chunk."""
+    def file_frames(self, path: str | os.PathLike) -> torch.Tensor:
+        """``(1, frames, dim)`` encoder frames of a file, encoded chunk by chunk past ``max_chunk_seconds``."""
         chunk_seconds = float(self._hparam("max_chunk_seconds", 30.0))
-        for start, wav in iter_chunks(path, chunk_seconds, TARGET_SAMPLE_RATE):
-            with torch.no_grad():
-                frames, _ = self._frames(wav.unsqueeze(0).to(self.device), torch.ones(1, device=self.device))
-            yield start, frames
+        frames_total, file_sr = audio_frames(path)
+        with torch.no_grad():
+            if frames_total / file_sr <= chunk_seconds:
+                return self.model.encode(load_audio(path, TARGET_SAMPLE_RATE).unsqueeze(0).to(self.device), torch.ones(1, device=self.device))[0]
+            parts = [
+                self.model.encode(wav.unsqueeze(0).to(self.device), torch.ones(1, device=self.device))[0]
+                for _, wav in iter_chunks(path, chunk_seconds, TARGET_SAMPLE_RATE)
+            ]
+        return torch.cat(parts, dim=1)
+
+    def forward_file(self, path: str | os.PathLike) -> ModelOutput:
+        """The model's output for one file (any rate, channels and length)."""
+        with torch.no_grad():
+            return self.model.from_frames(self.file_frames(path))
+
+    def encode_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> torch.Tensor:
+        """Utterance embeddings ``(batch, dim)`` (the head's input)."""
+        return self.forward_batch(wavs, wav_lens).embeddings
 
     def encode_file(self, path: str | os.PathLike) -> torch.Tensor:
-        """``(1, dim)`` embedding of a file of any length (chunked past ``max_chunk_seconds``)."""
-        frames_total, file_sr = audio_frames(path)
-        if frames_total / file_sr <= float(self._hparam("max_chunk_seconds", 30.0)):
-            return self.encode_batch(load_audio(path, TARGET_SAMPLE_RATE).unsqueeze(0), torch.ones(1))
-        pooling = self.hparams.pooling
-        total, count = None, 0
-        for _, frames in self._chunks(path):
-            if isinstance(pooling, MaskedMeanPooling):
-                part, n = frames.sum(dim=1), frames.shape[1]  # exact mean over all frames
-            else:
-                part, n = pooling(frames, None) * frames.shape[1], frames.shape[1]  # frame-weighted chunk average
-            total = part if total is None else total + part
-            count += n
-        return total / count
+        """``(1, dim)`` embedding of a file."""
+        return self.forward_file(path).embeddings
 
 
-class EmotionClassifier(_SSLInterface):
-    """SSL encoder + pooling + (linear or Bayesian) head, loaded with ``from_hparams``.
+class EmotionClassifier(_ModelInterface):
+    """The exported classification model, loaded with ``from_hparams`` or ``foreign_class``.
 
     ``classify_batch`` returns ``(out_prob, score, index, text_lab)`` exactly as
     :class:`speechbrain.inference.classifiers.EncoderClassifier`: log-posteriors,
@@ -101,8 +106,7 @@ class EmotionClassifier(_SSLInterface):
         timeline = model.classify_file("call.wav", segments=True)
     """
 
-    MODULES_NEEDED = ["ssl", "classifier"]
-    HPARAMS_NEEDED = ["pooling", "log_softmax", "label_encoder", "n_classes"]
+    HPARAMS_NEEDED = ["label_encoder", "n_classes"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -117,38 +121,25 @@ class EmotionClassifier(_SSLInterface):
     @property
     def is_bayesian(self) -> bool:
         """True when the head is a :class:`BayesianLinear`."""
-        return isinstance(self.mods.classifier, BayesianLinear)
-
-    def _head_log_probs(self, embeddings: torch.Tensor, n_samples: int | None = None) -> torch.Tensor:
-        """Log-posteriors; with a Bayesian head and ``n_samples``, of the MC-mean probabilities."""
-        with torch.no_grad():
-            if n_samples and self.is_bayesian:
-                return torch.log(self._mc(embeddings, n_samples).mean_probs.clamp_min(1e-12))
-            return self.hparams.log_softmax(self.mods.classifier(embeddings))
+        return isinstance(self.model.head, BayesianLinear)
 
     def _require_bayesian(self) -> None:
         if not self.is_bayesian:
-            raise ValueError("uncertainty needs a Bayesian head (pretrained_hparams/emotion_ssl_bayes.yaml); this model's head is deterministic")
+            raise ValueError("uncertainty needs a Bayesian head (a run of a bayes.yaml recipe); this model's head is deterministic")
 
     def _mc(self, embeddings: torch.Tensor, n_samples: int):
-        head = self.mods.classifier
+        head = self.model.head
         mean_mode, head.mean_weights = head.mean_weights, False
         try:
-            return mc_predictive(head(embeddings, n_samples=int(n_samples)))
+            with torch.no_grad():
+                return mc_predictive(head(embeddings, n_samples=int(n_samples)))
         finally:
             head.mean_weights = mean_mode
 
-    def _segment_log_probs(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None) -> torch.Tensor:
-        """Segment-family models: utterance log-posteriors from per-segment ones (segment_triplet)."""
-        wavs = wavs.to(self.device).float()
-        wav_lens = torch.ones(wavs.shape[0], device=self.device) if wav_lens is None else wav_lens.to(self.device)
-        with torch.no_grad():
-            frames, frame_lens = self._frames(wavs, wav_lens)
-            segments, mask = self.hparams.pooling(frames, frame_lens)
-            log_probs = self.hparams.log_softmax(self.mods.classifier(segments))
-        return segment_decision(log_probs, mask, self._hparam("segment_decision", "most_confident"))
-
-    def _decide(self, out_prob: torch.Tensor):
+    def _decide(self, out: ModelOutput, n_samples: int | None = None):
+        out_prob = out.decision
+        if n_samples and self.is_bayesian:
+            out_prob = torch.log(self._mc(out.embeddings, n_samples).mean_probs.clamp_min(1e-12))
         score, index = torch.max(out_prob, dim=-1)
         return out_prob, score, index, self.hparams.label_encoder.decode_torch(index)
 
@@ -175,9 +166,7 @@ class EmotionClassifier(_SSLInterface):
         text_lab : list of str
             Label of the best class.
         """
-        if isinstance(self.hparams.pooling, SegmentPooling):
-            return self._decide(self._segment_log_probs(wavs, wav_lens))
-        return self._decide(self._head_log_probs(self.encode_batch(wavs, wav_lens), n_samples))
+        return self._decide(self.forward_batch(wavs, wav_lens), n_samples)
 
     def classify_file(self, path: str | os.PathLike, segments: bool = False, n_samples: int | None = None):
         """Classify one audio file (any sample rate, channel count and length).
@@ -198,46 +187,40 @@ class EmotionClassifier(_SSLInterface):
         """
         if segments:
             return self.timeline(path, n_samples=n_samples)
-        if isinstance(self.hparams.pooling, SegmentPooling):
-            # Segments of every chunk, then one decision as for a batch (segment_decision hparam).
-            parts = []
-            for _start, frames in self._chunks(path):
-                seg, mask = self.hparams.pooling(frames, None)
-                with torch.no_grad():
-                    parts.append(self.hparams.log_softmax(self.mods.classifier(seg[mask])))
-            log_probs = torch.cat(parts).unsqueeze(0)
-            mask = torch.ones(log_probs.shape[:2], dtype=torch.bool, device=log_probs.device)
-            return self._decide(segment_decision(log_probs, mask, self._hparam("segment_decision", "most_confident")))
-        return self._decide(self._head_log_probs(self.encode_file(path), n_samples))
+        return self._decide(self.forward_file(path), n_samples)
 
     def timeline(self, path: str | os.PathLike, n_samples: int | None = None) -> list[Segment]:
-        """Per-segment decisions over a file: windows of ``segment_seconds`` every ``segment_hop_seconds``.
+        """Decisions over windows of a file, each window pooled by the model's own pooling and head.
 
-        The model's own segment sizes apply when its pooling is
-        :class:`SegmentPooling`; otherwise 2 s windows every 1 s (hparams
-        ``segment_seconds``/``segment_hop_seconds`` override). Each window's
-        mean embedding goes through the classification head.
+        A segment model's own windows apply; otherwise windows of
+        ``segment_seconds`` (2 s) every ``segment_hop_seconds`` (1 s). A last
+        window aligned to the end covers the tail.
         """
-        pooling = self.hparams.pooling
-        if isinstance(pooling, SegmentPooling):
-            size, hop = pooling.segment_size, pooling.hop
+        model, frame_rate = self.model, self.model.encoder.frame_rate
+        if isinstance(model, SegmentModel):
+            size, hop = model.segments.segment_size, model.segments.hop
         else:
-            size = max(1, int(round(float(self._hparam("segment_seconds", 2.0)) * FRAME_RATE)))
-            hop = max(1, int(round(float(self._hparam("segment_hop_seconds", 1.0)) * FRAME_RATE)))
-        windows = SegmentPooling(size, hop)
+            size = max(1, int(round(float(self._hparam("segment_seconds", 2.0)) * frame_rate)))
+            hop = max(1, int(round(float(self._hparam("segment_hop_seconds", 1.0)) * frame_rate)))
+        frames = self.file_frames(path)
+        with torch.no_grad():
+            starts, log_probs = model.window_scores(frames, size, hop)
+            if n_samples and self.is_bayesian:
+                embeddings = torch.stack([model.pooling(frames[:, s : s + size], torch.ones(1, device=frames.device))[0] for s in starts.tolist()])
+                log_probs = torch.log(self._mc(embeddings, n_samples).mean_probs.clamp_min(1e-12))
         frames_total, file_sr = audio_frames(path)
-        duration = frames_total / file_sr
-        labels = self.labels
+        duration, labels, n_frames = frames_total / file_sr, self.labels, frames.shape[1]
         out = []
-        for start, frames in self._chunks(path):
-            segments, mask = windows(frames, None)
-            log_probs = self._head_log_probs(segments[mask], n_samples)
-            n_frames = frames.shape[1]
-            for w, lp in enumerate(log_probs):
-                seg_start = start + w * hop / FRAME_RATE
-                seg_end = min(duration, start + min(w * hop + size, n_frames) / FRAME_RATE)
-                probs = lp.exp().tolist()
-                out.append(Segment(round(seg_start, 3), round(seg_end, 3), labels[int(lp.argmax())], dict(zip(labels, [round(p, 6) for p in probs]))))
+        for start, lp in zip(starts.tolist(), log_probs):
+            probs = [round(p, 6) for p in lp.exp().tolist()]
+            out.append(
+                Segment(
+                    round(start / frame_rate, 3),
+                    round(min(duration, min(start + size, n_frames) / frame_rate), 3),
+                    labels[int(lp.argmax())],
+                    dict(zip(labels, probs)),
+                )
+            )
         return out
 
     def uncertainty_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None, n_samples: int = 500) -> dict:
@@ -273,11 +256,8 @@ class EmotionClassifier(_SSLInterface):
         return self.classify_batch(wavs, wav_lens)
 
 
-class EmotionRegressor(_SSLInterface):
-    """SSL encoder + pooling + linear head + sigmoid: emotion intensities in [0, 1].
-
-    The inference hparams name the outputs (``output_names``, e.g. the nine
-    Hume-Prosody emotions).
+class EmotionRegressor(_ModelInterface):
+    """The exported regression model: emotion intensities in [0, 1], named by ``output_names``.
 
     Example::
 
@@ -285,18 +265,15 @@ class EmotionRegressor(_SSLInterface):
         model.predict_file("clip.wav")  # {"Anger": 0.12, "Boredom": 0.40, ...}
     """
 
-    MODULES_NEEDED = ["ssl", "regressor"]
-    HPARAMS_NEEDED = ["pooling", "output_names"]
+    HPARAMS_NEEDED = ["output_names"]
 
     def predict_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> torch.Tensor:
         """``(batch, n_outputs)`` intensities of 16 kHz waveforms."""
-        with torch.no_grad():
-            return torch.sigmoid(self.mods.regressor(self.encode_batch(wavs, wav_lens)))
+        return self.forward_batch(wavs, wav_lens).decision
 
     def predict_file(self, path: str | os.PathLike) -> dict[str, float]:
         """Named intensities of one file (any rate, channels and length)."""
-        with torch.no_grad():
-            values = torch.sigmoid(self.mods.regressor(self.encode_file(path)))[0]
+        values = self.forward_file(path).decision[0]
         return {name: round(float(v), 6) for name, v in zip(self.hparams.output_names, values)}
 
     def forward(self, wavs, wav_lens=None):
@@ -304,15 +281,15 @@ class EmotionRegressor(_SSLInterface):
         return self.predict_batch(wavs, wav_lens)
 
 
-def interface_for(hparams_keys) -> type[_SSLInterface]:
+def interface_for(hparams_keys) -> type[_ModelInterface]:
     """The interface class of an inference hparams file, from its top-level keys.
 
     Example
     -------
-    >>> interface_for({"regressor": None}).__name__, interface_for({"classifier": None}).__name__
+    >>> interface_for({"output_names": None}).__name__, interface_for({"label_encoder": None}).__name__
     ('EmotionRegressor', 'EmotionClassifier')
     """
-    return EmotionRegressor if "regressor" in hparams_keys else EmotionClassifier
+    return EmotionRegressor if "output_names" in hparams_keys else EmotionClassifier
 
 
 __all__ = ["EmotionClassifier", "EmotionRegressor", "Segment", "interface_for"]

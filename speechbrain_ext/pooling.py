@@ -51,10 +51,13 @@ def frame_counts(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
 class SegmentPooling(torch.nn.Module):
     """Mean embeddings of overlapping windows over SSL frames (segment_triplet, Sec. 3.1).
 
-    Windows of ``segment_size`` frames start every ``hop`` frames and must lie
-    inside the utterance's real frames; an utterance shorter than one window
-    becomes a single segment averaging all its frames. One ``unfold`` over the
-    padded batch computes every window at once.
+    Windows of ``segment_size`` frames start every ``hop`` frames inside the
+    utterance's real frames. When the last of them stops short of the end, one
+    more window aligned to the end covers the tail, so every real frame is in
+    a segment (without it, up to ``segment_size - 1`` frames would be dropped:
+    1.4 s for IEMOCAP's 140/70). An utterance shorter than one window becomes
+    a single segment averaging all its frames. One ``unfold`` computes the
+    regular windows of the padded batch at once, a cumulative sum the tails.
 
     Arguments
     ---------
@@ -66,11 +69,11 @@ class SegmentPooling(torch.nn.Module):
 
     Example
     -------
-    >>> pool = SegmentPooling(segment_size=2, hop=1)
-    >>> x = torch.arange(1.0, 5.0).view(1, 4, 1).repeat(2, 1, 1)
-    >>> segments, mask = pool(x, torch.tensor([1.0, 0.25]))
-    >>> segments.squeeze(-1).tolist()
-    [[1.5, 2.5, 3.5], [1.0, 0.0, 0.0]]
+    >>> pool = SegmentPooling(segment_size=2, hop=2)
+    >>> x = torch.arange(1.0, 6.0).view(1, 5, 1).repeat(2, 1, 1)
+    >>> segments, mask = pool(x, torch.tensor([1.0, 0.2]))
+    >>> segments.squeeze(-1).tolist()  # windows 1-2, 3-4 and the tail 4-5; a one-frame utterance
+    [[1.5, 3.5, 4.5], [1.0, 0.0, 0.0]]
     >>> mask.tolist()
     [[True, True, True], [True, False, False]]
     """
@@ -84,16 +87,22 @@ class SegmentPooling(torch.nn.Module):
         if self.hop < 1:
             raise ValueError(f"hop must be positive, got {hop}")
 
+    def _regular(self, n_frames: torch.Tensor) -> torch.Tensor:
+        full = torch.div(n_frames - self.segment_size, self.hop, rounding_mode="floor") + 1
+        return torch.where(n_frames <= self.segment_size, torch.ones_like(full), full)
+
+    def _has_tail(self, n_frames: torch.Tensor) -> torch.Tensor:
+        return (n_frames > self.segment_size) & ((n_frames - self.segment_size) % self.hop != 0)
+
     def n_segments(self, n_frames: torch.Tensor) -> torch.Tensor:
-        """Segments per utterance for absolute frame counts.
+        """Segments per utterance for absolute frame counts (the end-aligned tail included).
 
         Example
         -------
         >>> SegmentPooling(4, 2).n_segments(torch.tensor([3, 4, 7, 8])).tolist()
-        [1, 1, 2, 3]
+        [1, 1, 3, 3]
         """
-        full = torch.div(n_frames - self.segment_size, self.hop, rounding_mode="floor") + 1
-        return torch.where(n_frames <= self.segment_size, torch.ones_like(full), full)
+        return self._regular(n_frames) + self._has_tail(n_frames).long()
 
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Pool ``(batch, time, dim)`` frames into ``(batch, n_windows, dim)`` segment means.
@@ -112,18 +121,29 @@ class SegmentPooling(torch.nn.Module):
         mask : torch.Tensor
             ``(batch, n_windows)`` bool, True for real segments.
         """
-        batch, max_len, _ = frames.shape
+        batch, max_len, dim = frames.shape
         if lengths is None:
             lengths = torch.ones(batch, device=frames.device)
         n_frames = frame_counts(lengths, max_len)
         if max_len < self.segment_size:  # every utterance is one (short) segment
             frames = torch.nn.functional.pad(frames, (0, 0, 0, self.segment_size - max_len))
         real = (torch.arange(frames.shape[1], device=frames.device)[None, :] < n_frames[:, None]).to(frames.dtype)
-        window_sum = (frames * real.unsqueeze(-1)).unfold(1, self.segment_size, self.hop).sum(dim=-1)
-        window_count = real.unfold(1, self.segment_size, self.hop).sum(dim=-1)
-        n_windows = window_count.shape[1]
-        mask = torch.arange(n_windows, device=frames.device)[None, :] < self.n_segments(n_frames)[:, None]
-        segments = window_sum / window_count.clamp_min(1).unsqueeze(-1) * mask.unsqueeze(-1)
+        masked = frames * real.unsqueeze(-1)
+        zeros = masked.new_zeros(batch, 1, dim)
+        window_sum = torch.cat([masked.unfold(1, self.segment_size, self.hop).sum(dim=-1), zeros], dim=1)
+        window_count = torch.cat([real.unfold(1, self.segment_size, self.hop).sum(dim=-1), zeros[..., 0]], dim=1)
+        tail = self._has_tail(n_frames)
+        if tail.any():  # the end-aligned window goes right after the regular ones
+            rows = torch.nonzero(tail).squeeze(1)
+            cumulative = torch.cat([zeros, masked.cumsum(dim=1)], dim=1)
+            end = n_frames[rows]
+            slot = self._regular(n_frames)[rows]
+            window_sum = window_sum.index_put((rows, slot), cumulative[rows, end] - cumulative[rows, end - self.segment_size])
+            window_count = window_count.index_put((rows, slot), window_count.new_full((len(rows),), float(self.segment_size)))
+        n_segments = self.n_segments(n_frames)
+        n_windows = int(n_segments.max())
+        mask = torch.arange(n_windows, device=frames.device)[None, :] < n_segments[:, None]
+        segments = window_sum[:, :n_windows] / window_count[:, :n_windows].clamp_min(1).unsqueeze(-1) * mask.unsqueeze(-1)
         return segments, mask
 
 

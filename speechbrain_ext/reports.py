@@ -1,20 +1,25 @@
-"""Test reports: one JSON file is the single source of every reported number;
-the Markdown table, the predictions CSV and the confusion-matrix plot derive
-from the same call."""
+"""Reports of an evaluated split: one JSON file is the single source of every reported number;
+the Markdown table, the predictions CSV and the plots derive from the same call.
+
+Classification (:func:`write_classification_report`) and multi-output
+regression (:func:`write_regression_report`) write ``<split>_report.json``,
+``<split>_report.md`` and ``<split>_predictions.csv``; rows without a label
+(a masked test partition) are predicted and listed, never scored. Each report
+names the metrics a fold table aggregates (``summary_metrics``).
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from data_prep.common import atomic_write_text
-from speechbrain_ext.metrics import classification_metrics
+from speechbrain_ext.fileio import atomic_write_text
+from speechbrain_ext.metrics import classification_metrics, concordance_correlation, spearman_per_column
 
 REPORT_FILE = "test_report.json"
 
@@ -86,17 +91,26 @@ def plot_confidence_by_correctness(confidence: np.ndarray, correct: np.ndarray, 
     plt.close(fig)
 
 
+def _csv(frame: pd.DataFrame) -> str:
+    return frame.to_csv(index=False, float_format="%.6f", lineterminator="\n")
+
+
+def _unscored(split: str, title: str | None, n_predicted: int, extra: dict | None, **fields) -> dict:
+    return {"set": title or split, "n": 0, "n_predicted": n_predicted, "scored": False, "summary_metrics": [], **fields, **(extra or {})}
+
+
 def write_classification_report(
     folder: str | os.PathLike,
     ids: Sequence[str],
     y_true: Sequence[int],
     probs: np.ndarray,
     labels: Sequence[str],
-    title: str = "test",
+    split: str = "test",
+    title: str | None = None,
     extra: dict | None = None,
 ) -> dict:
-    """Write ``test_report.json``, ``test_report.md``, ``test_predictions.csv``,
-    ``confusion_matrix.csv`` and ``confusion_matrix.png``; return the metrics.
+    """Write ``<split>_report.json``, ``<split>_report.md``, ``<split>_predictions.csv`` and,
+    when rows are labelled, ``<split>_confusion_matrix.csv``/``.png``; return the metrics.
 
     Arguments
     ---------
@@ -105,53 +119,200 @@ def write_classification_report(
     ids : sequence of str
         Utterance ids.
     y_true : sequence of int
-        Reference class indices.
+        Reference class indices; -1 for an unlabelled row (predicted, not scored).
     probs : array (n, n_classes)
         Posterior probabilities; the prediction is the argmax.
     labels : sequence of str
         Class names in index order.
-    title : str
-        Name of the evaluated set.
+    split : str
+        File prefix (``test``, ``valid``).
+    title : str, optional
+        Name of the evaluated set in the report (default: ``split``).
     extra : dict, optional
         More fields stored in the JSON report (e.g. protocol, fold).
 
     Returns
     -------
     dict
-        The metrics written to ``test_report.json``.
+        The metrics written to ``<split>_report.json`` (``n``: scored rows,
+        ``n_predicted``: all rows).
 
     Example
     -------
     >>> import tempfile, json
     >>> folder = tempfile.mkdtemp()
-    >>> m = write_classification_report(folder, ["u1", "u2"], [0, 1], np.array([[0.9, 0.1], [0.6, 0.4]]), ["neu", "sad"])
-    >>> m["UAR"], json.load(open(f"{folder}/test_report.json"))["WA"]
-    (0.5, 0.5)
+    >>> m = write_classification_report(folder, ["u1", "u2", "u3"], [0, 1, -1], np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]]), ["neu", "sad"])
+    >>> m["UAR"], m["n"], m["n_predicted"], json.load(open(f"{folder}/test_report.json"))["WA"]
+    (0.5, 2, 3, 0.5)
+    >>> print(open(f"{folder}/test_predictions.csv").read(), end="")
+    id,true,predicted,p_neu,p_sad
+    u1,neu,neu,0.900000,0.100000
+    u2,sad,neu,0.600000,0.400000
+    u3,,sad,0.200000,0.800000
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     probs = np.asarray(probs, dtype=float)
+    y_true = np.asarray(list(y_true), dtype=int)
     y_pred = probs.argmax(axis=1)
-    metrics = classification_metrics(list(y_true), list(y_pred), labels)
-    metrics["set"] = title
-    metrics.update(extra or {})
-
-    atomic_write_text(folder / REPORT_FILE, json.dumps(metrics, indent=2) + "\n")
-    atomic_write_text(folder / "test_report.md", metrics_table(metrics, title) + "\n")
-
-    rows = io.StringIO()
-    writer = csv.writer(rows)
-    writer.writerow(["id", "true", "predicted", *[f"p_{lab}" for lab in labels]])
-    for utt, t, p, row in zip(ids, y_true, y_pred, probs):
-        writer.writerow([utt, labels[t], labels[p], *[f"{v:.6f}" for v in row]])
-    atomic_write_text(folder / "test_predictions.csv", rows.getvalue())
-
-    cm = np.asarray(metrics["confusion_matrix"])
-    cm_rows = io.StringIO()
-    cm_writer = csv.writer(cm_rows)
-    cm_writer.writerow(["true \\ predicted", *labels])
-    for lab, row in zip(labels, cm):
-        cm_writer.writerow([lab, *row.tolist()])
-    atomic_write_text(folder / "confusion_matrix.csv", cm_rows.getvalue())
-    plot_confusion_matrix(cm, labels, folder / "confusion_matrix.png", f"{title}: UAR {100 * metrics['UAR']:.1f}%")
+    labelled = y_true >= 0
+    if labelled.any():
+        metrics = classification_metrics(y_true[labelled].tolist(), y_pred[labelled].tolist(), labels)
+        metrics.update({"set": title or split, "n_predicted": len(y_true), "summary_metrics": ["UAR", "WA"], **(extra or {})})
+        table = metrics_table(metrics, title or split)
+    else:
+        metrics = _unscored(split, title, len(y_true), extra, labels=list(labels))
+        table = f"{title or split}: {len(y_true)} rows, no labels: predictions only"
+    atomic_write_text(folder / f"{split}_report.json", json.dumps(metrics, indent=2) + "\n")
+    atomic_write_text(folder / f"{split}_report.md", table + "\n")
+    frame = pd.DataFrame({"id": list(ids), "true": [labels[t] if t >= 0 else "" for t in y_true], "predicted": [labels[p] for p in y_pred]})
+    frame = pd.concat([frame, pd.DataFrame(probs, columns=[f"p_{lab}" for lab in labels])], axis=1)
+    atomic_write_text(folder / f"{split}_predictions.csv", _csv(frame))
+    if labelled.any():
+        cm = np.asarray(metrics["confusion_matrix"])
+        cm_frame = pd.DataFrame(cm, columns=list(labels))
+        cm_frame.insert(0, "true \\ predicted", list(labels))
+        atomic_write_text(folder / f"{split}_confusion_matrix.csv", _csv(cm_frame))
+        plot_confusion_matrix(cm, labels, folder / f"{split}_confusion_matrix.png", f"{title or split}: UAR {100 * metrics['UAR']:.1f}%")
     return metrics
+
+
+def write_regression_report(
+    folder: str | os.PathLike,
+    ids: Sequence[str],
+    targets: np.ndarray,
+    preds: np.ndarray,
+    names: Sequence[str],
+    split: str = "test",
+    title: str | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """Write the report of a multi-output regression: per-output Spearman, CCC and MSE.
+
+    Spearman's rho is computed per output across clips and averaged over the
+    outputs (``mean_spearman``: the ComParE 2023 Emotion Share metric). Files:
+    ``<split>_report.json``, ``<split>_report.md``, ``<split>_predictions.csv``
+    (``id,true_<name>...,pred_<name>...``) and, with labelled rows,
+    ``<split>_scatter.png`` (predicted vs true per output).
+
+    Arguments
+    ---------
+    folder : str or PathLike
+        Output folder.
+    ids : sequence of str
+        Clip ids.
+    targets : array (n, k)
+        True values; an all-NaN row is unlabelled (predicted, not scored).
+    preds : array (n, k)
+        Predicted values.
+    names : sequence of str
+        Output names.
+    split, title, extra
+        As :func:`write_classification_report`.
+
+    Returns
+    -------
+    dict
+        The metrics written to ``<split>_report.json``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> t = np.array([[0.1, 0.9], [0.5, 0.5], [0.9, 0.2], [np.nan, np.nan]])
+    >>> p = np.array([[0.2, 0.7], [0.4, 0.6], [0.8, 0.1], [0.3, 0.3]])
+    >>> m = write_regression_report(tempfile.mkdtemp(), ["a", "b", "c", "d"], t, p, ["Anger", "Calmness"])
+    >>> m["spearman"], m["mean_spearman"], m["n"], m["n_predicted"]
+    ({'Anger': 1.0, 'Calmness': 1.0}, 1.0, 3, 4)
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    targets, preds, names = np.asarray(targets, dtype=float), np.asarray(preds, dtype=float), [str(n) for n in names]
+    labelled = ~np.isnan(targets).all(axis=1)
+    frame = pd.concat(
+        [
+            pd.DataFrame({"id": list(ids)}),
+            pd.DataFrame(targets, columns=[f"true_{n}" for n in names]),
+            pd.DataFrame(preds, columns=[f"pred_{n}" for n in names]),
+        ],
+        axis=1,
+    )
+    atomic_write_text(folder / f"{split}_predictions.csv", _csv(frame))
+    if not labelled.any():
+        metrics = _unscored(split, title, len(ids), extra, names=names)
+        table = f"{title or split}: {len(ids)} rows, no labels: predictions only"
+    else:
+        t, p = targets[labelled], preds[labelled]
+        rho = spearman_per_column(t, p)["per_column"]
+        ccc = concordance_correlation(t, p).tolist()
+        mse = ((t - p) ** 2).mean(axis=0).tolist()
+        r6 = lambda v: round(float(v), 6)  # noqa: E731
+        metrics = {
+            "set": title or split,
+            "n": int(labelled.sum()),
+            "n_predicted": len(ids),
+            "names": names,
+            "spearman": {n: r6(v) for n, v in zip(names, rho)},
+            "CCC": {n: r6(v) for n, v in zip(names, ccc)},
+            "MSE_per_output": {n: r6(v) for n, v in zip(names, mse)},
+            "mean_spearman": r6(np.nanmean(rho)),
+            "mean_CCC": r6(np.nanmean(ccc)),
+            "MSE": r6(np.mean(mse)),
+            "summary_metrics": ["mean_spearman", "mean_CCC", "MSE"],
+            **(extra or {}),
+        }
+        table = regression_table(metrics, title or split)
+        plot_regression_scatter(t, p, names, metrics["spearman"], folder / f"{split}_scatter.png", title or split)
+    atomic_write_text(folder / f"{split}_report.json", json.dumps(metrics, indent=2) + "\n")
+    atomic_write_text(folder / f"{split}_report.md", table + "\n")
+    return metrics
+
+
+def regression_table(metrics: dict, title: str = "test") -> str:
+    """Markdown table of a regression report: one row per output, then the means.
+
+    Example
+    -------
+    >>> m = {"n": 3, "names": ["A"], "spearman": {"A": 0.5}, "CCC": {"A": 0.4}, "MSE_per_output": {"A": 0.01}, "mean_spearman": 0.5, "mean_CCC": 0.4, "MSE": 0.01}
+    >>> print(regression_table(m))
+    | test (n=3) | Spearman | CCC | MSE |
+    |---|---|---|---|
+    | A | 0.5000 | 0.4000 | 0.01000 |
+    | mean | 0.5000 | 0.4000 | 0.01000 |
+    """
+    lines = [f"| {title} (n={metrics['n']}) | Spearman | CCC | MSE |", "|---|---|---|---|"]
+    for n in metrics["names"]:
+        lines.append(f"| {n} | {metrics['spearman'][n]:.4f} | {metrics['CCC'][n]:.4f} | {metrics['MSE_per_output'][n]:.5f} |")
+    lines.append(f"| mean | {metrics['mean_spearman']:.4f} | {metrics['mean_CCC']:.4f} | {metrics['MSE']:.5f} |")
+    return "\n".join(lines)
+
+
+def report_table(metrics: dict, title: str = "test") -> str:
+    """The Markdown table of any report (classification, regression, or unlabelled)."""
+    if not metrics.get("n"):
+        return f"{title}: {metrics.get('n_predicted', 0)} rows, no labels: predictions only"
+    return regression_table(metrics, title) if "mean_spearman" in metrics else metrics_table(metrics, title)
+
+
+def plot_regression_scatter(targets: np.ndarray, preds: np.ndarray, names: Sequence[str], spearman: dict, path: str | Path, title: str = "") -> None:
+    """Predicted vs true values, one panel per output, with its Spearman in the panel title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(3, len(names))
+    rows = int(np.ceil(len(names) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k >= len(names):
+            ax.axis("off")
+            continue
+        ax.scatter(targets[:, k], preds[:, k], s=8, alpha=0.6)
+        ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8)
+        ax.set_title(f"{names[k]}: rho {spearman[names[k]]:.3f}", fontsize=9)
+        ax.set_xlabel("true", fontsize=8)
+        ax.set_ylabel("predicted", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -162,3 +162,21 @@ def test_confidence_by_correctness():
     stats = confidence_by_correctness([[0.9, 0.1], [0.7, 0.3], [0.6, 0.4], [0.2, 0.8]], [0, 0, 1, 1])
     assert stats["correct"] == {"n": 3, "mean": pytest.approx(0.8), "std": pytest.approx(np.std([0.9, 0.7, 0.8]), abs=1e-6), "median": 0.8}
     assert stats["wrong"]["n"] == 1 and stats["wrong"]["mean"] == 0.6
+
+
+@pytest.mark.parametrize("prior", ["scalar", "per_weight"])
+def test_yaml_built_layer_loads_either_prior(prior):
+    """The recipe's sequence: a YAML-built layer (scalar prior buffers) loads from_linear(..., prior) of the trained head."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(6, 4, bias=False)
+    layer = BayesianLinear(6, 4, bias=False)
+    layer.load_state_dict(BayesianLinear.from_linear(linear, prior=prior).state_dict())
+    weight = linear.weight.detach()
+    prior_mu = weight if prior == "per_weight" else torch.full_like(weight, float(weight.mean()))
+    prior_sigma = torch.full_like(weight, float(weight.std()))
+    assert torch.equal(layer.prior_weight_mu.expand_as(weight), prior_mu)
+    posterior = Normal(layer.weight_mu.detach(), layer.weight_log_sigma.detach().exp())
+    naive = sum(
+        float(kl_divergence(Normal(posterior.loc[i, j], posterior.scale[i, j]), Normal(prior_mu[i, j], prior_sigma[i, j]))) for i in range(4) for j in range(6)
+    )
+    assert float(layer.kl_divergence(reduction="sum")) == pytest.approx(naive, rel=1e-5)

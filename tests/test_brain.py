@@ -1,115 +1,170 @@
-"""EmotionBrain's losses and decisions against the same quantities computed by hand."""
+"""The method Brains' losses and decisions against quantities computed by hand from the papers' equations.
+
+The encoder is a stand-in that reshapes "waveforms" into frames, so every
+intermediate quantity can be recomputed with plain loops. Auxiliary losses
+are spies: they record what the Brain passed and return a known value, so the
+Brain's wiring is checked independently of the losses' own implementations
+(which ``test_pooling_losses.py`` checks against references).
+"""
+
+import math
 
 import pytest
 import speechbrain as sb
 import torch
 from speechbrain.dataio.batch import PaddedBatch
-from speechbrain.dataio.encoder import CategoricalEncoder
 
-from speechbrain_ext.brain import EmotionBrain
-from speechbrain_ext.losses import MultiTaskLoss, SupConLoss, TripletLoss, flatten_segments, segment_nll
-from speechbrain_ext.pooling import MaskedMeanPooling, SegmentPooling, frame_mask, segment_decision
+from speechbrain_ext.brains import SegmentBrain, SegmentTripletBrain, SupConBrain, TripletBrain, UtteranceBrain
+from speechbrain_ext.losses import MultiTaskLoss
+from speechbrain_ext.models import SegmentModel, UtteranceModel
+from speechbrain_ext.pooling import MaskedMeanPooling, SegmentPooling
+from speechbrain_ext.tasks import UNLABELLED, ClassificationTask
+
+DIM, N_CLASSES, FRAMES = 4, 3, [7, 7, 3, 5, 7, 2]
 
 
 class FrameEncoder(torch.nn.Module):
     """Stands in for an SSL encoder: 'waveforms' are already (batch, frames * dim) features."""
 
-    def __init__(self, dim):
+    def __init__(self):
         super().__init__()
-        self.dim = dim
         self.scale = torch.nn.Parameter(torch.ones(1))
 
     def forward(self, wavs, lens):
-        return self.scale * wavs.view(wavs.shape[0], -1, self.dim), lens
+        return self.scale * wavs.view(wavs.shape[0], -1, DIM), lens
 
 
-DIM, N_CLASSES = 4, 3
+class Spy(torch.nn.Module):
+    """An auxiliary loss that records its inputs and returns a fixed value."""
+
+    def __init__(self, value=0.37):
+        super().__init__()
+        self.value, self.calls = value, []
+
+    def forward(self, *args):
+        self.calls.append([a.detach().clone() if torch.is_tensor(a) else a for a in args])
+        return torch.tensor(self.value)
 
 
-def make_brain(**extra):
+def make_brain(brain_class, segments=False, tmp_path=None, **extra):
     torch.manual_seed(0)
-    classifier = torch.nn.Linear(DIM, N_CLASSES, bias=False)
-    encoder = CategoricalEncoder()
-    encoder.update_from_iterable(["a", "b", "c"])
-    hparams = {
-        "pooling": MaskedMeanPooling(),
-        "log_softmax": torch.nn.LogSoftmax(dim=-1),
-        "compute_cost": torch.nn.functional.nll_loss,
-        "opt_class": lambda params: torch.optim.SGD(params, lr=0.1),
-        "label_encoder": encoder,
-        **extra,
-    }
-    brain = EmotionBrain(
-        modules={"ssl": FrameEncoder(DIM), "classifier": classifier}, opt_class=hparams["opt_class"], hparams=hparams, run_opts={"device": "cpu"}
-    )
-    return brain, classifier
+    head = torch.nn.Linear(DIM, N_CLASSES, bias=False)
+    args = (FrameEncoder(), MaskedMeanPooling(), head, torch.nn.LogSoftmax(dim=-1))
+    model = SegmentModel(*args, segments=SegmentPooling(4, 2)) if segments else UtteranceModel(*args)
+    task = ClassificationTask("emo", N_CLASSES, "/nonexistent")
+    task.labels_from(["a", "b", "c"])
+    hparams = {"task": task, "model": model, "opt_class": lambda params: torch.optim.SGD(params, lr=0.1), **extra}
+    return brain_class(modules={"model": model}, opt_class=hparams["opt_class"], hparams=hparams, run_opts={"device": "cpu"}), head
 
 
-def make_batch(seed=1):
+def make_batch(seed=1, targets=None):
     generator = torch.Generator().manual_seed(seed)
-    frames = [7, 7, 3, 5, 7, 2]
-    items = [{"id": f"u{i}", "sig": torch.randn(n * DIM, generator=generator), "emo_encoded": torch.tensor([i % N_CLASSES])} for i, n in enumerate(frames)]
-    return PaddedBatch(items)
+    targets = [i % N_CLASSES for i in range(len(FRAMES))] if targets is None else targets
+    return PaddedBatch(
+        [{"id": f"u{i}", "sig": torch.randn(n * DIM, generator=generator), "target": torch.tensor([t])} for i, (n, t) in enumerate(zip(FRAMES, targets))]
+    )
 
 
-def utterance_parts(batch, classifier):
-    wavs, lens = batch.sig
-    frames = wavs.view(wavs.shape[0], -1, DIM)
-    mask = frame_mask(lens, frames.shape[1]).unsqueeze(-1).float()
-    emb = (frames * mask).sum(1) / mask.sum(1)
-    return frames, lens, emb, torch.log_softmax(classifier(emb), dim=-1)
+def utterance_frames(batch):
+    """Each utterance's real frames, unpadded, as a list."""
+    wavs = batch.sig.data
+    return [wavs[i, : n * DIM].view(n, DIM) for i, n in enumerate(FRAMES)]
+
+
+def nll(log_probs_row, target):
+    return -float(log_probs_row[target])
+
+
+def log_softmax(x):
+    return [v - math.log(sum(math.exp(u) for u in x)) for v in x]
+
+
+def head_log_probs(head, vector):
+    return log_softmax((head.weight.detach() @ vector).tolist())
+
+
+def windows_of(n, size=4, hop=2):
+    """Window starts covering n frames: every hop, plus one aligned to the end (segment_triplet + tail)."""
+    if n <= size:
+        return [(0, n)]
+    starts = list(range(0, n - size + 1, hop))
+    if starts[-1] + size < n:
+        starts.append(n - size)
+    return [(s, s + size) for s in starts]
+
+
+def reference_losses(batch, head):
+    """Utterance NLL (batch mean) and eq. 3's segment NLL (sum per utterance, batch mean), by loops."""
+    targets = batch.target.data.reshape(-1).tolist()
+    utt, seg, seg_rows = [], [], []
+    for frames, t in zip(utterance_frames(batch), targets):
+        utt.append(nll(head_log_probs(head, frames.mean(0)), t))
+        total = 0.0
+        for s, e in windows_of(len(frames)):
+            total += nll(head_log_probs(head, frames[s:e].mean(0)), t)
+            seg_rows.append((frames[s:e].mean(0), t, min(len(frames), 4)))
+        seg.append(total)
+    return sum(utt) / len(utt), sum(seg) / len(seg), seg_rows
+
+
+def test_utterance_brain_is_the_task_nll():
+    brain, head = make_brain(UtteranceBrain)
+    batch = make_batch()
+    loss = brain.compute_objectives(brain.compute_forward(batch, sb.Stage.TRAIN), batch, sb.Stage.TRAIN)
+    utt, _, _ = reference_losses(batch, head)
+    assert float(loss) == pytest.approx(utt, abs=1e-5)
 
 
 def test_seg_triplet_segments_loss_is_the_papers_formula():
-    pooling = SegmentPooling(4, 2)
-    brain, classifier = make_brain(
-        segment_pooling=pooling,
+    spy = Spy()
+    brain, head = make_brain(
+        SegmentTripletBrain,
+        segments=True,
         segment_nll_reduction="sum_per_utterance",
-        triplet_loss=TripletLoss(margin=1.0),
+        triplet_loss=spy,
         triplet_on="segments",
         loss_weighting=MultiTaskLoss(0.1),
     )
     batch = make_batch()
-    targets = batch.emo_encoded.data.reshape(-1)
-    torch.manual_seed(5)
     loss = brain.compute_objectives(brain.compute_forward(batch, sb.Stage.TRAIN), batch, sb.Stage.TRAIN)
+    utt, seg, rows = reference_losses(batch, head)
+    assert float(loss) == pytest.approx(0.9 * (utt + seg) + 0.1 * spy.value, abs=1e-5)  # eq. 3, then (1 - a) L_SER + a Tri
+    emb, labels, lengths, groups = spy.calls[0]
+    assert len(emb) == len(rows)  # every window, the end-aligned tails included
+    torch.testing.assert_close(emb, torch.stack([r[0] for r in rows]))
+    assert labels.tolist() == [r[1] for r in rows] and lengths.tolist() == [r[2] for r in rows]
 
-    frames, lens, emb, log_probs = utterance_parts(batch, classifier)
-    segments, seg_mask = pooling(frames, lens)
-    seg_log_probs = torch.log_softmax(classifier(segments), dim=-1)
-    n_frames = torch.tensor([7, 7, 3, 5, 7, 2])
-    # eq. 3: NLL of every segment (summed per utterance) plus the utterance NLL
-    l_ser = torch.nn.functional.nll_loss(log_probs, targets) + segment_nll(seg_log_probs, seg_mask, targets, "sum_per_utterance")
-    flat, labels, lengths, groups = flatten_segments(segments, seg_mask, targets, n_frames, 4)
-    torch.manual_seed(5)
-    tri = TripletLoss(margin=1.0)(flat, labels, lengths, groups)
-    assert tri > 0
-    torch.testing.assert_close(loss, 0.9 * l_ser + 0.1 * tri)
+
+def test_seg_triplet_on_utterances_gets_embeddings_and_frame_counts():
+    spy = Spy()
+    brain, head = make_brain(SegmentTripletBrain, segments=True, triplet_loss=spy, triplet_on="utterance", loss_weighting=MultiTaskLoss(None))
+    batch = make_batch()
+    brain.compute_objectives(brain.compute_forward(batch, sb.Stage.TRAIN), batch, sb.Stage.TRAIN)
+    emb, labels, lengths = spy.calls[0]
+    torch.testing.assert_close(emb, torch.stack([f.mean(0) for f in utterance_frames(batch)]))
+    assert lengths.tolist() == FRAMES and labels.tolist() == batch.target.data.reshape(-1).tolist()
 
 
 def test_segment_decision_is_recorded_at_evaluation():
-    pooling = SegmentPooling(4, 2)
-    brain, classifier = make_brain(segment_pooling=pooling)
+    brain, head = make_brain(SegmentBrain, segments=True)
     batch = make_batch()
     brain.on_stage_start(sb.Stage.VALID)
-    with torch.no_grad():
-        brain.compute_objectives(brain.compute_forward(batch, sb.Stage.VALID), batch, sb.Stage.VALID)
-    frames, lens, _, _ = utterance_parts(batch, classifier)
-    segments, seg_mask = pooling(frames, lens)
-    expected = segment_decision(torch.log_softmax(classifier(segments), dim=-1), seg_mask).exp()
-    torch.testing.assert_close(torch.tensor(brain._probs[0]), expected)
+    brain.evaluate_batch(batch, sb.Stage.VALID)
+    recorded = brain._outputs[0]
+    for i, frames in enumerate(utterance_frames(batch)):
+        posteriors = [[math.exp(v) for v in head_log_probs(head, frames[s:e].mean(0))] for s, e in windows_of(len(frames))]
+        best = max(posteriors, key=max)  # the most confident segment decides
+        assert recorded[i].tolist() == pytest.approx(best, abs=1e-5)
 
 
-def test_triplet_on_utterances_uses_frame_counts_as_lengths():
-    brain, classifier = make_brain(triplet_loss=TripletLoss(margin=1.0), triplet_on="utterance", loss_weighting=MultiTaskLoss(None))
+def test_triplet_on_utterances_is_weighted_with_the_nll():
+    spy = Spy()
+    brain, head = make_brain(TripletBrain, triplet_loss=spy, loss_weighting=MultiTaskLoss(0.7))
     batch = make_batch()
-    targets = batch.emo_encoded.data.reshape(-1)
-    torch.manual_seed(3)
     loss = brain.compute_objectives(brain.compute_forward(batch, sb.Stage.TRAIN), batch, sb.Stage.TRAIN)
-    _, _, emb, log_probs = utterance_parts(batch, classifier)
-    torch.manual_seed(3)
-    tri = TripletLoss(margin=1.0)(emb, targets, torch.tensor([7, 7, 3, 5, 7, 2]))
-    torch.testing.assert_close(loss, torch.nn.functional.nll_loss(log_probs, targets) + tri)
+    utt, _, _ = reference_losses(batch, head)
+    assert float(loss) == pytest.approx(0.3 * utt + 0.7 * spy.value, abs=1e-5)
+    assert spy.calls[0][2].tolist() == FRAMES
 
 
 def test_supcon_sees_both_views_with_replicated_labels():
@@ -122,27 +177,42 @@ def test_supcon_sees_both_views_with_replicated_labels():
         def replicate_labels(self, labels):
             return torch.cat([labels, labels])
 
-    brain, classifier = make_brain(supcon_loss=SupConLoss(0.07), wav_augment=Doubler(), loss_weighting=MultiTaskLoss(0.1))
+    spy = Spy()
+    brain, head = make_brain(SupConBrain, supcon_loss=spy, wav_augment=Doubler(), loss_weighting=MultiTaskLoss(0.1))
     batch = make_batch()
-    targets = batch.emo_encoded.data.reshape(-1)
     loss = brain.compute_objectives(brain.compute_forward(batch, sb.Stage.TRAIN), batch, sb.Stage.TRAIN)
-    wavs, lens = batch.sig
-    frames = torch.cat([wavs, 0.5 * wavs]).view(2 * len(targets), -1, DIM)
-    all_lens = torch.cat([lens, lens])
-    mask = frame_mask(all_lens, frames.shape[1]).unsqueeze(-1).float()
-    emb = (frames * mask).sum(1) / mask.sum(1)
-    both = torch.cat([targets, targets])
-    ce = torch.nn.functional.nll_loss(torch.log_softmax(classifier(emb), dim=-1), both)
-    torch.testing.assert_close(loss, 0.9 * ce + 0.1 * SupConLoss(0.07)(emb, both))
-    # no augmentation at evaluation
-    assert brain.compute_forward(batch, sb.Stage.VALID).embeddings.shape[0] == len(targets)
+    targets = batch.target.data.reshape(-1).tolist()
+    means = [f.mean(0) for f in utterance_frames(batch)]
+    views = means + [0.5 * m for m in means]
+    ce = sum(nll(head_log_probs(head, v), t) for v, t in zip(views, targets + targets)) / len(views)
+    assert float(loss) == pytest.approx(0.9 * ce + 0.1 * spy.value, abs=1e-5)
+    emb, labels = spy.calls[0]
+    torch.testing.assert_close(emb, torch.stack(views))
+    assert labels.tolist() == targets + targets
+    assert brain.compute_forward(batch, sb.Stage.VALID).embeddings.shape[0] == len(targets)  # no augmentation at evaluation
 
 
-def test_conflicting_or_misspelt_options_fail_clearly():
-    brain, _ = make_brain(triplet_loss=TripletLoss(), supcon_loss=SupConLoss(), loss_weighting=MultiTaskLoss(None))
-    batch = make_batch()
-    with pytest.raises(ValueError, match="both triplet_loss and supcon_loss"):
-        brain.compute_objectives(brain.compute_forward(batch, sb.Stage.TRAIN), batch, sb.Stage.TRAIN)
-    brain, _ = make_brain(triplet_loss=TripletLoss(), triplet_on="segment", loss_weighting=MultiTaskLoss(None))
-    with pytest.raises(ValueError, match="triplet_on must be"):
-        brain.compute_objectives(brain.compute_forward(batch, sb.Stage.TRAIN), batch, sb.Stage.TRAIN)
+def test_unlabelled_rows_are_predicted_not_scored():
+    brain, head = make_brain(SegmentBrain, segments=True)
+    batch = make_batch(targets=[0, UNLABELLED, 2, UNLABELLED, 1, 0])
+    brain.on_stage_start(sb.Stage.TEST)
+    loss = brain.evaluate_batch(batch, sb.Stage.TEST)
+    assert len(brain._outputs[0]) == 6 and brain._ids == [f"u{i}" for i in range(6)]
+    frames = utterance_frames(batch)
+    labelled = [(f, t) for f, t in zip(frames, batch.target.data.reshape(-1).tolist()) if t != UNLABELLED]
+    expected = sum(nll(head_log_probs(head, f.mean(0)), t) for f, t in labelled) / len(labelled)
+    assert float(loss) == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "brain_class, values, message",
+    [
+        (SegmentTripletBrain, {"triplet_loss": 1, "loss_weighting": 1, "triplet_on": "segment"}, "triplet_on must be"),
+        (TripletBrain, {"triplet_loss": 1, "supcon_loss": 1, "loss_weighting": 1}, "name triplet_loss and supcon_loss"),
+        (UtteranceBrain, {"triplet_loss": 1}, "triplet_loss is not read by UtteranceBrain"),
+        (SupConBrain, {"supcon_loss": 1}, "SupConBrain needs wav_augment, loss_weighting"),
+    ],
+)
+def test_configuration_errors_are_raised_before_anything_is_built(brain_class, values, message):
+    with pytest.raises(ValueError, match=message):
+        brain_class.check_hparams({"task": 1, "model": 1, "opt_class": 1, "output_folder": "x", **values})

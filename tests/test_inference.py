@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from hyperpyyaml import load_hyperpyyaml
+from hyperpyyaml import load_hyperpyyaml, resolve_references
 
 from speechbrain_ext.audio import AudioLoadError, load_audio
 from speechbrain_ext.hub import export_model, publish
@@ -36,7 +36,7 @@ def wav_of(corpus, utt):
 
 def test_export_folder_and_model_card(exported, trained_ravdess_baseline):
     names = {p.name for p in exported.iterdir()}
-    assert {"hyperparams.yaml", "ssl.ckpt", "model.ckpt", "label_encoder.txt", "label_encoder.ckpt", "custom_interface.py", "README.md"} <= names
+    assert {"hyperparams.yaml", "model.ckpt", "label_encoder.txt", "label_encoder.ckpt", "custom_interface.py", "README.md"} <= names
     card = (exported / "README.md").read_text()
     report = json.loads((trained_ravdess_baseline["folder"] / "test_report.json").read_text())
     assert card.startswith("---\nlibrary_name: speechbrain\n")
@@ -114,16 +114,18 @@ def test_timeline(classifier, synthetic_ravdess, tmp_path):
     timeline = classifier.classify_file(tmp_path / "long.wav", segments=True)
     duration = len(signal) / 16000
     assert timeline[0].start == 0.0 and timeline[0].end == 2.0
-    assert [s.start for s in timeline] == [float(i) for i in range(len(timeline))]
-    assert timeline[-1].end <= duration + 1e-6 and timeline[-1].end > duration - 2.0
+    assert [s.start for s in timeline[:-1]] == [float(i) for i in range(len(timeline) - 1)]
+    assert timeline[-1].end == pytest.approx(duration, abs=0.03) and timeline[-1].end - timeline[-1].start == pytest.approx(
+        2.0, abs=1e-6
+    )  # the tail is covered
     for seg in timeline:
         assert seg.label in classifier.labels
         assert sum(seg.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
         assert seg.label == max(seg.probabilities, key=seg.probabilities.get)
     # the first window is the head applied to the mean of the first 100 frames
     with torch.no_grad():
-        frames, _ = classifier.mods.ssl(torch.tensor(signal).unsqueeze(0), torch.ones(1))
-        expected = classifier.hparams.log_softmax(classifier.mods.classifier(frames[:, :100].mean(1))).exp()[0]
+        frames, _ = classifier.model.encoder(torch.tensor(signal).unsqueeze(0), torch.ones(1))
+        expected = torch.softmax(classifier.model.head(frames[:, :100].mean(1)), dim=-1)[0]
     assert list(timeline[0].probabilities.values()) == pytest.approx(expected.tolist(), abs=1e-5)
 
 
@@ -155,27 +157,35 @@ def test_ten_minute_file_in_bounded_memory(exported, synthetic_ravdess, tmp_path
     assert long - short < 100, f"10-minute file: +{long:.0f} MB peak over a 30 s file (+{short:.0f} MB)"
 
 
-def _family_folder(template, tiny_models, folder, extra=None):
-    """A model folder for one pretrained_hparams family, with random tiny weights."""
-    overrides = {"ssl_hub": tiny_models["wav2vec2"], "encoder_dim": 64, "ssl_cache": str(folder / "ssl_cache"), **(extra or {})}
-    text = (REPO / "pretrained_hparams" / template).read_text()
-    if "n_classes" in text:
+def _family_folder(recipe, tiny_models, folder, ssl="wav2vec2", **extra):
+    """A model folder exported from a recipe YAML's model node, with random tiny weights (no training)."""
+    overrides = {"data_folder": str(folder), "output_folder": str(folder / "run"), "ssl_hub": tiny_models[ssl], "encoder_dim": 64, **extra}
+    if "n_classes" in (REPO / recipe).read_text():
         overrides["n_classes"] = 3
-    hparams = load_hyperpyyaml(text, overrides)
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.save(hparams["ssl"].state_dict(), folder / "ssl.ckpt")
-    torch.save(hparams["model"].state_dict(), folder / "model.ckpt")
+    with open(REPO / recipe) as handle:
+        text = resolve_references(handle, overrides).getvalue()
+    run = folder / "run"
+    (run / "save").mkdir(parents=True)
+    (run / "hyperparams.yaml").write_text(text)
+    hparams = load_hyperpyyaml(text)
+    checkpoint = run / "save" / "CKPT+random"
+    checkpoint.mkdir()
+    torch.manual_seed(0)
+    model = hparams[hparams.get("export_model", "model")]
+    for p in model.head.parameters():  # random heads, so the classes differ
+        torch.nn.init.normal_(p, std=1.0)
+    torch.save(model.state_dict(), checkpoint / "model.ckpt")
     if "n_classes" in overrides:
-        encoder = hparams["label_encoder"]
-        encoder.update_from_iterable(["angry", "neutral", "sad"])
-        encoder.save(folder / "label_encoder.ckpt")
-    lines = [line for line in text.splitlines() if not any(line.startswith(f"{k}:") for k in overrides)]
-    (folder / "hyperparams.yaml").write_text("\n".join(f"{k}: {v}" for k, v in overrides.items()) + "\n" + "\n".join(lines) + "\n")
-    return folder, hparams
+        task = hparams["task"]
+        task.labels_from(["angry", "neutral", "sad"])
+        task.encoder.save(task.label_encoder_file)
+    exported = export_model(run / "hyperparams.yaml", folder / "model", checkpoint=checkpoint)
+    assert tiny_models[ssl] not in (exported / "hyperparams.yaml").read_text()  # built from its own configuration, not the base folder
+    return exported, hparams
 
 
 def test_bayesian_family_uncertainty(tiny_models, synthetic_ravdess, tmp_path):
-    folder, _ = _family_folder("emotion_ssl_bayes.yaml", tiny_models, tmp_path / "bayes")
+    folder, _ = _family_folder("recipes/RAVDESS/hparams/bayes.yaml", tiny_models, tmp_path / "bayes")
     model = EmotionClassifier.from_hparams(source=str(folder), savedir=str(tmp_path / "c"))
     assert model.is_bayesian
     path = wav_of(synthetic_ravdess, TEST_IDS[1])
@@ -187,14 +197,14 @@ def test_bayesian_family_uncertainty(tiny_models, synthetic_ravdess, tmp_path):
     assert u["std_probs"].max() > 0
     # a collapsed posterior makes the MC average the mean-weights answer
     with torch.no_grad():
-        model.mods.classifier.weight_log_sigma.fill_(-30.0)
-    assert model.mods.classifier.bias_mu is None  # the recipes' heads have no bias
+        model.model.head.weight_log_sigma.fill_(-30.0)
+    assert model.model.head.bias_mu is None  # the recipes' heads have no bias
     torch.testing.assert_close(model.classify_file(path, n_samples=50)[0].exp(), deterministic, atol=1e-5, rtol=0)
     assert model.uncertainty_file(path, n_samples=50)["mutual_information"].item() < 1e-6
 
 
 def test_regressor_family(tiny_models, synthetic_ravdess, tmp_path):
-    folder, _ = _family_folder("intensity_ssl_regressor.yaml", tiny_models, tmp_path / "reg")
+    folder, _ = _family_folder("recipes/Hume-Prosody/hparams/audio.yaml", tiny_models, tmp_path / "reg")
     model = EmotionRegressor.from_hparams(source=str(folder), savedir=str(tmp_path / "c"))
     path = wav_of(synthetic_ravdess, TEST_IDS[2])
     result = model.predict_file(path)
@@ -204,9 +214,9 @@ def test_regressor_family(tiny_models, synthetic_ravdess, tmp_path):
     assert list(result.values()) == pytest.approx(batch.tolist(), abs=1e-5)
 
 
-@pytest.mark.parametrize("template", ["emotion_ssl_segments.yaml", "emotion_ssl_attention.yaml"])
-def test_segment_and_attention_families(tiny_models, synthetic_ravdess, tmp_path, template):
-    folder, _ = _family_folder(template, tiny_models, tmp_path / "m")
+@pytest.mark.parametrize("recipe", ["recipes/RAVDESS/hparams/seg.yaml", "recipes/IEMOCAP/hparams/attention.yaml"])
+def test_segment_and_attention_families(tiny_models, synthetic_ravdess, tmp_path, recipe):
+    folder, _ = _family_folder(recipe, tiny_models, tmp_path / "m")
     model = EmotionClassifier.from_hparams(source=str(folder), savedir=str(tmp_path / "c"))
     path = wav_of(synthetic_ravdess, TEST_IDS[0])
     from_file = model.classify_file(path)
@@ -234,10 +244,84 @@ def test_command_line(exported, classifier, synthetic_ravdess, tmp_path):
 
 def test_publish_dry_run_and_checks(exported, capsys, tmp_path):
     files = publish(exported, "org/ravdess-tiny", dry_run=True)
-    assert {"hyperparams.yaml", "model.ckpt", "ssl.ckpt", "README.md", "custom_interface.py"} <= set(files)
+    assert {"hyperparams.yaml", "model.ckpt", "README.md", "custom_interface.py"} <= set(files)
     out = capsys.readouterr().out
     assert "[dry run] would upload" in out and "https://huggingface.co/org/ravdess-tiny" in out
     with pytest.raises(FileNotFoundError, match="not an exported model folder"):
         publish(tmp_path, "org/x", dry_run=True)
     with pytest.raises(ValueError, match="org/name"):
         publish(exported, "no-slash", dry_run=True)
+
+
+def test_padded_batch_equals_single_files_and_training_evaluation(tiny_models, synthetic_ravdess, tmp_path):
+    """Layer-norm encoder with an attention mask: a padded batch of different lengths gives each file's own answer."""
+    folder, hparams = _family_folder("recipes/RAVDESS/hparams/baseline.yaml", tiny_models, tmp_path / "ln", ssl="wav2vec2_large")
+    model = EmotionClassifier.from_hparams(source=str(folder), savedir=str(tmp_path / "c"))
+    paths = [wav_of(synthetic_ravdess, utt) for utt in TEST_IDS]
+    signals = [load_audio(p) for p in paths]
+    assert len({len(x) for x in signals}) == 3
+    wavs = torch.nn.utils.rnn.pad_sequence(signals, batch_first=True)
+    lens = torch.tensor([len(x) / wavs.shape[1] for x in signals])
+    batched = model.classify_batch(wavs, lens)[0]
+    for i, path in enumerate(paths):
+        torch.testing.assert_close(batched[i], model.classify_file(path)[0][0], atol=1e-4, rtol=0)
+    trained = hparams["model"].eval()  # the module the Brain evaluates, with the same weights
+    trained.load_state_dict(torch.load(folder / "model.ckpt"))
+    with torch.no_grad():
+        torch.testing.assert_close(trained(wavs, lens).decision, batched, atol=1e-5, rtol=0)
+
+
+def test_exported_model_stands_alone(exported, trained_ravdess_baseline, synthetic_ravdess, tiny_models, tmp_path):
+    """Moved elsewhere, base model folder gone, hub offline: both loaders reproduce the evaluation probabilities."""
+    import os
+    import shutil
+
+    moved = shutil.copytree(exported, tmp_path / "elsewhere" / "model")
+    for path in moved.rglob("*"):
+        if path.is_file() and path.suffix in (".yaml", ".md", ".py", ".txt"):
+            text = path.read_text()
+            for local in (str(trained_ravdess_baseline["folder"]), tiny_models["wav2vec2"], str(REPO)):
+                assert local not in text, f"{path.name} names {local}"
+    base = Path(tiny_models["wav2vec2"])
+    hidden = base.with_name(base.name + ".hidden")
+    base.rename(hidden)
+    try:
+        script = f"""
+import json
+from speechbrain.inference.interfaces import foreign_class
+from speechbrain_ext.inference import EmotionClassifier
+ours = EmotionClassifier.from_hparams(source={str(moved)!r}, savedir={str(tmp_path / "a")!r})
+theirs = foreign_class(source={str(moved)!r}, pymodule_file="custom_interface.py", classname="EmotionClassifier", savedir={str(tmp_path / "b")!r})
+out = {{name: [m.classify_file({str(synthetic_ravdess)!r} + f"/Actor_{{u[-2:]}}/{{u}}.wav")[0].exp()[0].tolist() for u in {TEST_IDS!r}] for name, m in (("ours", ours), ("theirs", theirs))}}
+print("RESULT" + json.dumps(out))
+"""
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env)
+    finally:
+        hidden.rename(base)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.split("RESULT", 1)[1])
+    rows = {
+        r.split(",")[0]: [float(v) for v in r.split(",")[3:]]
+        for r in (trained_ravdess_baseline["folder"] / "test_predictions.csv").read_text().splitlines()[1:]
+    }
+    for name in ("ours", "theirs"):
+        for utt, probs in zip(TEST_IDS, result[name]):
+            assert probs == pytest.approx(rows[utt], abs=1e-5)
+    card = (moved / "README.md").read_text()
+    assert "base_model:" not in card  # trained from a local folder: no hub id to name
+
+
+def test_publish_rejects_models_that_need_the_training_machine(exported, tmp_path, capsys):
+    import shutil
+
+    files = publish(exported, "org/x", dry_run=True)
+    assert "model.ckpt" in files and "encoder configuration (in hyperparams.yaml): wav2vec2" in capsys.readouterr().out
+    for name, edit, message in (
+        ("local", lambda t: t.replace("source:", "source: /home/me/wav2vec2  #", 1), "local path"),
+        ("noconfig", lambda t: t.replace("    config:", "    unused_config:", 1), "no configuration"),
+    ):
+        folder = shutil.copytree(exported, tmp_path / name)
+        (folder / "hyperparams.yaml").write_text(edit((folder / "hyperparams.yaml").read_text()))
+        with pytest.raises(ValueError, match=message):
+            publish(folder, "org/x", dry_run=True)

@@ -10,15 +10,28 @@ from speechbrain_ext.pooling import AttentionPooling, SegmentPooling, frame_coun
 
 
 def _loop_segments(frames, n_frames, size, hop):
-    """Reference: a Python loop over the windows of each utterance."""
+    """Reference: a Python loop over the windows of each utterance, plus one aligned to its end when frames are left over."""
     out = []
     for x, n in zip(frames, n_frames.tolist()):
         x = x[:n]
         if n <= size:
             out.append([x.mean(0)])
-        else:
-            out.append([x[s : s + size].mean(0) for s in range(0, n - size + 1, hop)])
+            continue
+        starts = list(range(0, n - size + 1, hop))
+        if starts[-1] + size < n:
+            starts.append(n - size)
+        out.append([x[s : s + size].mean(0) for s in starts])
     return out
+
+
+def test_segment_pooling_covers_every_frame():
+    """The tail after the last full window is a segment of its own (IEMOCAP 140/70 lost up to 1.4 s without it)."""
+    frames = torch.zeros(1, 215, 1)
+    frames[0, 210:] = 1.0  # only the last 5 frames carry signal
+    segments, mask = SegmentPooling(140, 70)(frames, torch.ones(1))
+    assert mask.sum() == 3 and segments[0, 2, 0] == pytest.approx(5 / 140)
+    exact = SegmentPooling(4, 2)(torch.arange(8.0).view(1, 8, 1), None)[0]  # ends on a window boundary: no extra window
+    assert exact.squeeze(-1).tolist() == [[1.5, 3.5, 5.5]]
 
 
 @pytest.mark.parametrize("size,hop", [(8, 4), (5, 2), (30, 10), (3, 3)])
@@ -138,7 +151,20 @@ def test_flatten_segments_feeds_the_triplet_loss():
     emb, labels, lengths, groups = flatten_segments(segments, mask, torch.tensor([0, 1, 0]), frame_counts(torch.tensor([1.0, 0.3, 0.6]), 10), 4)
     assert emb.shape[0] == int(mask.sum()) == 4 + 1 + 2
     assert lengths.tolist() == [4, 4, 4, 4, 3, 4, 4] and groups.tolist() == [0, 0, 0, 0, 1, 2, 2]
-    assert TripletLoss()(emb, labels, lengths, groups).item() >= 0
+    loss = TripletLoss(margin=1.0)
+    torch.manual_seed(3)
+    value = loss(emb, labels, lengths, groups).item()
+    torch.manual_seed(3)
+    anchors, positives, negatives = loss.mine(emb, labels, lengths, groups)
+    # the mining's rules: a positive of the same label from another utterance, a negative of another label, length-matched to the positive
+    for a, p, n in zip(anchors.tolist(), positives.tolist(), negatives.tolist()):
+        assert labels[p] == labels[a] and groups[p] != groups[a] and labels[n] != labels[a]
+        gaps = {m: abs(lengths[m] - lengths[p]).item() for m in range(len(labels)) if labels[m] != labels[a]}
+        assert gaps[n] == min(gaps.values())
+    assert anchors.tolist() == [0, 1, 2, 3, 5, 6]  # utterance 1 has no same-label partner in another utterance
+    # the loss is the paper's hinge on those triplets, by a loop
+    hinge = [max(0.0, torch.dist(emb[a], emb[p]).item() - torch.dist(emb[a], emb[n]).item() + 1.0) for a, p, n in zip(anchors, positives, negatives)]
+    assert value == pytest.approx(sum(hinge) / len(hinge), rel=1e-5)
 
 
 def _naive_supcon(features, labels, tau):

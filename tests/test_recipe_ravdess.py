@@ -19,7 +19,10 @@ def test_learns_on_held_out_actors(trained_ravdess_baseline):
 
 def test_report_files(trained_ravdess_baseline):
     folder = trained_ravdess_baseline["folder"]
-    for name in ("test_report.md", "test_predictions.csv", "confusion_matrix.csv", "confusion_matrix.png", "train_log.txt", "save/label_encoder.txt"):
+    for split in ("valid", "test"):
+        for name in ("report.md", "report.json", "predictions.csv", "confusion_matrix.csv", "confusion_matrix.png"):
+            assert (folder / f"{split}_{name}").is_file(), f"{split}_{name}"
+    for name in ("train_log.txt", "save/label_encoder.txt"):
         assert (folder / name).is_file(), name
     log = (folder / "train_log.txt").read_text().splitlines()
     assert sum(line.startswith("epoch:") for line in log) == RECIPE_EPOCHS
@@ -28,6 +31,7 @@ def test_report_files(trained_ravdess_baseline):
     assert len(rows) == 121
     cm = json.loads((folder / "test_report.json").read_text())["confusion_matrix"]
     assert sum(map(sum, cm)) == 120
+    assert (folder / "test_confusion_matrix.csv").read_text().splitlines()[0].split(",")[1:] == json.loads((folder / "test_report.json").read_text())["labels"]
 
 
 def test_resumes_from_last_checkpoint(trained_ravdess_baseline, synthetic_ravdess, tiny_models, tmp_path):
@@ -60,13 +64,19 @@ def test_default_hparams_name_the_hub_model(tmp_path, tiny_models, corpus, hub, 
     """Every method's defaults name the papers' encoder; the same YAML builds it through from_pretrained."""
     for yaml_file in sorted((REPO / "recipes" / corpus / "hparams").glob("*.yaml")):
         values = YAML(typ="rt").load(yaml_file.read_text())
+        if yaml_file.stem == "attention" and corpus != "FESC":  # flea_hubert: HuBERT-base, AdamW, batch 64, 40 epochs
+            assert (values["ssl_hub"], values["batch_size"], values["number_of_epochs"]) == ("facebook/hubert-base-ls960", 64, 40), yaml_file
+            assert "torch.optim.AdamW" in yaml_file.read_text()
+            continue
         assert (values["ssl_hub"], values["ssl_layer"], values["encoder_dim"]) == (hub, layer, dim), yaml_file
+        if yaml_file.stem in ("baseline", "seg", "triplet", "triplet_seg"):  # segment_triplet trained with batches of 12
+            assert values["batch_size"] == 12, yaml_file
     with open(REPO / "recipes" / corpus / "hparams" / "baseline.yaml") as handle:
         hparams = load_hyperpyyaml(
             handle,
             {"data_folder": str(tmp_path), "output_folder": str(tmp_path / "out"), "ssl_hub": tiny_models["wav2vec2"], "encoder_dim": 64, "ssl_layer": 1},
         )
-    ssl = hparams["ssl"]
+    ssl = hparams["model"].encoder
     assert type(ssl.ssl_model).__module__ == "speechbrain.integrations.huggingface.wav2vec2"
     assert ssl.n_layers == 1 and ssl.output_norm
     assert not any(p.requires_grad for p in ssl.ssl_model.model.feature_extractor.parameters())

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import torch
 from ruamel.yaml import YAML
-from speechbrain.dataio.encoder import CategoricalEncoder
 
 from data_prep.synthetic import generate_corpus
 from tests.conftest import RECIPE_EPOCHS, RECIPE_OVERRIDES, REPO, run_recipe
@@ -31,6 +30,7 @@ SYNTHETIC = {
     "RAVDESS": {"speakers": 6, "repetitions": 1},
     "IEMOCAP": {"speakers": 10},
     "FESC": {"speakers": 9, "utterances_per_emotion": 2},
+    "Hume-Prosody": {"speakers": 10, "files_per_speaker": 9},
 }
 # Code that reads hparams: the shared library and every train.py.
 CODE_FILES = [*sorted((REPO / "speechbrain_ext").glob("*.py")), *sorted((REPO / "recipes").glob("*/train.py"))]
@@ -117,32 +117,55 @@ def test_registry_recipe_trains_and_reports(row, registry_runs):
     folder = run["folder"]
     missing = [name for name in row["outputs"].split() if not (folder / name).exists()]
     assert not missing, f"{row['hparams']} did not write {missing}"
-    report = json.loads((folder / "test_report.json").read_text())
-    test_manifest = json.loads((folder / "prep" / "test.json").read_text())
-    assert report["n"] == len(test_manifest) > 0
-    assert sum(map(sum, report["confusion_matrix"])) == report["n"]
     epochs = [line for line in (folder / "train_log.txt").read_text().splitlines() if line.startswith("epoch:")]
     assert len(epochs) == 1
-    rows = (folder / "test_predictions.csv").read_text().splitlines()[1:]
-    probs = np.array([[float(v) for v in r.split(",")[3:]] for r in rows])
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    for split in ("valid", "test"):
+        manifest = json.loads((folder / "prep" / f"{split}.json").read_text())
+        labelled = [k for k, e in manifest.items() if e.get("emo", e.get("intensities")) is not None]
+        report = json.loads((folder / f"{split}_report.json").read_text())
+        assert report["n_predicted"] == len(manifest) > 0 and report["n"] == len(labelled)
+        with (folder / f"{split}_predictions.csv").open() as handle:
+            rows = list(csv.DictReader(handle))
+        assert [r["id"] for r in rows] == sorted(manifest, key=lambda k: manifest[k]["duration"])  # every row predicted, shortest first
+        values = np.array([[float(v) for k, v in r.items() if k.startswith(("p_", "pred_"))] for r in rows])
+        if row["corpus"] == "Hume-Prosody":
+            assert values.shape[1] == 9 and ((values >= 0) & (values <= 1)).all()
+        else:
+            np.testing.assert_allclose(values.sum(axis=1), 1.0, atol=1e-4)
+            assert sum(map(sum, report["confusion_matrix"])) == report["n"]
 
 
 def test_fesc_uses_the_chosen_hidden_layer(registry_runs):
     """FESC rows run with --ssl_layer=1: the encoder keeps one transformer layer (layer 23 of 24 by default)."""
     folder = registry_runs["recipes/FESC/hparams/baseline.yaml"]["folder"]
-    ckpt = next((folder / "save").glob("CKPT+*")) / "ssl.ckpt"
+    ckpt = next((folder / "save").glob("CKPT+*")) / "model.ckpt"
     keys = torch.load(ckpt, map_location="cpu").keys()
     assert any(".encoder.layers.0." in k for k in keys) and not any(".encoder.layers.1." in k for k in keys)
 
 
-def test_supcon_trains_on_augmented_copies(registry_runs):
-    """The supcon log shows the batch doubling (augmented copies) and the noise/RIR files exist locally."""
-    folder = registry_runs["recipes/RAVDESS/hparams/supcon.yaml"]["folder"]
-    rows = (folder / "augmentation" / "noise.csv").read_text().splitlines()
-    assert rows[0] == "ID,duration,wav,wav_format,wav_opts" and len(rows) > 10
-    assert all(Path(r.split(",")[2]).is_file() for r in rows[1:])
-    summary = json.loads((folder / "knn_summary.json").read_text())
+def test_supcon_augmenter_appends_augmented_copies(tmp_path, tiny_models):
+    """The supcon YAML's augmenter returns the batch followed by an augmented copy of it, from locally generated noise and RIRs."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    from speechbrain_ext.augment import generate_noise_and_rirs
+
+    overrides = {"data_folder": str(tmp_path), "output_folder": str(tmp_path / "out"), "ssl_hub": tiny_models["wav2vec2"], "encoder_dim": 64}
+    with open(REPO / "recipes/RAVDESS/hparams/supcon.yaml") as handle:
+        hparams = load_hyperpyyaml(handle, overrides)
+    generate_noise_and_rirs(hparams["augmentation_folder"], hparams["sample_rate"])
+    rows = (Path(hparams["augmentation_folder"]) / "noise.csv").read_text().splitlines()
+    assert rows[0] == "ID,duration,wav,wav_format,wav_opts" and all(Path(r.split(",")[2]).is_file() for r in rows[1:])
+    torch.manual_seed(0)
+    wavs = torch.randn(3, 16000) * 0.1
+    out, lens = hparams["wav_augment"](wavs, torch.ones(3))
+    assert out.shape[0] == 6 and lens.shape == (6,)
+    torch.testing.assert_close(out[:3], wavs)  # the originals first
+    assert all((out[3 + i] - wavs[i]).abs().max() > 1e-3 for i in range(3))  # then changed copies
+    assert hparams["wav_augment"].replicate_labels(torch.tensor([0, 1, 2])).tolist() == [0, 1, 2, 0, 1, 2]
+
+
+def test_supcon_tunes_knn_on_valid(registry_runs):
+    summary = json.loads((registry_runs["recipes/RAVDESS/hparams/supcon.yaml"]["folder"] / "knn_summary.json").read_text())
     assert summary["tuned_on"] == "valid" and 1 <= summary["k"] <= 8
 
 
@@ -166,8 +189,8 @@ def test_bayes_report_mc_means_and_confidence(registry_runs):
             assert stats[name]["mean"] == pytest.approx(confidence[sel].mean(), abs=1e-5)
     # the stored probabilities are MC means of the saved Bayesian layer: a naive loop over 2000 weight draws agrees
     state = torch.load(next((folder / "save" / "bayes").glob("CKPT+*")) / "model.ckpt", map_location="cpu")
-    mu, log_sigma = state["0.weight_mu"], state["0.weight_log_sigma"]
-    assert not any(k.startswith("0.bias_mu") for k in state)
+    mu, log_sigma = state["head.weight_mu"], state["head.weight_log_sigma"]
+    assert not any(k.startswith("head.bias_mu") for k in state)
     test = torch.load(folder / "embeddings" / "test.pt", weights_only=False)
     assert test["ids"] == [r[0] for r in rows]
     torch.manual_seed(123)
@@ -178,6 +201,24 @@ def test_bayes_report_mc_means_and_confidence(registry_runs):
     assert np.abs(loop.numpy() - probs).max() < 0.03
     uncertainty = (folder / "test_uncertainty.csv").read_text().splitlines()
     assert uncertainty[0] == "id,true,predicted,confidence,entropy,mutual_information,correct" and len(uncertainty) == len(rows) + 1
+
+
+def test_bayes_stage_follows_a_newer_stage_one_checkpoint(registry_runs, registry_corpora, tiny_models, tmp_path):
+    """A Bayesian head trained on an older stage-one checkpoint is never reused with a newer one."""
+    row = next(r for r in ROWS if r["hparams"] == "recipes/RAVDESS/hparams/bayes.yaml")
+    folder = tmp_path / "bayes"
+    shutil.copytree(registry_runs[row["hparams"]]["folder"], folder)
+    first = json.loads((folder / "bayes_training.json").read_text())
+    stage_one = next((folder / "save").glob("CKPT+*"))
+    newer = stage_one.with_name(stage_one.name + "-newer")  # as if stage one had since selected another checkpoint
+    stage_one.rename(newer)
+    args = (f"--ssl_hub={tiny_models['wav2vec2']}", *RECIPE_OVERRIDES, *row["debug_overrides"].split())
+    run_recipe(REPO / row["hparams"], registry_corpora["RAVDESS"], folder, *args)
+    second = json.loads((folder / "bayes_training.json").read_text())
+    assert first["stage1_checkpoint"] == stage_one.name and second["stage1_checkpoint"] == newer.name
+    report = json.loads((folder / "test_report.json").read_text())
+    assert report["stage1_checkpoint"] == newer.name
+    assert [c.name for c in (folder / "save" / "bayes").glob("CKPT+*")] != [] and len(list((folder / "save" / "bayes").glob("CKPT+*"))) == 1
 
 
 def test_knn_alpha_zero_reproduces_the_model(registry_runs, registry_corpora, tiny_models, tmp_path):
@@ -206,22 +247,23 @@ def test_knn_alpha_zero_reproduces_the_model(registry_runs, registry_corpora, ti
 def test_knn_choice_never_sees_the_test_split(registry_runs, tmp_path):
     """k and alpha depend on train and valid only: scrambling the test split changes nothing in the choice."""
     from speechbrain_ext.knn import KNNInterpolator
-    from speechbrain_ext.recipe import SPLITS, knn_evaluate
+    from speechbrain_ext.stages import SPLITS, knn_evaluate
+    from speechbrain_ext.tasks import ClassificationTask
 
     folder = registry_runs["recipes/RAVDESS/hparams/supcon.yaml"]["folder"]  # knn_eval: embeddings cached
     embeddings = {s: torch.load(folder / "embeddings" / f"{s}.pt", weights_only=False) for s in SPLITS}
-    encoder = CategoricalEncoder()
-    encoder.load(folder / "save" / "label_encoder.txt")
-    labels = [encoder.ind2lab[i] for i in range(len(encoder))]
-    probs = {s: embeddings[s]["log_probs"].exp() for s in SPLITS}
-    first = knn_evaluate(embeddings, probs, labels, tmp_path / "a", max_k=16)
+    task = ClassificationTask("emo", 7, str(folder / "save" / "label_encoder.txt"))
+    task.encoder.load(folder / "save" / "label_encoder.txt")
+    labels = task.labels
+    probs = {s: embeddings[s]["outputs"] for s in SPLITS}
+    first = knn_evaluate(embeddings, probs, task, tmp_path / "a", max_k=16)
     generator = torch.Generator().manual_seed(0)
     scrambled = dict(embeddings)
     test = dict(embeddings["test"])
     test["targets"] = test["targets"][torch.randperm(len(test["targets"]), generator=generator)]
     test["embeddings"] = torch.randn(test["embeddings"].shape, generator=generator)
     scrambled["test"] = test
-    second = knn_evaluate(scrambled, {**probs, "test": torch.rand(probs["test"].shape, generator=generator)}, labels, tmp_path / "b", max_k=16)
+    second = knn_evaluate(scrambled, {**probs, "test": torch.rand(probs["test"].shape, generator=generator)}, task, tmp_path / "b", max_k=16)
     assert (first["k"], first["alpha"], first["valid"]) == (second["k"], second["alpha"], second["valid"])
     # ... and equal the best of an independent search on validation against the training datastore
     tuner = KNNInterpolator(len(labels))
@@ -249,7 +291,7 @@ def test_triplet_seg_learns_on_held_out_actors(synthetic_ravdess, tiny_models, t
 
 
 def test_run_folds_iemocap_loso(registry_corpora, tiny_models, tmp_path):
-    """Five folds, one table; a second call skips them all; an unfinished fold is resumed, alone."""
+    """Five folds (one direction), one table; a second call skips them all; an interrupted fold is resumed, alone."""
     results = tmp_path / "folds"
     cmd = [
         sys.executable,
@@ -257,6 +299,7 @@ def test_run_folds_iemocap_loso(registry_corpora, tiny_models, tmp_path):
         "recipes/IEMOCAP/hparams/baseline.yaml",
         f"--data_folder={registry_corpora['IEMOCAP']}",
         f"--results_folder={results}",
+        "--valid_gender=F",
         f"--ssl_hub={tiny_models['wav2vec2']}",
         "--number_of_epochs=1",
         *RECIPE_OVERRIDES,
@@ -265,13 +308,12 @@ def test_run_folds_iemocap_loso(registry_corpora, tiny_models, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     rows = list(csv.DictReader((results / "results.csv").open()))
     assert [r["fold"] for r in rows] == ["1", "2", "3", "4", "5", "mean", "std"]
-    uars = [json.loads((results / f"fold_{k}" / "seed_1986" / "test_report.json").read_text())["UAR"] for k in range(1, 6)]
+    runs = {k: results / f"fold_{k}" / "valid_F" / "seed_1986" for k in range(1, 6)}
+    uars = [json.loads((runs[k] / "test_report.json").read_text())["UAR"] for k in range(1, 6)]
     assert float(rows[5]["UAR"]) == pytest.approx(np.mean(uars), abs=1e-6)
     assert float(rows[6]["UAR"]) == pytest.approx(np.std(uars, ddof=1), abs=1e-6)
-    test_speakers = {
-        k: {e["speaker"] for e in json.loads((results / f"fold_{k}" / "seed_1986" / "prep" / "test.json").read_text()).values()} for k in range(1, 6)
-    }
-    assert [sorted(s) for s in test_speakers.values()] == [[f"Ses0{k}M"] for k in range(1, 6)]  # valid_gender F: the M speaker is tested
+    test_speakers = {k: {e["speaker"] for e in json.loads((runs[k] / "prep" / "test.json").read_text()).values()} for k in range(1, 6)}
+    assert [sorted(s) for s in test_speakers.values()] == [[f"Ses0{k}M"] for k in range(1, 6)]  # valid F: the M speaker is tested
     table = (results / "results.md").read_text()
     assert table.count("\n| ") == 7 and "mean ± std" in table and table.strip() in proc.stdout
 
@@ -279,21 +321,76 @@ def test_run_folds_iemocap_loso(registry_corpora, tiny_models, tmp_path):
     assert again.returncode == 0 and again.stdout.count("finished earlier, skipped") == 5
     assert (results / "results.md").read_text() == table
 
-    (results / "fold_3" / "seed_1986" / "run_complete.json").unlink()  # as if fold 3 had been interrupted
+    for name in ("run_complete.json", "test_report.json"):  # as if fold 3 had been killed before its test
+        (runs[3] / name).unlink()
     resumed = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert resumed.returncode == 0 and resumed.stdout.count("finished earlier, skipped") == 4
-    assert "fold 3, seed 1986 (3/5): resuming" in resumed.stdout
-    epochs = [line for line in (results / "fold_3" / "seed_1986" / "train_log.txt").read_text().splitlines() if line.startswith("epoch:")]
+    assert "fold 3, valid F, seed 1986 (3/5): resuming" in resumed.stdout
+    epochs = [line for line in (runs[3] / "train_log.txt").read_text().splitlines() if line.startswith("epoch:")]
     assert len(epochs) == 1  # resumed from the checkpoint, not trained again
+    assert (results / "results.md").read_text() == table
 
 
-def test_run_folds_rejects_bad_arguments(tmp_path):
-    base = [sys.executable, "recipes/IEMOCAP/run_folds.py", "recipes/IEMOCAP/hparams/baseline.yaml"]
-    cases = {
-        "--data_folder=... is required": [],
-        "folds [6] do not exist in IEMOCAP loso (1..5)": [f"--data_folder={tmp_path}", "--folds", "1,6"],
-        "--output_folder is set per run; use --results_folder": [f"--data_folder={tmp_path}", f"--output_folder={tmp_path}"],
-    }
-    for message, args in cases.items():
-        proc = subprocess.run([*base, *args], capture_output=True, text=True, cwd=REPO)
-        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+@pytest.mark.parametrize(
+    "hparams, overrides, message",
+    [
+        ("recipes/RAVDESS/hparams/baseline.yaml", ["--data_folder=/nonexistent/RAVDESS"], "data_folder '/nonexistent/RAVDESS' is not a folder"),
+        ("recipes/RAVDESS/hparams/triplet_seg.yaml", ["--triplet_on=segment"], "triplet_on must be 'segments' or 'utterance'"),
+        ("recipes/IEMOCAP/hparams/seg.yaml", ["--brain_class=EmotionBrain"], "brain_class 'EmotionBrain' is not one of this recipe's Brains"),
+    ],
+)
+def test_bad_input_fails_before_any_model_is_built(tmp_path, hparams, overrides, message):
+    """Offline, with a hub id that does not exist: the real problem is reported, not a download error."""
+    cmd = [sys.executable, str(REPO / hparams).replace("hparams/" + Path(hparams).name, "train.py"), str(REPO / hparams)]
+    if not any(o.startswith("--data_folder=") for o in overrides):
+        overrides = [f"--data_folder={tmp_path}", *overrides]
+    cmd += [f"--output_folder={tmp_path / 'out'}", "--ssl_hub=no-such-org/no-such-model", *overrides]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-3000:]
+    assert "no-such-model" not in proc.stderr  # nothing tried to load the encoder
+    assert not (tmp_path / "out" / "prep").exists()  # nor to prepare data
+
+
+def test_hume_prosody_regression_through_the_same_core(registry_corpora, tiny_models, tmp_path):
+    """Nine-output regression: run_folds trains it, keeps the checkpoint of best devel mean Spearman, reports per column as scipy does."""
+    from scipy.stats import spearmanr
+
+    results = tmp_path / "hume"
+    cmd = [
+        sys.executable,
+        "recipes/Hume-Prosody/run_folds.py",
+        "recipes/Hume-Prosody/hparams/audio.yaml",
+        f"--data_folder={registry_corpora['Hume-Prosody']}",
+        f"--results_folder={results}",
+        f"--ssl_hub={tiny_models['wav2vec2']}",
+        "--number_of_epochs=3",
+        *RECIPE_OVERRIDES,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    run = results / "seed_1986"
+    # checkpoint selection by the devel mean Spearman logged each epoch
+    logged = [
+        float(re.search(r"valid mean_spearman: ([-0-9.e+]+)", line).group(1))
+        for line in (run / "train_log.txt").read_text().splitlines()
+        if line.startswith("epoch:")
+    ]
+    kept = [YAML(typ="safe").load(p.read_text()) for p in (run / "save").glob("CKPT+*/CKPT.yaml")]
+    assert len(logged) == 3 and len(kept) == 1 and kept[0]["selection_metric"] == "mean_spearman"
+    assert kept[0]["mean_spearman"] == pytest.approx(max(logged), abs=1e-3)
+    # the devel report equals scipy, column by column, on its predictions file
+    report = json.loads((run / "valid_report.json").read_text())
+    with (run / "valid_predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    names = report["names"]
+    assert len(names) == 9 and report["n"] == len(rows)
+    for name in names:
+        true, pred = [float(r[f"true_{name}"]) for r in rows], [float(r[f"pred_{name}"]) for r in rows]
+        assert report["spearman"][name] == pytest.approx(spearmanr(true, pred).statistic, abs=1e-5)
+    assert report["mean_spearman"] == pytest.approx(np.mean([report["spearman"][n] for n in names]), abs=1e-5)
+    # the masked test partition is predicted, never scored; the fold table falls back to devel
+    test = json.loads((run / "test_report.json").read_text())
+    assert test["n"] == 0 and test["n_predicted"] == len((run / "test_predictions.csv").read_text().splitlines()) - 1 > 0
+    table = list(csv.DictReader((results / "results.csv").open()))
+    assert float(table[0]["mean_spearman"]) == pytest.approx(report["mean_spearman"], abs=1e-6)
+    assert "devel (the test split has no labels)" in proc.stdout

@@ -5,13 +5,19 @@
     python recipes/FESC/run_folds.py recipes/FESC/hparams/<method>.yaml --data_folder=/data/FESC
 
 The method (baseline, seg, triplet, triplet_seg, supcon, bayes, attention;
-kNN inference with ``--knn_eval=True``) is the YAML's; the Brain that runs
-them all is :class:`speechbrain_ext.brain.EmotionBrain`. What is FESC's own
+kNN inference with ``--knn_eval=True``) is the YAML's; the YAML's
+``brain_class`` picks one of the Brains below, each a small class whose
+``compute_forward``/``compute_objectives`` hold one method family. To change
+a method, subclass one here and add it to ``BRAINS``. What is FESC's own
 is here: its preparation from ``listing.csv`` (leave-one-speaker-out).
 """
 
 from data_prep.fesc import prepare_fesc
+from speechbrain_ext.brains import SegmentBrain, SegmentTripletBrain, SupConBrain, TripletBrain, UtteranceBrain
 from speechbrain_ext.recipe import run_recipe
+
+# baseline, attention, bayes | triplet (W) | supcon | seg | triplet_seg (S or W)
+BRAINS = (UtteranceBrain, TripletBrain, SupConBrain, SegmentBrain, SegmentTripletBrain)
 
 
 def prepare(hparams: dict) -> None:
@@ -28,4 +34,4 @@ def prepare(hparams: dict) -> None:
 
 
 if __name__ == "__main__":
-    run_recipe(prepare)
+    run_recipe(prepare, BRAINS)

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
-"""Run a IEMOCAP method over the protocol's folds (loso: 5, lo2so: 10) and tabulate mean ± std.
+"""Run an IEMOCAP method over the protocol's folds and tabulate mean ± std.
 
-    python recipes/IEMOCAP/run_folds.py recipes/IEMOCAP/hparams/<method>.yaml --data_folder=/data/IEMOCAP_full_release [--folds 1,3] [--seeds 1986,1987]
+    python recipes/IEMOCAP/run_folds.py recipes/IEMOCAP/hparams/<method>.yaml --data_folder=/data/IEMOCAP_full_release [--folds 1,3] [--seeds 1986,1987] [--valid_gender F]
+
+loso runs 10 times by default (5 sessions, each with its F speaker
+validating and M tested, then the reverse; ``--valid_gender F`` runs one
+direction), lo2so 10 times.
 
 Finished runs are skipped, an interrupted one resumes from its checkpoint;
 results.csv and results.md land in results/IEMOCAP/<method>/... (see
@@ -13,6 +17,8 @@ from pathlib import Path
 from speechbrain_ext.folds import main
 
 FOLDS_PER_PROTOCOL = {"loso": 5, "lo2so": 10, "random": 1}
+# loso: each held-out session is run twice, its F speaker validating and M tested, then the reverse
+DIRECTIONS = {"loso": ["F", "M"]}
 
 if __name__ == "__main__":
-    main(Path(__file__).with_name("train.py"), FOLDS_PER_PROTOCOL)
+    main(Path(__file__).with_name("train.py"), FOLDS_PER_PROTOCOL, directions=DIRECTIONS)

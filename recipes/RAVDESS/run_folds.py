@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run a RAVDESS method over one fixed split (actors 23-24 tested), repeated over --seeds and tabulate mean ± std.
 
-    python recipes/RAVDESS/run_folds.py recipes/RAVDESS/hparams/<method>.yaml --data_folder=/data/RAVDESS [--folds 1,3] [--seeds 1986,1987]
+    python recipes/RAVDESS/run_folds.py recipes/RAVDESS/hparams/<method>.yaml --data_folder=/data/RAVDESS [--seeds 1986,1987]
 
 Finished runs are skipped, an interrupted one resumes from its checkpoint;
 results.csv and results.md land in results/RAVDESS/<method>/ (see

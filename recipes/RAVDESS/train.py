@@ -4,14 +4,20 @@
     python recipes/RAVDESS/train.py recipes/RAVDESS/hparams/<method>.yaml --data_folder=/data/RAVDESS
 
 The method (baseline, seg, triplet, triplet_seg, supcon, bayes, attention;
-kNN inference with ``--knn_eval=True``) is the YAML's; the Brain that runs
-them all is :class:`speechbrain_ext.brain.EmotionBrain`. What is RAVDESS's
+kNN inference with ``--knn_eval=True``) is the YAML's; the YAML's
+``brain_class`` picks one of the Brains below, each a small class whose
+``compute_forward``/``compute_objectives`` hold one method family. To change
+a method, subclass one here and add it to ``BRAINS``. What is RAVDESS's
 own is here: its preparation (actors 1-20 / 21-22 / 23-24, calm merged into
 neutral).
 """
 
 from data_prep.ravdess import prepare_ravdess
+from speechbrain_ext.brains import SegmentBrain, SegmentTripletBrain, SupConBrain, TripletBrain, UtteranceBrain
 from speechbrain_ext.recipe import run_recipe
+
+# baseline, attention, bayes | triplet (W) | supcon | seg | triplet_seg (S or W)
+BRAINS = (UtteranceBrain, TripletBrain, SupConBrain, SegmentBrain, SegmentTripletBrain)
 
 
 def prepare(hparams: dict) -> None:
@@ -25,4 +31,4 @@ def prepare(hparams: dict) -> None:
 
 
 if __name__ == "__main__":
-    run_recipe(prepare)
+    run_recipe(prepare, BRAINS)

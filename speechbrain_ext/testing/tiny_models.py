@@ -301,6 +301,7 @@ def write_tiny_camembert(folder: str | os.PathLike, seed: int = 0) -> str:
 #: Name -> writer; the hub model each stands in for is in the comment.
 WRITERS: dict[str, Callable[[Path], str]] = {
     "wav2vec2": lambda p: write_tiny_ssl(p, "wav2vec2"),  # facebook/wav2vec2-base
+    "wav2vec2_large": lambda p: write_tiny_ssl(p, "wav2vec2", large_style=True),  # layer-norm, attention mask: wav2vec2-large/XLSR
     "hubert": lambda p: write_tiny_ssl(p, "hubert"),  # facebook/hubert-base-ls960
     "wavlm": lambda p: write_tiny_ssl(p, "wavlm"),  # microsoft/wavlm-base-plus
     "whisper": write_tiny_whisper,  # openai/whisper-large-v2

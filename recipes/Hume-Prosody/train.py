@@ -1,0 +1,27 @@
+#!/usr/bin/env python3
+"""Hume-Prosody (ComParE 2023 Emotion Share): nine emotion intensities per clip.
+
+    python recipes/Hume-Prosody/train.py recipes/Hume-Prosody/hparams/audio.yaml --data_folder=/data/Hume-Prosody
+
+A multi-output regression task (sigmoid outputs, MSE, checkpoint selection
+by the devel mean Spearman): the same Brains and runner as the emotion
+recipes, with :class:`speechbrain_ext.tasks.RegressionTask` in the YAML. The
+test partition of the challenge release is masked: it is predicted
+(``test_predictions.csv``) and scored nowhere; the devel report
+(``valid_report.json``) holds the numbers.
+"""
+
+from data_prep.hume_prosody import prepare_hume_prosody
+from speechbrain_ext.brains import UtteranceBrain
+from speechbrain_ext.recipe import run_recipe
+
+BRAINS = (UtteranceBrain,)
+
+
+def prepare(hparams: dict) -> None:
+    """Write the train/valid (devel)/test manifests of the challenge package."""
+    prepare_hume_prosody(data_folder=hparams["data_folder"], save_folder=hparams["prep_folder"], allow_subset=hparams["allow_subset"])
+
+
+if __name__ == "__main__":
+    run_recipe(prepare, BRAINS)
