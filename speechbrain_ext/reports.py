@@ -108,6 +108,7 @@ def write_classification_report(
     split: str = "test",
     title: str | None = None,
     extra: dict | None = None,
+    predicted: Sequence[int] | None = None,
 ) -> dict:
     """Write ``<split>_report.json``, ``<split>_report.md``, ``<split>_predictions.csv`` and,
     when rows are labelled, ``<split>_confusion_matrix.csv``/``.png``; return the metrics.
@@ -130,6 +131,8 @@ def write_classification_report(
         Name of the evaluated set in the report (default: ``split``).
     extra : dict, optional
         More fields stored in the JSON report (e.g. protocol, fold).
+    predicted : sequence of int, optional
+        The decisions, when they are not the argmax of ``probs`` (a majority vote).
 
     Returns
     -------
@@ -154,7 +157,7 @@ def write_classification_report(
     folder.mkdir(parents=True, exist_ok=True)
     probs = np.asarray(probs, dtype=float)
     y_true = np.asarray(list(y_true), dtype=int)
-    y_pred = probs.argmax(axis=1)
+    y_pred = probs.argmax(axis=1) if predicted is None else np.asarray(predicted, dtype=int)
     labelled = y_true >= 0
     if labelled.any():
         metrics = classification_metrics(y_true[labelled].tolist(), y_pred[labelled].tolist(), labels)

@@ -256,8 +256,8 @@ def knn_evaluate(embeddings: dict, model_probs: dict, task: ClassificationTask, 
     datastore of the training split only (a validation item would otherwise
     find itself); nothing of the test split enters the choice. The test split
     is then classified against the train+valid datastore (supcon_knn).
-    Writes ``knn_summary.json``, ``knn/test_report.json`` (with the usual
-    predictions CSV and confusion matrix) and ``knn_datastore.pt``.
+    Writes ``knn_summary.json``, ``knn/{valid,test}_report.json`` (with the
+    usual predictions CSV and confusion matrix) and ``knn_datastore.pt``.
 
     Arguments
     ---------
@@ -292,6 +292,11 @@ def knn_evaluate(embeddings: dict, model_probs: dict, task: ClassificationTask, 
     test_model = torch.as_tensor(model_probs["test"]).float()
     test_knn = store.interpolate(test_model, test["embeddings"])
     output_folder = Path(output_folder)
+    # valid as it was scored while tuning (train-only datastore), so the knn/ folder can be fused like any run
+    valid_knn = tuner.interpolate(torch.as_tensor(model_probs["valid"]).float(), valid["embeddings"])
+    task.write_report(
+        output_folder / "knn", valid["ids"], valid["targets"].tolist(), valid_knn.numpy(), split="valid", extra={"k": tuned["k"], "alpha": tuned["alpha"]}
+    )
     targets = test["targets"].tolist()
     without = task.stage_metrics(test["targets"].numpy(), test_model.numpy())
     with_knn = task.write_report(

@@ -165,8 +165,31 @@ def test_supcon_augmenter_appends_augmented_copies(tmp_path, tiny_models):
 
 
 def test_supcon_tunes_knn_on_valid(registry_runs):
-    summary = json.loads((registry_runs["recipes/RAVDESS/hparams/supcon.yaml"]["folder"] / "knn_summary.json").read_text())
+    folder = registry_runs["recipes/RAVDESS/hparams/supcon.yaml"]["folder"]
+    summary = json.loads((folder / "knn_summary.json").read_text())
     assert summary["tuned_on"] == "valid" and 1 <= summary["k"] <= 8
+    valid = json.loads((folder / "knn" / "valid_report.json").read_text())  # valid as scored while tuning
+    assert valid["UAR"] == pytest.approx(summary["valid"]["UAR_knn"], abs=5e-5)
+
+
+def test_fuse_finished_runs(registry_runs, tmp_path):
+    """Late fusion of three finished RAVDESS runs (a kNN folder among them), weights tuned on valid."""
+    import pandas as pd
+
+    folders = [registry_runs[f"recipes/RAVDESS/hparams/{m}.yaml"]["folder"] for m in ("baseline", "attention", "supcon")]
+    folders[2] = folders[2] / "knn"
+    out = tmp_path / "fused"
+    proc = subprocess.run(
+        [sys.executable, "-m", "speechbrain_ext.fuse", *map(str, folders), "--out", str(out), "--tune-on", "valid"], capture_output=True, text=True, cwd=REPO
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    weights = json.loads((out / "fusion.json").read_text())["weights"]
+    singles = [json.loads((f / "valid_report.json").read_text())["UAR"] for f in folders]
+    assert json.loads((out / "valid_report.json").read_text())["UAR"] >= max(singles) - 1e-4  # each run alone is a grid point
+    fused = pd.read_csv(out / "test_predictions.csv").set_index("id")
+    cols = [c for c in fused.columns if c.startswith("p_")]
+    inputs = [pd.read_csv(f / "test_predictions.csv").set_index("id").loc[fused.index, cols].to_numpy() for f in folders]
+    np.testing.assert_allclose(fused[cols].to_numpy(), sum(w * p for w, p in zip(weights, inputs)) / sum(weights), atol=2e-6)
 
 
 def test_bayes_report_mc_means_and_confidence(registry_runs):

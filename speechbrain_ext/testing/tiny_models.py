@@ -130,6 +130,11 @@ def _train_bpe(vocab_size: int = 400) -> tuple[dict[str, int], list[tuple[str, s
     return model["vocab"], merges
 
 
+# Far above transformers' 0.02: a random Whisper then writes transcripts that depend on the
+# audio, so a test can tell two files' transcripts apart.
+WHISPER_INIT_STD = 0.3
+
+
 def write_tiny_whisper(folder: str | os.PathLike, seed: int = 0) -> str:
     """Write a tiny Whisper with a working feature extractor, tokenizer and generation config.
 
@@ -185,6 +190,7 @@ def write_tiny_whisper(folder: str | os.PathLike, seed: int = 0) -> str:
         decoder_start_token_id=ids["<|startoftranscript|>"],
         begin_suppress_tokens=[eot],
         suppress_tokens=[],
+        init_std=WHISPER_INIT_STD,
     )
     model = transformers.WhisperForConditionalGeneration(config)
     generation = transformers.GenerationConfig(

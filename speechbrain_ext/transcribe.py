@@ -1,0 +1,221 @@
+"""Whisper transcripts written into prepared manifests (compare2023_bayes_fusion's text branch input).
+
+    python -m speechbrain_ext.transcribe prep/hc30/train.json prep/hc30/valid.json prep/hc30/test.json \\
+        --data_folder /data/HealthCall30 --language fr
+
+Each manifest entry gets ``transcript_whisper`` (the text) and
+``transcript_whisper_options`` (model id, language, beam size, chunk length).
+The manifest is rewritten atomically after every batch, so a killed run
+continues where it stopped; entries transcribed with the same options are not
+redone, and changing the model or an option redoes them. Files are batched by
+length (longest first) and files longer than ``chunk_seconds`` (Whisper's
+30 s window: SpeechBrain's wrapper pads or cuts every input to 30 s) are
+transcribed chunk by chunk and the pieces joined.
+
+Decoding goes through SpeechBrain's ``Whisper`` wrapper and its
+``S2SWhisperGreedySearcher``/``S2SWhisperBeamSearcher``. The language is set
+in the tokenizer's prefix tokens (``set_prefix_tokens``), not through the
+wrapper's ``to_language_token``, which fails in SpeechBrain 1.1.2 (it calls
+``.get`` on a method), nor through its ``language`` argument, which it ignores
+for models whose vocabulary is smaller than the multilingual one. The log-mel
+features are computed file by file: the wrapper's ``log_mel_spectrogram``
+clamps at the maximum over the whole batch (openai's code does it per file),
+so a batched transcript would depend on its batch-mates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from speechbrain_ext.audio import TARGET_SAMPLE_RATE, AudioLoadError, load_audio
+from speechbrain_ext.fileio import atomic_write_json
+
+TRANSCRIPT_KEY = "transcript_whisper"
+WHISPER_SECONDS = 30.0
+
+
+def load_whisper(source: str, save_path: str | None = None, language: str | None = None, device: str = "cpu"):
+    """SpeechBrain's frozen ``Whisper`` with the language and task in its prefix tokens."""
+    from speechbrain.integrations.huggingface.whisper import Whisper
+
+    model = Whisper(source, save_path or f"pretrained_models/{Path(source).name}", freeze=True, task="transcribe")
+    if language:
+        model.tokenizer.set_prefix_tokens(language=language, task="transcribe")
+    return model.to(device).eval()
+
+
+def make_searcher(model, beam_size: int = 1):
+    """Greedy search for ``beam_size`` 1, beam search otherwise."""
+    from speechbrain.decoders.seq2seq import S2SWhisperBeamSearcher, S2SWhisperGreedySearcher
+
+    if beam_size <= 1:
+        return S2SWhisperGreedySearcher(model, min_decode_ratio=0.0, max_decode_ratio=1.0)
+    return S2SWhisperBeamSearcher(module=[model], min_decode_ratio=0.0, max_decode_ratio=1.0, beam_size=beam_size)
+
+
+@torch.no_grad()
+def decode(model, searcher, waveforms: Sequence[torch.Tensor]) -> list[str]:
+    """Transcripts of 16 kHz waveforms of at most 30 s, decoded as one batch."""
+    device = next(model.parameters()).device
+    # One log-mel per file: the wrapper clamps at the maximum of the whole batch, which
+    # would make a file's transcript depend on the files batched with it.
+    mels = torch.cat([model._get_mel(wav.to(device)[None]) for wav in waveforms])
+    encoded = model.forward_encoder(mels)
+    hyps = searcher(encoded, torch.ones(len(waveforms), device=device))[0]
+    return [text.strip() for text in model.tokenizer.batch_decode(hyps, skip_special_tokens=True)]
+
+
+def chunks(wav: torch.Tensor, chunk_seconds: float = WHISPER_SECONDS, sample_rate: int = TARGET_SAMPLE_RATE) -> list[torch.Tensor]:
+    """Consecutive pieces of at most ``chunk_seconds``.
+
+    Example
+    -------
+    >>> [len(c) for c in chunks(torch.zeros(70 * 16000))]
+    [480000, 480000, 160000]
+    """
+    size = int(chunk_seconds * sample_rate)
+    return [wav[start : start + size] for start in range(0, max(len(wav), 1), size)]
+
+
+def transcribe_manifests(
+    manifests: Sequence[str | os.PathLike],
+    data_folder: str | os.PathLike,
+    source: str = "openai/whisper-large-v2",
+    language: str | None = None,
+    beam_size: int = 1,
+    batch_size: int = 8,
+    chunk_seconds: float = WHISPER_SECONDS,
+    save_path: str | None = None,
+    device: str = "cpu",
+    skip_bad_files: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Write ``transcript_whisper`` into every entry of the manifests; resumable.
+
+    Arguments
+    ---------
+    manifests : sequence of paths
+        Prepared JSON manifests (``{id: {"wav": "{data_root}/...", ...}}``).
+    data_folder : path
+        What ``{data_root}`` stands for.
+    source : str
+        Whisper hub id or local folder.
+    language : str, optional
+        Language code (``fr`` for HealthCall30, ``en`` for Hume-Prosody).
+    beam_size : int
+        1: greedy search.
+    batch_size : int
+        Chunks decoded at once.
+    chunk_seconds : float
+        Longer files are cut into pieces of this length (at most 30 s).
+    save_path : str, optional
+        Download folder of the model.
+    device : str
+        ``cpu`` or ``cuda``.
+    skip_bad_files : bool
+        List unreadable or empty files and go on instead of stopping.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    dict
+        ``transcribed`` (entries done now), ``kept`` (already done with the
+        same options), ``skipped`` (bad files, with the reason).
+    """
+    if not 0 < chunk_seconds <= WHISPER_SECONDS:
+        raise ValueError(f"chunk_seconds must lie in (0, {WHISPER_SECONDS:g}]: Whisper sees 30 s at most")
+    options = {"model": source, "language": language, "beam_size": int(beam_size), "chunk_seconds": float(chunk_seconds)}
+    data, todo = {}, []
+    for manifest in map(Path, manifests):
+        if not manifest.is_file():
+            raise FileNotFoundError(f"{manifest}: no such manifest (prepare the corpus first)")
+        data[manifest] = json.loads(manifest.read_text(encoding="utf-8"))
+        for utt, entry in data[manifest].items():
+            if "wav" not in entry:
+                raise ValueError(f"{manifest}: entry {utt!r} has no 'wav'")
+            if entry.get(TRANSCRIPT_KEY) is None or entry.get(f"{TRANSCRIPT_KEY}_options") != options:
+                todo.append((manifest, utt, str(entry["wav"]).replace("{data_root}", str(data_folder)), float(entry.get("duration", 0.0))))
+    kept = sum(len(entries) for entries in data.values()) - len(todo)
+    missing = [path for _, _, path, _ in todo if not Path(path).is_file()]
+    if missing and not skip_bad_files:
+        raise FileNotFoundError(f"{len(missing)} audio files are missing, e.g. {missing[:3]} (check --data_folder)")
+    result = {"transcribed": 0, "kept": kept, "skipped": {}}
+    if not todo:
+        return result
+    model = load_whisper(source, save_path, language, device)
+    searcher = make_searcher(model, beam_size)
+    todo.sort(key=lambda item: -item[3])  # longest first: similar lengths share a batch
+    bar = tqdm(total=len(todo), desc="transcribing", unit="file", disable=not progress)
+    for start in range(0, len(todo), batch_size):
+        batch, pieces = todo[start : start + batch_size], []
+        for manifest, utt, path, _ in batch:
+            try:
+                wav = load_audio(path)
+                if wav.numel() == 0:
+                    raise AudioLoadError(f"{path}: the file holds no audio")
+            except AudioLoadError as err:
+                if not skip_bad_files:
+                    raise AudioLoadError(f"{manifest} [{utt}]: {err}") from None
+                result["skipped"][path] = str(err)
+                continue
+            pieces.extend((manifest, utt, piece) for piece in chunks(wav, chunk_seconds))
+        texts: dict = {}
+        for first in range(0, len(pieces), batch_size):
+            group = pieces[first : first + batch_size]
+            for (manifest, utt, _), text in zip(group, decode(model, searcher, [piece for _, _, piece in group])):
+                texts.setdefault((manifest, utt), []).append(text)
+        for (manifest, utt), parts in texts.items():
+            data[manifest][utt][TRANSCRIPT_KEY] = " ".join(part for part in parts if part)
+            data[manifest][utt][f"{TRANSCRIPT_KEY}_options"] = options
+        for manifest in {manifest for manifest, _ in texts}:
+            atomic_write_json(manifest, data[manifest])
+        result["transcribed"] += len(texts)
+        bar.update(len(batch))
+    bar.close()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m speechbrain_ext.transcribe", description=__doc__.split("\n\n")[0])
+    parser.add_argument("manifests", nargs="+", help="prepared JSON manifests")
+    parser.add_argument("--data_folder", required=True, help="the corpus folder ({data_root} in the manifests)")
+    parser.add_argument("--model", default="openai/whisper-large-v2", help="Whisper hub id or local folder")
+    parser.add_argument("--language", default=None, help="language code: fr (HealthCall30), en (Hume-Prosody)")
+    parser.add_argument("--beam_size", type=int, default=1, help="1: greedy search (default)")
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--chunk_seconds", type=float, default=WHISPER_SECONDS)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--skip_bad_files", action="store_true", help="list unreadable files and go on")
+    args = parser.parse_args(argv)
+    try:
+        result = transcribe_manifests(
+            args.manifests,
+            args.data_folder,
+            source=args.model,
+            language=args.language,
+            beam_size=args.beam_size,
+            batch_size=args.batch_size,
+            chunk_seconds=args.chunk_seconds,
+            device=args.device,
+            skip_bad_files=args.skip_bad_files,
+        )
+    except (FileNotFoundError, ValueError, AudioLoadError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"transcribed {result['transcribed']}, kept {result['kept']} (same options), skipped {len(result['skipped'])}")
+    for path, reason in result["skipped"].items():
+        print(f"  skipped {path}: {reason}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
