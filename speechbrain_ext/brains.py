@@ -15,6 +15,7 @@ The families differ only in ``compute_forward``/``compute_objectives``:
 :class:`SupConBrain`      augmented copies + supervised contrastive loss (supcon_knn)
 :class:`SegmentBrain`     + NLL of every segment, most-confident decision (segment_triplet eq. 3)
 :class:`SegmentTripletBrain`  segments + triplet on segments (S) or utterances (W)
+:class:`TextBrain`        task loss on transcripts (Whisper + BERT/CamemBERT, compare2023)
 ========================  ==========================================================
 
 A recipe's ``train.py`` names the Brains it offers; its YAML's
@@ -302,4 +303,18 @@ class SegmentTripletBrain(SegmentBrain):
         return self.hparams.loss_weighting(self.segment_loss(predictions, targets), triplet)
 
 
-BRAINS = (UtteranceBrain, TripletBrain, SupConBrain, SegmentBrain, SegmentTripletBrain)
+class TextBrain(RecipeBrain):
+    """The task's loss on one output per transcript (the text branch; ``model_inputs: [transcript]``)."""
+
+    REQUIRED = (*RecipeBrain.REQUIRED, "transcribe")
+
+    def compute_forward(self, batch, stage) -> ModelOutput:
+        """Text encoder, head (``hparams.model``, a :class:`~speechbrain_ext.models.TextModel`)."""
+        return self.modules.model(batch.transcript)
+
+    def compute_objectives(self, predictions: ModelOutput, batch, stage) -> torch.Tensor:
+        """The task's loss (NLL, or MSE on intensities)."""
+        return self.task.loss(predictions.scores, self.targets(batch))
+
+
+BRAINS = (UtteranceBrain, TripletBrain, SupConBrain, SegmentBrain, SegmentTripletBrain, TextBrain)

@@ -1,4 +1,5 @@
-"""Datasets for the recipes: manifests -> ``DynamicItemDataset`` yielding ``id``, ``sig`` (16 kHz mono) and ``target``.
+"""Datasets for the recipes: manifests -> ``DynamicItemDataset`` yielding ``id``, ``sig`` (16 kHz mono)
+or ``transcript`` (the Whisper transcript of the manifest entry), and ``target``.
 
 The task (:mod:`speechbrain_ext.tasks`) turns each entry's label field into
 ``target``; entries without it (a masked test partition) get the task's
@@ -7,13 +8,16 @@ The task (:mod:`speechbrain_ext.tasks`) turns each entry's label field into
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import speechbrain as sb
 from speechbrain.dataio.dataio import load_data_json
 from speechbrain.dataio.dataset import DynamicItemDataset
 
 from speechbrain_ext.audio import TARGET_SAMPLE_RATE, load_audio
+from speechbrain_ext.transcribe import TRANSCRIPT_KEY
 
 
 def audio_pipeline(sample_rate: int = TARGET_SAMPLE_RATE, max_seconds: float | None = None):
@@ -50,8 +54,9 @@ def recipe_datasets(
     sorting: str = "random",
     sample_rate: int = TARGET_SAMPLE_RATE,
     max_seconds: float | None = None,
+    inputs: Sequence[str] = ("sig",),
 ) -> dict[str, DynamicItemDataset]:
-    """Datasets yielding ``id``, ``sig`` and ``target`` for every split.
+    """Datasets yielding ``id``, the model's inputs (``sig``, ``transcript``) and ``target`` for every split.
 
     Only the training split follows ``sorting``. Evaluation splits are sorted
     by length, which reduces padding; it does not make batched evaluation
@@ -68,13 +73,38 @@ def recipe_datasets(
         Replaces ``{data_root}`` in the paths.
     task : Task
         Its ``setup`` is called (label encoder, checks) and its ``target_pipeline`` added.
+    inputs : sequence of str
+        ``sig`` (the audio) and/or ``transcript`` (the manifest's Whisper transcript, checked present).
     """
+    if not set(inputs) <= {"sig", "transcript"}:
+        raise ValueError(f"model inputs are 'sig' (audio) and/or 'transcript', not {list(inputs)}")
     task.setup(manifests)
+    if "transcript" in inputs:
+        check_transcripts(manifests)
     datasets = {}
     for split, path in manifests.items():
         dataset = load_split(path, data_folder, sorting if split == "train" else "ascending", fill_keys=(task.target_key,))
-        dataset.add_dynamic_item(audio_pipeline(sample_rate, max_seconds))
+        if "sig" in inputs:
+            dataset.add_dynamic_item(audio_pipeline(sample_rate, max_seconds))
+        if "transcript" in inputs:
+            dataset.add_dynamic_item(transcript_pipeline)
         dataset.add_dynamic_item(task.target_pipeline())
-        dataset.set_output_keys(["id", "sig", "target"])
+        dataset.set_output_keys(["id", *inputs, "target"])
         datasets[split] = dataset
     return datasets
+
+
+@sb.utils.data_pipeline.takes(TRANSCRIPT_KEY)
+@sb.utils.data_pipeline.provides("transcript")
+def transcript_pipeline(text):
+    """Dynamic item ``transcript_whisper`` -> ``transcript``."""
+    return text
+
+
+def check_transcripts(manifests: Mapping[str, str]) -> None:
+    """Every entry has a Whisper transcript, or a ``ValueError`` names the manifest and how many lack one."""
+    for path in manifests.values():
+        entries = json.loads(Path(path).read_text(encoding="utf-8"))
+        missing = [utt for utt, entry in entries.items() if entry.get(TRANSCRIPT_KEY) is None]
+        if missing:
+            raise ValueError(f"{path}: {len(missing)} entries have no {TRANSCRIPT_KEY} (e.g. {missing[:3]}); run python -m speechbrain_ext.transcribe first")

@@ -282,6 +282,9 @@ def export_model(train_hparams: str | Path, out: str | Path, checkpoint: str | P
     if missing:
         raise KeyError(f"{train_hparams}: missing {missing}; is this the hyperparams.yaml of a recipe run?")
     model_key = str(values.get("export_model", "model"))
+    if "model_inputs" in values and list(values["model_inputs"]) != ["sig"]:
+        # the interfaces take audio; a transcript model would need Whisper and the tokenizer packed too
+        raise NotImplementedError(f"{train_hparams}: a model of {list(values['model_inputs'])} cannot be exported yet (audio models only)")
     save_folder = values.get("export_save_folder", values["save_folder"])
     if checkpoint is None:
         found = best_checkpoint(save_folder)

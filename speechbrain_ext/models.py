@@ -1,7 +1,7 @@
 """The modules that compute a prediction, shared by training and inference.
 
-A recipe's YAML builds one ``model`` (:class:`UtteranceModel` or
-:class:`SegmentModel`); the Brain trains it and ``hub export`` writes the same
+A recipe's YAML builds one ``model`` (:class:`UtteranceModel`,
+:class:`SegmentModel`, or :class:`TextModel` over transcripts); the Brain trains it and ``hub export`` writes the same
 node into the inference YAML, so the exported interface runs exactly the
 forward pass that was evaluated in training. Both return a
 :class:`ModelOutput` with the pieces the losses need (embeddings, segments)
@@ -153,3 +153,36 @@ class SegmentModel(UtteranceModel):
         out.segment_scores = self.activation(self.head(out.segments))
         out.decision = segment_decision(out.segment_scores, out.segment_mask, self.decision_mode)
         return out
+
+
+class TextModel(nn.Module):
+    """Text encoder -> head -> activation: one output vector per transcript (compare2023 text branch).
+
+    Arguments
+    ---------
+    encoder : nn.Module
+        ``encoder(texts) -> (embeddings, n_tokens)`` (:class:`~speechbrain_ext.text.TranscriptEncoder`).
+    head : nn.Module
+        Linear (or Bayesian linear) layer.
+    activation : nn.Module
+        ``LogSoftmax`` for classification, ``Sigmoid`` for intensities.
+
+    Example
+    -------
+    >>> class Words(nn.Module):  # stands in for a BERT encoder
+    ...     def forward(self, texts):
+    ...         return torch.tensor([[len(t), t.count(" ")] for t in texts], dtype=torch.float), torch.ones(len(texts))
+    >>> out = TextModel(Words(), nn.Linear(2, 9), nn.Sigmoid())(["so happy", "why"])
+    >>> out.decision.shape, out.embeddings.tolist()
+    (torch.Size([2, 9]), [[8.0, 1.0], [3.0, 0.0]])
+    """
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, activation: nn.Module):
+        super().__init__()
+        self.encoder, self.head, self.activation = encoder, head, activation
+
+    def forward(self, texts) -> ModelOutput:
+        """Encode a batch of transcripts and predict."""
+        embeddings, n_tokens = self.encoder(texts)
+        scores = self.activation(self.head(embeddings))
+        return ModelOutput(scores=scores, embeddings=embeddings, n_frames=n_tokens, decision=scores)

@@ -8,8 +8,10 @@
    (:meth:`~speechbrain_ext.brains.RecipeBrain.check_hparams`), and that the
    data folder exists: bad input fails here, before any model is loaded or
    downloaded;
-2. data preparation (unless ``skip_prep``) and, for augmentation, the locally
-   generated noise and room responses;
+2. data preparation (unless ``skip_prep``); Whisper transcripts into the
+   manifests when the YAML has ``transcribe:`` options (resumable, done
+   entries kept); for augmentation, the locally generated noise and room
+   responses;
 3. build the YAML's objects (the model loads its encoder here), the
    datasets through the task, and train with validation; report valid and
    test with the selected checkpoint;
@@ -98,6 +100,12 @@ def run_recipe(prepare: Callable[[dict], None], brains: Sequence[type], argv: li
         shutil.copy(script, os.path.join(values["output_folder"], os.path.basename(script)))
     if not values["skip_prep"]:
         run_on_main(prepare, kwargs={"hparams": values})
+    if values.get("transcribe"):
+        from speechbrain_ext.transcribe import transcribe_manifests
+
+        manifests = [values[f"{split}_annotation"] for split in SPLITS]
+        options = {"device": run_opts.get("device", "cpu"), "progress": not run_opts.get("noprogressbar", False), **values["transcribe"]}
+        run_on_main(transcribe_manifests, args=[manifests, values["data_folder"]], kwargs=options)
     if "augmentation_folder" in values:
         from speechbrain_ext.augment import generate_noise_and_rirs
 
@@ -113,6 +121,7 @@ def run_recipe(prepare: Callable[[dict], None], brains: Sequence[type], argv: li
         sorting=hparams["sorting"],
         sample_rate=hparams["sample_rate"],
         max_seconds=hparams.get("max_audio_seconds"),
+        inputs=hparams.get("model_inputs", ["sig"]),
     )
     brain = brain_class(modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams, run_opts=run_opts, checkpointer=hparams["checkpointer"])
     reports = brain.fit_and_report(datasets, hparams)

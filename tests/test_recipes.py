@@ -91,13 +91,15 @@ def registry_runs(tmp_path_factory, registry_corpora, tiny_models):
     def run(row):
         folder = root / Path(row["hparams"]).parent.parent.name / Path(row["hparams"]).stem
         start = time.time()
+        hparams = REPO / row["hparams"]
+        keys = top_level_keys(hparams)  # a text recipe has no SSL encoder: pass what the YAML has
+        shared = [o for o in (f"--ssl_hub={tiny_models['wav2vec2']}", *RECIPE_OVERRIDES) if o.split("=")[0][2:] in keys or o == "--noprogressbar"]
         proc = run_recipe(
-            REPO / row["hparams"],
+            hparams,
             registry_corpora[row["corpus"]],
             folder,
-            f"--ssl_hub={tiny_models['wav2vec2']}",
-            *RECIPE_OVERRIDES,
-            *row["debug_overrides"].split(),
+            *shared,
+            *row["debug_overrides"].format(**{f"tiny_{name}": path for name, path in tiny_models.items()}).split(),
             threads=1,
             check=False,
         )
@@ -417,3 +419,24 @@ def test_hume_prosody_regression_through_the_same_core(registry_corpora, tiny_mo
     table = list(csv.DictReader((results / "results.csv").open()))
     assert float(table[0]["mean_spearman"]) == pytest.approx(report["mean_spearman"], abs=1e-6)
     assert "devel (the test split has no labels)" in proc.stdout
+
+
+def test_text_run_transcribes_then_fuses_with_audio(registry_runs, tmp_path):
+    """text.yaml writes Whisper transcripts into its manifests, trains on them, and fuses with the audio run."""
+    from speechbrain_ext.fusion import fuse_runs
+
+    text, audio = (registry_runs[f"recipes/Hume-Prosody/hparams/{m}.yaml"]["folder"] for m in ("text", "audio"))
+    for split in ("train", "valid", "test"):
+        entries = json.loads((text / "prep" / f"{split}.json").read_text()).values()
+        assert all(isinstance(e["transcript_whisper"], str) and e["transcript_whisper_options"]["language"] == "en" for e in entries)
+    reports = fuse_runs([text, audio], tmp_path / "fused", tune_on="valid")
+    singles = [json.loads((run / "valid_report.json").read_text())["mean_spearman"] for run in (text, audio)]
+    assert reports["valid"]["mean_spearman"] >= max(singles) - 1e-4  # each run alone is a grid point
+    assert reports["test"]["n"] == 0 and reports["test"]["n_predicted"] == len(json.loads((text / "prep" / "test.json").read_text()))
+
+
+def test_text_model_export_is_refused_clearly(registry_runs, tmp_path):
+    from speechbrain_ext.hub import export_model
+
+    with pytest.raises(NotImplementedError, match=r"model of \['transcript'\] cannot be exported yet"):
+        export_model(registry_runs["recipes/Hume-Prosody/hparams/text.yaml"]["folder"] / "hyperparams.yaml", tmp_path / "m")

@@ -12,10 +12,10 @@ test partition of the challenge release is masked: it is predicted
 """
 
 from data_prep.hume_prosody import prepare_hume_prosody
-from speechbrain_ext.brains import UtteranceBrain
+from speechbrain_ext.brains import TextBrain, UtteranceBrain
 from speechbrain_ext.recipe import run_recipe
 
-BRAINS = (UtteranceBrain,)
+BRAINS = (UtteranceBrain, TextBrain)  # audio.yaml | text.yaml
 
 
 def prepare(hparams: dict) -> None:

@@ -1,0 +1,92 @@
+"""Text branch: a BERT-like encoder over transcripts (compare2023_bayes_fusion).
+
+:class:`TranscriptEncoder` wraps SpeechBrain's Hugging Face ``TextEncoder``
+(``camembert-base`` for HealthCall30, ``bert-large-cased`` for
+Hume-Prosody) and adds what it lacks: truncation to the model's maximum
+length (SpeechBrain's forward pass does not truncate, and BERT fails past 512
+tokens), a count of truncated transcripts, and [CLS] or masked-mean pooling.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+POOLINGS = ("cls", "mean")
+# RoBERTa-style models number positions from padding_idx + 1
+OFFSET_POSITIONS = ("roberta", "camembert", "xlm-roberta")
+
+
+def usable_positions(config, tokenizer) -> int:
+    """The longest input (in tokens, specials included) the model takes.
+
+    Example
+    -------
+    >>> from types import SimpleNamespace as NS
+    >>> usable_positions(NS(model_type="camembert", max_position_embeddings=514, pad_token_id=1), NS(model_max_length=10**30))
+    512
+    >>> usable_positions(NS(model_type="bert", max_position_embeddings=512, pad_token_id=0), NS(model_max_length=512))
+    512
+    """
+    positions = int(config.max_position_embeddings)
+    if config.model_type in OFFSET_POSITIONS:
+        positions -= int(config.pad_token_id) + 1
+    return min(positions, int(getattr(tokenizer, "model_max_length", positions) or positions))
+
+
+class TranscriptEncoder(nn.Module):
+    """Transcripts -> one embedding each, through a pre-trained text encoder.
+
+    Arguments
+    ---------
+    source : str
+        Hub id or local folder (``camembert-base``, ``bert-large-cased``).
+    save_path : str
+        Download folder.
+    pooling : str
+        ``cls`` (the first token's last hidden state) or ``mean`` (masked mean over tokens).
+    freeze : bool
+        Keep the encoder's weights fixed (features, as in the paper) or fine-tune them.
+    max_length : int, optional
+        Tokens kept per transcript (default: the most the model takes).
+    """
+
+    def __init__(self, source: str, save_path: str, pooling: str = "cls", freeze: bool = True, max_length: int | None = None):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
+        from speechbrain.integrations.huggingface.textencoder import TextEncoder
+
+        self.lobe = TextEncoder(source, save_path, freeze=freeze)
+        self.pooling, self.freeze = pooling, bool(freeze)
+        limit = usable_positions(self.lobe.model.config, self.lobe.tokenizer)
+        self.max_length = min(int(max_length), limit) if max_length else limit
+        self.truncated = 0  # transcripts cut so far
+        self.output_dim = int(self.lobe.model.config.hidden_size)
+
+    def tokenize(self, texts: Sequence[str]):
+        """Padded, truncated token ids; counts (and logs) the transcripts that were cut."""
+        tokenizer = self.lobe.tokenizer
+        texts = ["" if t is None else str(t) for t in texts]
+        too_long = sum(len(ids) > self.max_length for ids in tokenizer(texts)["input_ids"])
+        if too_long:
+            self.truncated += too_long
+            logger.warning("%d transcript(s) cut to %d tokens (%d so far)", too_long, self.max_length, self.truncated)
+        return tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=self.max_length)
+
+    def forward(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, hidden)`` pooled embeddings and ``(batch,)`` token counts."""
+        inputs = self.tokenize(texts).to(self.lobe.model.device)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+            hidden = self.lobe.model(**inputs).last_hidden_state
+        mask = inputs["attention_mask"]
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        return pooled, mask.sum(dim=1)
