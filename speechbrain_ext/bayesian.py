@@ -289,15 +289,18 @@ def fit_bayesian_head(
     train_samples: int = 4,
     valid_samples: int = 100,
     progress: bool = False,
+    kind: str = "classification",
 ) -> dict:
     """Stochastic variational inference of a Bayesian output layer on fixed embeddings.
 
     Stage two of compare2023_bayes_fusion: the encoder is frozen, so its
     embeddings are computed once and the layer is trained on them. The loss
-    is the negative ELBO with torchbnn's scaling, ``NLL + kl_weight * KL /
-    n_params``, the NLL averaged over ``train_samples`` weight draws per batch
-    (one batched product). The state with the best validation UAR of the
-    ``valid_samples``-sample MC-mean prediction is kept.
+    is the negative ELBO with torchbnn's scaling, ``data term + kl_weight * KL /
+    n_params``, the data term averaged over ``train_samples`` weight draws per
+    batch (one batched product): the NLL of the softmax for classification,
+    the MSE of the sigmoid outputs for (intensity) regression. The state with
+    the best validation score of the ``valid_samples``-sample MC mean is kept:
+    UAR, or the mean Spearman over outputs.
 
     Arguments
     ---------
@@ -306,7 +309,7 @@ def fit_bayesian_head(
     train_x, valid_x : torch.Tensor
         ``(n, input_size)`` embeddings.
     train_y, valid_y : torch.Tensor
-        ``(n,)`` class indices.
+        ``(n,)`` class indices, or ``(n, n_outputs)`` intensities in [0, 1].
     epochs, lr, batch_size : int, float, int
         Adam on shuffled mini-batches.
     kl_weight : float
@@ -315,11 +318,13 @@ def fit_bayesian_head(
         Weight draws per training batch and for validation.
     progress : bool
         Show a progress bar over epochs.
+    kind : str
+        ``classification`` (softmax, NLL, UAR) or ``regression`` (sigmoid, MSE, mean Spearman).
 
     Returns
     -------
     dict
-        ``best_epoch``, ``valid_UAR`` and the per-epoch ``history``.
+        ``best_epoch``, ``valid_UAR`` (or ``valid_mean_spearman``) and the per-epoch ``history``.
 
     Example
     -------
@@ -329,35 +334,54 @@ def fit_bayesian_head(
     >>> out = fit_bayesian_head(BayesianLinear.from_linear(linear), x[:150], y[:150], x[150:], y[150:], epochs=20, lr=0.05)
     >>> out["valid_UAR"] > 0.9
     True
+    >>> t = torch.sigmoid(x[:, :2] * 2)  # two intensities driven by the embeddings
+    >>> out = fit_bayesian_head(BayesianLinear.from_linear(linear), x[:150], t[:150], x[150:], t[150:], epochs=20, lr=0.05, kind="regression")
+    >>> out["valid_mean_spearman"] > 0.9
+    True
     """
     from tqdm import tqdm
 
-    from speechbrain_ext.metrics import unweighted_average_recall
+    from speechbrain_ext.metrics import spearman_per_column, unweighted_average_recall
 
-    n_classes = layer.n_neurons
+    if kind not in ("classification", "regression"):
+        raise ValueError(f"kind must be 'classification' or 'regression', got {kind!r}")
+    classification = kind == "classification"
+    n_outputs = layer.n_neurons
+    if classification:
+        train_y, valid_y = train_y.reshape(-1).long(), valid_y.reshape(-1).long()
+        metric_name = "valid_UAR"
+    else:
+        train_y, valid_y = train_y.float(), valid_y.float()
+        metric_name = "valid_mean_spearman"
     optimizer = torch.optim.Adam(layer.parameters(), lr=lr)
-    train_y, valid_y = train_y.reshape(-1).long(), valid_y.reshape(-1).long()
-    best_uar, best_state, best_epoch, history = -1.0, None, 0, []
+    best_score, best_state, best_epoch, history = -float("inf"), None, 0, []
     mean_mode, layer.mean_weights = layer.mean_weights, False  # SVI samples weights; the caller's mode comes back after
     for epoch in tqdm(range(1, epochs + 1), desc="Bayesian head", disable=not progress):
         layer.train()
         total, batches = 0.0, 0
         for index in torch.randperm(len(train_y)).split(batch_size):
-            logits = layer(train_x[index], n_samples=train_samples)  # (k, b, C), one batched product
-            nll = nn.functional.cross_entropy(logits.reshape(-1, n_classes), train_y[index].repeat(train_samples))
-            loss = nll + kl_weight * layer.kl_divergence("mean")
+            outputs = layer(train_x[index], n_samples=train_samples)  # (k, b, outputs), one batched product
+            if classification:
+                data = nn.functional.cross_entropy(outputs.reshape(-1, n_outputs), train_y[index].repeat(train_samples))
+            else:
+                data = nn.functional.mse_loss(torch.sigmoid(outputs), train_y[index].expand_as(outputs))
+            loss = data + kl_weight * layer.kl_divergence("mean")
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             total, batches = total + loss.item(), batches + 1
         layer.eval()
         with torch.no_grad():
-            probs = torch.softmax(layer(valid_x, n_samples=valid_samples), dim=-1).mean(dim=0)
-        uar = unweighted_average_recall(valid_y.tolist(), probs.argmax(dim=1).tolist(), n_classes)
-        history.append({"epoch": epoch, "loss": round(total / max(batches, 1), 6), "valid_UAR": round(uar, 6)})
-        if uar > best_uar:
-            best_uar, best_epoch = uar, epoch
+            draws = layer(valid_x, n_samples=valid_samples)
+        if classification:
+            probs = torch.softmax(draws, dim=-1).mean(dim=0)
+            score = unweighted_average_recall(valid_y.tolist(), probs.argmax(dim=1).tolist(), n_outputs)
+        else:
+            score = spearman_per_column(valid_y.cpu().numpy(), torch.sigmoid(draws).mean(dim=0).cpu().numpy())["mean"]
+        history.append({"epoch": epoch, "loss": round(total / max(batches, 1), 6), metric_name: round(score, 6)})
+        if score > best_score or best_state is None:
+            best_score, best_epoch = score, epoch
             best_state = {k: v.detach().clone() for k, v in layer.state_dict().items()}
     layer.load_state_dict(best_state)
     layer.mean_weights = mean_mode
-    return {"best_epoch": best_epoch, "valid_UAR": best_uar, "history": history}
+    return {"best_epoch": best_epoch, metric_name: best_score, "history": history}

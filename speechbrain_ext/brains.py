@@ -9,14 +9,16 @@ post-training stages. It runs ``hparams["model"]``
 
 The families differ only in ``compute_forward``/``compute_objectives``:
 
-========================  ==========================================================
-:class:`UtteranceBrain`   task loss on the utterance output (baseline, attention, bayes)
-:class:`TripletBrain`     + triplet loss on utterance embeddings (segment_triplet W)
-:class:`SupConBrain`      augmented copies + supervised contrastive loss (supcon_knn)
-:class:`SegmentBrain`     + NLL of every segment, most-confident decision (segment_triplet eq. 3)
+============================  =======================================================================
+:class:`UtteranceBrain`       task loss on the utterance output (baseline, attention, bayes)
+:class:`TripletBrain`         + triplet loss on utterance embeddings (segment_triplet W)
+:class:`SupConBrain`          augmented copies + supervised contrastive loss (supcon_knn)
+:class:`SegmentBrain`         + NLL of every segment, most-confident decision (segment_triplet eq. 3)
 :class:`SegmentTripletBrain`  segments + triplet on segments (S) or utterances (W)
-:class:`TextBrain`        task loss on transcripts (Whisper + BERT/CamemBERT, compare2023)
-========================  ==========================================================
+:class:`SegmentAverageBrain`  task loss on the mean of the segments' outputs (compare2023 segments)
+:class:`TextBrain`            task loss on transcripts (Whisper + BERT/CamemBERT, compare2023)
+:class:`EmbeddingBrain`       task loss on other runs' cached embeddings (early fusion, compare2023)
+============================  =======================================================================
 
 A recipe's ``train.py`` names the Brains it offers; its YAML's
 ``brain_class`` picks one, and :meth:`RecipeBrain.check_hparams` rejects a
@@ -49,7 +51,7 @@ class RecipeBrain(sb.Brain):
     Required hparams: ``task`` (:mod:`speechbrain_ext.tasks`), ``model``
     (:mod:`speechbrain_ext.models`; also in ``modules``), ``opt_class``.
     Optional: ``ssl_opt_class``, ``lr_annealing``, ``lr_annealing_ssl``,
-    ``train_logger``, ``report_folder`` (default ``output_folder``).
+    ``train_logger``.
     """
 
     REQUIRED: tuple[str, ...] = ("task", "model", "opt_class", "output_folder")
@@ -125,7 +127,7 @@ class RecipeBrain(sb.Brain):
 
     def init_optimizers(self):
         """One optimiser for the trainable SSL encoder, one for the rest (learnable layer weights included)."""
-        encoder = self.modules.model.encoder
+        encoder = getattr(self.modules.model, "encoder", None) or torch.nn.Module()  # an early-fusion head has none
         ssl_params = [p for name, p in encoder.named_parameters() if not name.endswith("layer_weights")]
         ssl_ids = {id(p) for p in ssl_params}
         head = [p for p in self.modules.parameters() if p.requires_grad and id(p) not in ssl_ids]
@@ -176,8 +178,7 @@ class RecipeBrain(sb.Brain):
         extra = {"loss": stats["loss"]}
         if hasattr(self.hparams, "epoch_counter"):
             extra["epoch_loaded"] = self.hparams.epoch_counter.current
-        folder = getattr(self.hparams, "report_folder", self.hparams.output_folder)
-        self.reports[split] = report = self.task.write_report(folder, self._ids, targets, outputs, split=split, extra=extra)
+        self.reports[split] = report = self.task.write_report(self.hparams.output_folder, self._ids, targets, outputs, split=split, extra=extra)
         if logger_ is not None:
             logger_.log_stats({"report": split, "epoch loaded": extra.get("epoch_loaded"), **{k: report[k] for k in report.get("summary_metrics", [])}})
         print(report_table(report, split))
@@ -303,6 +304,20 @@ class SegmentTripletBrain(SegmentBrain):
         return self.hparams.loss_weighting(self.segment_loss(predictions, targets), triplet)
 
 
+class SegmentAverageBrain(UtteranceBrain):
+    """The task's loss on the mean of the segments' outputs (compare2023's segment-based Emotion Share model).
+
+    The model (:class:`~speechbrain_ext.models.SegmentModel` with
+    ``decision: mean_outputs``) scores every window with the shared head;
+    the utterance's intensities are the average over its windows, and that
+    average is what the loss, the evaluation and inference see.
+    """
+
+    def compute_objectives(self, predictions: ModelOutput, batch, stage) -> torch.Tensor:
+        """MSE (or NLL) of the averaged segment outputs."""
+        return self.task.loss(predictions.decision, self.targets(batch))
+
+
 class TextBrain(RecipeBrain):
     """The task's loss on one output per transcript (the text branch; ``model_inputs: [transcript]``)."""
 
@@ -317,4 +332,18 @@ class TextBrain(RecipeBrain):
         return self.task.loss(predictions.scores, self.targets(batch))
 
 
-BRAINS = (UtteranceBrain, TripletBrain, SupConBrain, SegmentBrain, SegmentTripletBrain, TextBrain)
+class EmbeddingBrain(RecipeBrain):
+    """The task's loss on a head over other runs' cached embeddings (early fusion; ``model_inputs: [features]``)."""
+
+    REQUIRED = (*RecipeBrain.REQUIRED, "fusion_features")
+
+    def compute_forward(self, batch, stage) -> ModelOutput:
+        """Head on the concatenated embeddings (``hparams.model``, an :class:`~speechbrain_ext.models.EmbeddingModel`)."""
+        return self.modules.model(batch.features.data.to(self.device))
+
+    def compute_objectives(self, predictions: ModelOutput, batch, stage) -> torch.Tensor:
+        """The task's loss (NLL, or MSE on intensities)."""
+        return self.task.loss(predictions.scores, self.targets(batch))
+
+
+BRAINS = (UtteranceBrain, TripletBrain, SupConBrain, SegmentBrain, SegmentTripletBrain, SegmentAverageBrain, TextBrain, EmbeddingBrain)

@@ -1,5 +1,6 @@
-"""Datasets for the recipes: manifests -> ``DynamicItemDataset`` yielding ``id``, ``sig`` (16 kHz mono)
-or ``transcript`` (the Whisper transcript of the manifest entry), and ``target``.
+"""Datasets for the recipes: manifests -> ``DynamicItemDataset`` yielding ``id``, ``sig`` (16 kHz mono),
+``transcript`` (the Whisper transcript of the manifest entry) or ``features``
+(other runs' cached embeddings, for early fusion), and ``target``.
 
 The task (:mod:`speechbrain_ext.tasks`) turns each entry's label field into
 ``target``; entries without it (a masked test partition) get the task's
@@ -55,6 +56,7 @@ def recipe_datasets(
     sample_rate: int = TARGET_SAMPLE_RATE,
     max_seconds: float | None = None,
     inputs: Sequence[str] = ("sig",),
+    features=None,
 ) -> dict[str, DynamicItemDataset]:
     """Datasets yielding ``id``, the model's inputs (``sig``, ``transcript``) and ``target`` for every split.
 
@@ -74,13 +76,22 @@ def recipe_datasets(
     task : Task
         Its ``setup`` is called (label encoder, checks) and its ``target_pipeline`` added.
     inputs : sequence of str
-        ``sig`` (the audio) and/or ``transcript`` (the manifest's Whisper transcript, checked present).
+        ``sig`` (the audio), ``transcript`` (the manifest's Whisper
+        transcript, checked present) and/or ``features``.
+    features : EarlyFusionFeatures, optional
+        With ``features`` among the inputs: the cached embeddings of other
+        runs (:class:`~speechbrain_ext.fusion.EarlyFusionFeatures`), checked
+        to cover every utterance.
     """
-    if not set(inputs) <= {"sig", "transcript"}:
-        raise ValueError(f"model inputs are 'sig' (audio) and/or 'transcript', not {list(inputs)}")
+    if not set(inputs) <= {"sig", "transcript", "features"}:
+        raise ValueError(f"model inputs are 'sig' (audio), 'transcript' and/or 'features', not {list(inputs)}")
+    if "features" in inputs and features is None:
+        raise ValueError("the model reads 'features' but the hparams define no fusion_features (EarlyFusionFeatures)")
     task.setup(manifests)
     if "transcript" in inputs:
         check_transcripts(manifests)
+    if "features" in inputs:
+        features.check_ids(manifests)
     datasets = {}
     for split, path in manifests.items():
         dataset = load_split(path, data_folder, sorting if split == "train" else "ascending", fill_keys=(task.target_key,))
@@ -88,6 +99,8 @@ def recipe_datasets(
             dataset.add_dynamic_item(audio_pipeline(sample_rate, max_seconds))
         if "transcript" in inputs:
             dataset.add_dynamic_item(transcript_pipeline)
+        if "features" in inputs:
+            dataset.add_dynamic_item(features.pipeline())
         dataset.add_dynamic_item(task.target_pipeline())
         dataset.set_output_keys(["id", *inputs, "target"])
         datasets[split] = dataset

@@ -31,6 +31,50 @@ def recipes_folder() -> Path:
     raise FileNotFoundError(f"no recipes found in {REPO / 'recipes'} or {INSTALLED_RECIPES}; install the package with pip, or run from a checkout")
 
 
+STANDALONE_CHECK = """
+import json, sys
+from speechbrain.inference.interfaces import foreign_class
+from speechbrain_ext.inference import EmotionClassifier
+model, files = sys.argv[1], sys.argv[2:]
+loaders = {"from_hparams": EmotionClassifier.from_hparams(source=model, savedir=model + "_a"),
+           "foreign_class": foreign_class(source=model, pymodule_file="custom_interface.py", classname="EmotionClassifier", savedir=model + "_b")}
+print(json.dumps({name: [m.classify_file(f)[0].exp()[0].tolist() for f in files] for name, m in loaders.items()}))
+"""
+
+
+def check_elsewhere(model_dir: Path, run_folder: Path, corpus: Path, base_models: Path) -> None:
+    """Load a copy of the model in a fresh process, offline, with the base models hidden; it must give the test report's probabilities."""
+    import json
+    import os
+    import shutil
+
+    import pandas as pd
+
+    elsewhere = model_dir.with_name("model_elsewhere")
+    shutil.rmtree(elsewhere, ignore_errors=True)
+    for cache in (elsewhere.with_name("model_elsewhere_a"), elsewhere.with_name("model_elsewhere_b")):
+        shutil.rmtree(cache, ignore_errors=True)
+    shutil.copytree(model_dir, elsewhere)
+    rows = pd.read_csv(run_folder / "test_predictions.csv").head(3)
+    files = [str(corpus / f"Actor_{utt[-2:]}" / f"{utt}.wav") for utt in rows["id"]]
+    hidden = base_models.with_name(base_models.name + ".hidden")
+    base_models.rename(hidden)
+    try:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        proc = subprocess.run([sys.executable, "-c", STANDALONE_CHECK, str(elsewhere), *files], capture_output=True, text=True, env=env, cwd=elsewhere.parent)
+    finally:
+        hidden.rename(base_models)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the exported model did not load elsewhere:\n{proc.stderr[-3000:]}")
+    expected = rows[[c for c in rows.columns if c.startswith("p_")]].to_numpy()
+    worst = max(
+        abs(a - b) for probs in json.loads(proc.stdout.strip().splitlines()[-1]).values() for row, ref in zip(probs, expected) for a, b in zip(row, ref)
+    )
+    if worst > 1e-5:
+        raise RuntimeError(f"the exported model's probabilities differ from the test report's by {worst:.2e}")
+    print(f"   a copy loads offline in a fresh process without the base model, through from_hparams and foreign_class: test probabilities within {worst:.1e}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the demo."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -81,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     model_dir = export_model(run_folder / "hyperparams.yaml", out / "model")
     check_standalone(model_dir)  # no path of this machine, encoder configuration inside: loads anywhere, offline
     print(f"   exported to {model_dir} (stand-alone: encoder configuration inside, all weights in model.ckpt)")
+    check_elsewhere(model_dir, run_folder, corpus, out / "tiny_models")
     classifier = EmotionClassifier.from_hparams(source=str(model_dir), savedir=str(out / "model_cache"))
     wav = corpus / "Actor_23" / "03-01-05-02-01-01-23.wav"  # angry, strong intensity
     out_prob, score, index, text_lab = classifier.classify_file(wav)

@@ -4,6 +4,7 @@
     python -m speechbrain_ext.fuse RUN_A RUN_B --out fused --weights 1.0 0.9
     python -m speechbrain_ext.fuse RUN_A RUN_B RUN_C --out ensemble            # averaged probabilities / intensities
     python -m speechbrain_ext.fuse RUN_A RUN_B RUN_C --out vote --vote         # majority vote
+    python -m speechbrain_ext.fuse JOINT_RUN RUN_B RUN_C --out vote --vote --subtask request  # a 4-class run votes on requests
 
 Each RUN is a folder with ``valid_predictions.csv`` and
 ``test_predictions.csv`` (a recipe run, its ``knn/`` folder, another
@@ -29,9 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     how.add_argument("--tune-on", choices=["valid"], help="tune the weights on this split over a grid")
     how.add_argument("--vote", action="store_true", help="majority vote (classification)")
     parser.add_argument("--grid-step", type=float, default=0.1, help="weight grid step for --tune-on (default 0.1)")
+    parser.add_argument("--subtask", help="runs of joint labels (HealthCall30 4-class) vote or fuse on this sub-task (request, complaint)")
     args = parser.parse_args(argv)
     try:
-        reports = fuse_runs(args.runs, args.out, weights=args.weights, tune_on=args.tune_on, vote=args.vote, step=args.grid_step)
+        reports = fuse_runs(args.runs, args.out, weights=args.weights, tune_on=args.tune_on, vote=args.vote, step=args.grid_step, subtask=args.subtask)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

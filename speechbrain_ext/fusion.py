@@ -17,10 +17,18 @@ folder):
 - **majority vote** (classification): each run votes for its argmax; a tie
   goes to the tied class of highest mean probability (HealthCall30
   submission 5).
+- **early fusion** (:class:`EarlyFusionFeatures`): the embeddings that
+  separately trained runs cached (``embeddings/<split>.pt``, written by
+  their ``EmbeddingsStage`` or any post-training stage) are concatenated per
+  utterance and a new head is trained on them by the recipe runner
+  (``early_fusion.yaml``, :class:`~speechbrain_ext.models.EmbeddingModel`);
+  no audio or text is encoded again (the paper's Emotion Share model 5).
 
 :func:`fuse_runs` writes the fused ``<split>_predictions.csv`` and the
-task's reports (test may be masked: predicted, not scored) and
-``fusion.json`` with the weights and runs.
+task's reports (test may be masked: predicted, not scored), the challenge
+submission file when the first run wrote one, and ``fusion.json`` with the
+weights and runs; ``python -m speechbrain_ext.hub export --fusion`` turns a
+late fusion into one model.
 """
 
 from __future__ import annotations
@@ -34,10 +42,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from speechbrain_ext.fileio import atomic_write_text
 from speechbrain_ext.metrics import confusion_matrix, per_class_recall, spearman_per_column
-from speechbrain_ext.reports import report_table, write_classification_report, write_regression_report
+from speechbrain_ext.reports import factor_decisions, report_table, write_classification_report, write_regression_report
 
 SPLITS = ("valid", "test")
 
@@ -95,6 +104,20 @@ class RunPredictions:
             truth = frame[true_cols].apply(pd.to_numeric, errors="coerce").to_numpy(float)
             return cls(Path(folder), frame["id"].tolist(), names, frame[pred_cols].to_numpy(float), truth, False)
         raise ValueError(f"{path}: neither p_<label> columns (classification) nor pred_<name> columns (regression)")
+
+    def subtask(self, factor: str) -> RunPredictions:
+        """A joint-label run's predictions of one sub-task (its probabilities summed per sub-task label); other runs as they are.
+
+        The run's report names its factors (``factors`` of a
+        :class:`~speechbrain_ext.tasks.ClassificationTask` with joint labels,
+        HealthCall30's 4-class model).
+        """
+        report_file = self.folder / "valid_report.json"
+        factors = list(json.loads(report_file.read_text()).get("factors", {})) if report_file.is_file() else []
+        if not self.classification or factor not in factors:
+            return self
+        values, truth, probs = factor_decisions(self.scores, self.truth, self.names, factors)[factor]
+        return RunPredictions(self.folder, self.ids, values, probs, truth, True)
 
     def reordered(self, ids: Sequence[str]) -> RunPredictions:
         """The same predictions in the order of ``ids``."""
@@ -227,6 +250,7 @@ def fuse_runs(
     tune_on: str | None = None,
     vote: bool = False,
     step: float = 0.1,
+    subtask: str | None = None,
 ) -> dict:
     """Fuse finished runs' valid and test predictions; write the fused predictions and reports.
 
@@ -245,6 +269,10 @@ def fuse_runs(
         Majority vote instead of a weighted mean (classification only).
     step : float
         Grid step for ``tune_on``.
+    subtask : str, optional
+        Runs of joint labels (HealthCall30's 4-class model) take part with
+        their decisions on this sub-task (``request`` or ``complaint``), so
+        they can be fused with the binary runs of that sub-task.
 
     Returns
     -------
@@ -260,7 +288,8 @@ def fuse_runs(
     if weights is not None and (len(weights) != len(run_folders) or min(weights) < 0 or sum(weights) <= 0):
         raise ValueError(f"need one non-negative weight per run, not all zero; got {list(weights)} for {len(run_folders)} runs")
     out = Path(out)
-    splits = {split: align_runs([RunPredictions.read(folder, split) for folder in run_folders]) for split in SPLITS}
+    read = (lambda folder, split: RunPredictions.read(folder, split).subtask(subtask)) if subtask else RunPredictions.read
+    splits = {split: align_runs([read(folder, split) for folder in run_folders]) for split in SPLITS}
     first = splits["valid"][0]
     if vote and not first.classification:
         raise ValueError("a majority vote needs class decisions; for regression the ensemble is the averaged intensities (no --vote)")
@@ -271,20 +300,31 @@ def fuse_runs(
         atomic_write_text(out / "fusion_grid.csv", table.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
     method = "majority_vote" if vote else "late_fusion"
     weights = None if vote else np.ones(len(run_folders)) if weights is None else np.asarray(weights, dtype=float)
-    info = {"method": method, "runs": [str(f) for f in run_folders], "weights": None if weights is None else weights.tolist(), "tuned_on": tune_on}
+    info = {
+        "method": method,
+        "runs": [str(f) for f in run_folders],
+        "weights": None if weights is None else weights.tolist(),
+        "tuned_on": tune_on,
+        "subtask": subtask,
+    }
     reports = {}
     for split, runs in splits.items():
         scores = [run.scores for run in runs]
         extra = {"fusion": method, "n_runs": len(runs)}
+        submission = Path(run_folders[0]) / f"{split}_submission.csv"  # its file names, in the order of that run's predictions
+        options = {"filenames": pd.read_csv(submission, dtype=str)["filename"].tolist()} if submission.is_file() else {}
         if not first.classification:
-            reports[split] = write_regression_report(out, runs[0].ids, runs[0].truth, late_fusion(scores, weights), first.names, split=split, extra=extra)
+            fused = late_fusion(scores, weights)
+            reports[split] = write_regression_report(out, runs[0].ids, runs[0].truth, fused, first.names, split=split, extra=extra, **options)
             continue
         if vote:
             predicted, fused = majority_vote(scores)
         else:
             fused = late_fusion(scores, weights)
             predicted = None
-        reports[split] = write_classification_report(out, runs[0].ids, runs[0].truth, fused, first.names, split=split, extra=extra, predicted=predicted)
+        reports[split] = write_classification_report(
+            out, runs[0].ids, runs[0].truth, fused, first.names, split=split, extra=extra, predicted=predicted, **options
+        )
     atomic_write_text(out / "fusion.json", json.dumps(info, indent=2) + "\n")
     return {**reports, "fusion": info}
 
@@ -294,3 +334,76 @@ def summary(reports: dict) -> str:
     info = reports["fusion"]
     head = f"{info['method']} of {len(info['runs'])} runs" + (f", weights {info['weights']}" if info["weights"] is not None else "")
     return "\n\n".join([head, *(report_table(reports[split], split) for split in SPLITS)])
+
+
+class EarlyFusionFeatures:
+    """The cached embeddings of finished runs, concatenated per utterance: the input of an early-fusion head.
+
+    Each run folder must hold ``embeddings/{train,valid,test}.pt`` of its
+    selected checkpoint (a stale cache, from a checkpoint the run no longer
+    selects, is refused), covering every utterance of the fusion run's
+    manifests.
+
+    Arguments
+    ---------
+    runs : sequence of paths
+        Finished run folders, in the order their embeddings are concatenated (audio, text).
+    dim : int
+        The expected total dimension (``fusion_dim`` in the YAML, the head's
+        input size); a mismatch fails with each run's dimension.
+    """
+
+    SPLITS = ("train", "valid", "test")
+
+    def __init__(self, runs: Sequence[str | os.PathLike], dim: int):
+        from speechbrain_ext.tasks import best_checkpoint
+
+        if len(runs) < 2:
+            raise ValueError(f"early fusion needs at least two run folders, got {list(runs)}")
+        self.runs, self.tables, dims = [Path(r) for r in runs], {}, []
+        for run in self.runs:
+            selected = best_checkpoint(run / "save")
+            if selected is None:
+                raise FileNotFoundError(f"{run}: no trained checkpoint (is it a finished run folder?)")
+            table = {}
+            for split in self.SPLITS:
+                path = run / "embeddings" / f"{split}.pt"
+                if not path.is_file():
+                    raise FileNotFoundError(f"{path}: missing; run the recipe with its embeddings stage (save_embeddings: True) first")
+                cached = torch.load(path, weights_only=False)
+                if cached.get("checkpoint") != selected.path.name:
+                    raise ValueError(
+                        f"{path}: cached from {cached.get('checkpoint')} but the run selects {selected.path.name}; re-run that recipe to refresh it"
+                    )
+                table.update(zip(cached["ids"], cached["embeddings"].float()))
+            self.tables[run] = table
+            dims.append(int(next(iter(table.values())).shape[-1]))
+        if sum(dims) != int(dim):
+            raise ValueError(
+                f"fusion_dim is {dim} but the runs' embeddings have {' + '.join(map(str, dims))} = {sum(dims)} dimensions ({[str(r) for r in self.runs]})"
+            )
+        self.dims = dims
+
+    def check_ids(self, manifests: dict) -> None:
+        """Every utterance of the manifests has an embedding in every run (else the run and ids are named)."""
+        import json
+
+        for split, manifest in manifests.items():
+            ids = json.loads(Path(manifest).read_text(encoding="utf-8"))
+            for run, table in self.tables.items():
+                missing = [utt for utt in ids if utt not in table]
+                if missing:
+                    raise ValueError(
+                        f"{run}: no cached embedding for {len(missing)} {split} utterances of {manifest} (e.g. {missing[:3]}); were both runs prepared from the same corpus?"
+                    )
+
+    def pipeline(self):
+        """Dynamic item ``id`` -> ``features`` (the concatenated embeddings)."""
+        import speechbrain as sb
+
+        @sb.utils.data_pipeline.takes("id")
+        @sb.utils.data_pipeline.provides("features")
+        def features(utt):
+            return torch.cat([table[utt] for table in self.tables.values()])
+
+        return features

@@ -1,19 +1,25 @@
 """Export a trained recipe run as a model folder, and publish it on the Hugging Face hub.
 
     python -m speechbrain_ext.hub export --train-hparams results/.../hyperparams.yaml --out my_model
+    python -m speechbrain_ext.hub export --fusion results/.../late_fusion --out my_fused_model
     python -m speechbrain_ext.hub publish my_model --repo-id org/name [--private] [--dry-run]
 
 The export writes what ``from_hparams`` and SpeechBrain's ``foreign_class``
 need, and nothing outside the folder: ``hyperparams.yaml`` holds the run's own
 ``model`` node (the module the recipe trained and evaluated, see
-:mod:`speechbrain_ext.models`) with the encoder's Hugging Face configuration
-written into it, so loading builds the architecture offline and fills it
-from ``model.ckpt``; ``label_encoder.txt`` (and the ``label_encoder.ckpt``
-copy the ``Pretrainer`` fetches) for classifiers; ``custom_interface.py``;
-and a model card ``README.md`` whose metrics are read from the run's
-``test_report.json`` (or ``valid_report.json`` when the test split had no
-labels). The checkpoint the run selected (by its task's metric) is used
-unless ``--checkpoint`` names one.
+:mod:`speechbrain_ext.models`; with a Bayesian stage, the stage's model) with
+each encoder's Hugging Face configuration written into it, so loading builds
+the architecture offline and fills it from ``model.ckpt``. A text encoder's
+tokenizer and, for models that read transcripts, the Whisper model of the
+training run are packed into ``text_tokenizer_<k>.ckpt`` and ``whisper.ckpt``
+(:mod:`speechbrain_ext.packaging`). An early-fusion run exports the fused
+runs' models with its head, a late fusion (``fuse`` output) the runs' models
+with its weights (:class:`~speechbrain_ext.models.FusedModel`). Also:
+``label_encoder.txt`` (and the ``label_encoder.ckpt`` copy the ``Pretrainer``
+fetches) for classifiers; ``custom_interface.py``; and a model card
+``README.md`` whose metrics are read from the run's ``test_report.json`` (or
+``valid_report.json`` when the test split had no labels). The checkpoint the
+run selected (by its task's metric) is used unless ``--checkpoint`` names one.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import io
 import json
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ruamel.yaml import YAML
@@ -76,7 +83,13 @@ def _is_local_path(value) -> bool:
 
 
 def model_card(
-    report: dict | None, preparation: dict | None, interface: str, card_metrics: Sequence[str], base_model: str | None, repo_id: str = "org/model"
+    report: dict | None,
+    preparation: dict | None,
+    interface: str,
+    card_metrics: Sequence[str],
+    base_models: Sequence[str] = (),
+    repo_id: str = "org/model",
+    transcribes: bool = False,
 ) -> str:
     """The model card: hub metadata header, data, protocol, metrics from the report, usage, limitations, ethics.
 
@@ -90,10 +103,12 @@ def model_card(
         Class name of the interface.
     card_metrics : sequence of str
         The task's hub metric names.
-    base_model : str or None
-        Hub id of the encoder the run started from (None: a local model, left out).
+    base_models : sequence of str
+        Hub ids of the encoders the run started from (local ones are left out).
     repo_id : str
         Hub id used in the usage snippets.
+    transcribes : bool
+        The model reads Whisper transcripts (a text or fused model).
 
     Returns
     -------
@@ -105,10 +120,17 @@ def model_card(
     protocol = {k: v for k, v in options.items() if k not in ("corpus", "data_folder", "label_files")}
     header = ["---", "library_name: speechbrain", "language: " + {"FESC": "fi", "HealthCall30": "fr"}.get(corpus, "en")]
     header += ["tags: [speechbrain, audio-classification, emotion-recognition, paralinguistics]"]
-    header += [f"base_model: {base_model}"] if base_model else []
+    if base_models:
+        header += [f"base_model: {base_models[0]}" if len(base_models) == 1 else f"base_model: [{', '.join(base_models)}]"]
     header += [f"datasets: [{corpus}]", f"metrics: [{', '.join(card_metrics)}]", "---", ""]
-    encoder = f"`{base_model}`" if base_model else "a locally pre-trained encoder"
-    lines = [f"# {corpus}: {encoder} fine-tuned", "", f"Encoder: {encoder}, fine-tuned with the paralinguistics recipe collection on **{corpus}**.", ""]
+    encoder = " and ".join(f"`{b}`" for b in base_models) if base_models else "a locally pre-trained encoder"
+    lines = [f"# {corpus}: {encoder} fine-tuned", "", f"Encoders: {encoder}, fine-tuned with the paralinguistics recipe collection on **{corpus}**.", ""]
+    if transcribes:
+        lines += [
+            "The model reads what is said: each file is first transcribed by the Whisper model packed in `whisper.ckpt`,",
+            "with the decoding options of the training run (`transcriber` in `hyperparams.yaml`).",
+            "",
+        ]
     if protocol:
         lines += ["Preparation and protocol options:", "", "```json", json.dumps(_plain(protocol), indent=2, sort_keys=True), "```", ""]
     lines += ["## Results", ""]
@@ -145,7 +167,8 @@ def model_card(
         f'model = foreign_class(source="{repo_id}", pymodule_file="custom_interface.py", classname="{interface}")',
         "```",
         "",
-        "Loading needs no network beyond this repository: the encoder's configuration is in `hyperparams.yaml` and all weights in `model.ckpt`.",
+        "Loading needs no network beyond this repository: the encoders' configurations are in `hyperparams.yaml`, all weights in `model.ckpt`"
+        + (", tokenizers and Whisper in their packed `.ckpt` files." if transcribes else "."),
         "From the command line: `python -m speechbrain_ext.classify --model " + repo_id + " a.wav b.wav [--segments] [--json]`.",
         "",
         "## Limitations",
@@ -167,12 +190,15 @@ def model_card(
 INFERENCE_HEADER = """\
 # Inference hyperparameters exported by speechbrain_ext.hub from a training run.
 # `model` is the run's own model node: the module that was trained and evaluated.
-# Its encoder is built from the configuration below (no weights are fetched);
-# every weight comes from model.ckpt.
+# Its encoders are built from the configurations below (no weights are fetched);
+# every weight comes from model.ckpt, tokenizers and Whisper from their packed files.
 #
 #   from speechbrain_ext.inference import {interface}
 #   model = {interface}.from_hparams(source="path/or/org-model")
 """
+SSL_ENCODER = "speechbrain_ext.encoders.SSLEncoder"
+TEXT_ENCODER = "speechbrain_ext.text.TranscriptEncoder"
+BAYES_STAGE = "speechbrain_ext.stages.BayesianHeadStage"
 
 
 def _task_class(task_node):
@@ -183,41 +209,169 @@ def _task_class(task_node):
     return getattr(importlib.import_module(module), name)
 
 
-def inference_hparams(values: dict, model_key: str = "model") -> tuple[dict, str | None]:
-    """The inference YAML document of a run: its model node made loadable offline.
+def _tag(node) -> str:
+    tag = getattr(node, "tag", None)
+    return str(getattr(tag, "value", "") or "").removeprefix("!new:")
 
-    Arguments
-    ---------
-    values : dict
-        The run's ``hyperparams.yaml`` loaded with ruamel (round trip).
-    model_key : str
-        Which node holds the model to export (``bayes_model`` for the Bayesian stage).
 
-    Returns
-    -------
-    document : dict
-        Ready to dump with ruamel.
-    base_model : str or None
-        The encoder's hub id (None when the run started from a local folder).
+def _nodes(node, kind: str):
+    """Every node below ``node`` (itself included) built by the class ``kind``, each once."""
+    seen, stack = set(), [node]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if _tag(item) == kind:
+            yield item
+        if hasattr(item, "values"):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+@dataclass
+class RunModel:
+    """What a training run exports: its model node, where its weights are, and what it was trained on."""
+
+    folder: Path
+    values: dict
+    node: object
+    save_folder: Path
+
+    @classmethod
+    def read(cls, train_hparams: str | Path, stage_one: bool = False) -> RunModel:
+        """The run's final model: the enabled Bayesian stage's, else ``model`` (``stage_one``: always ``model``)."""
+        train_hparams = Path(train_hparams)
+        if not train_hparams.is_file():
+            raise FileNotFoundError(f"{train_hparams}: no such file (give the hyperparams.yaml of a recipe run)")
+        values = YAML(typ="rt").load(train_hparams.read_text(encoding="utf-8"))
+        missing = [k for k in ("model", "task", "save_folder") if k not in values]
+        if missing:
+            raise KeyError(f"{train_hparams}: missing {missing}; is this the hyperparams.yaml of a recipe run?")
+        node, save_folder = values["model"], values["save_folder"]
+        for stage in values.get("post_training") or []:
+            if not stage_one and _tag(stage) == BAYES_STAGE and stage.get("enabled", True) is not False:
+                node, save_folder = stage["model"], stage["save_folder"]
+        return cls(Path(str(values.get("output_folder", train_hparams.parent))), values, node, Path(str(save_folder)))
+
+    def state_dict(self, checkpoint: str | Path | None = None) -> dict:
+        """The weights of the selected (or given) checkpoint."""
+        import torch
+
+        if checkpoint is None:
+            found = best_checkpoint(self.save_folder)
+            if found is None:
+                raise FileNotFoundError(f"{self.save_folder}: no checkpoint with a selection metric; train the run first")
+            checkpoint = found.path
+        return torch.load(Path(checkpoint) / "model.ckpt", map_location="cpu")
+
+    @property
+    def inputs(self) -> list[str]:
+        """The model's inputs (``sig``, ``transcript``, ``features``)."""
+        return list(self.values.get("model_inputs", ["sig"]))
+
+
+class Exporter:
+    """Turns run model nodes into loadable, stand-alone nodes; packs what they need beside them.
+
+    Every SSL encoder gets its Hugging Face configuration inline; every text
+    encoder its configuration inline and its tokenizer packed
+    (``text_tokenizer_<k>.ckpt``); a text-reading model gets the training
+    run's Whisper packed (``whisper.ckpt``) with its decoding options.
     """
-    model = values[model_key]
-    _drop_comments(model)  # the training YAML's comments would land in odd places
-    encoder = model["encoder"]
-    source = str(encoder["source"])
-    if "config" not in encoder:
-        config, extractor = export_config(source, cache_dir=str(encoder.get("save_path")) if encoder.get("save_path") else None)
-        encoder["config"], encoder["feature_extractor_config"] = config, extractor
-    base_model = None if _is_local_path(source) else source
-    encoder["source"] = base_model
-    for key in ("save_path", "freeze_feature_extractor", "apply_spec_augment"):
-        encoder.pop(key, None)
-    encoder["freeze"] = True
-    task = values["task"]
+
+    def __init__(self, out: Path):
+        self.out, self.loadables, self.base_models, self.transcribe = out, {}, [], None
+
+    def encoders(self, node) -> None:
+        for encoder in _nodes(node, SSL_ENCODER):
+            _drop_comments(encoder)
+            if "config" not in encoder:
+                config, extractor = export_config(str(encoder["source"]), cache_dir=str(encoder.get("save_path")) if encoder.get("save_path") else None)
+                encoder["config"], encoder["feature_extractor_config"] = config, extractor
+            self._base(encoder)
+            for key in ("save_path", "freeze_feature_extractor", "apply_spec_augment"):
+                encoder.pop(key, None)
+            encoder["freeze"] = True
+        from transformers import AutoConfig, AutoTokenizer
+
+        from speechbrain_ext.packaging import save_tokenizer
+        from speechbrain_ext.text import usable_positions
+
+        for k, encoder in enumerate(_nodes(node, TEXT_ENCODER)):
+            _drop_comments(encoder)
+            source, cache = str(encoder["source"]), str(encoder.get("save_path")) if encoder.get("save_path") else None
+            if "config" not in encoder:
+                config = AutoConfig.from_pretrained(source, cache_dir=cache)
+                limit = usable_positions(config, AutoTokenizer.from_pretrained(source, cache_dir=cache))
+                encoder["max_length"] = min(int(encoder["max_length"]), limit) if encoder.get("max_length") else limit
+                encoder["config"] = {key: value for key, value in config.to_dict().items() if not key.startswith("_")}
+            name = f"text_tokenizer_{k}"
+            save_tokenizer(source, cache, self.out / f"{name}.ckpt")
+            self._base(encoder)
+            encoder.pop("save_path", None)
+            encoder["freeze"] = True
+            encoder.yaml_set_anchor(name, always_dump=True)
+            self.loadables[name] = encoder
+
+    def _base(self, encoder) -> None:
+        source = encoder.get("source")
+        base = None if source is None or _is_local_path(source) else str(source)
+        encoder["source"] = base
+        if base and base not in self.base_models:
+            self.base_models.append(base)
+
+    def whisper(self, run: RunModel, override: str | None = None) -> None:
+        """Pack the Whisper model the run's transcripts came from (or ``override``), with its decoding options."""
+        from speechbrain_ext.packaging import local_folder, pack_folder
+
+        options = dict(run.values.get("transcribe") or {})
+        source = override or options.get("source")
+        if not source:
+            raise ValueError(f"{run.folder}: the model reads transcripts but the run names no Whisper model (transcribe: source)")
+        try:
+            folder = local_folder(str(source), options.get("save_path") if not override else None)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(
+                f"{err}; a run that imported its transcripts (transcripts_file) never loaded Whisper: pass --whisper with a local Whisper folder"
+            ) from None
+        pack_folder(folder, self.out / "whisper.ckpt")
+        self.transcribe = {
+            "language": options.get("language"),
+            "beam_size": int(options.get("beam_size", 1)),
+            "chunk_seconds": float(options.get("chunk_seconds", 30.0)),
+            "batch_size": int(options.get("batch_size", 8)),
+        }
+
+
+def _fused_node(branches: list, head=None, activation=None, weights=None, log_probs: bool = True):
+    """A ``!new:speechbrain_ext.models.FusedModel`` node over the given branch nodes."""
+    text = "m: !new:speechbrain_ext.models.FusedModel\n    branches: []\n"
+    node = YAML(typ="rt").load(text)["m"]
+    node["branches"].extend(branches)
+    if head is not None:
+        node["head"], node["activation"] = head, activation
+    else:
+        node["weights"], node["log_probs"] = [float(w) for w in weights], bool(log_probs)
+    return node
+
+
+def inference_document(model, task, model_inputs: list[str], exporter: Exporter) -> dict:
+    """The inference YAML document: the model node, the task's label set, the transcriber and the pretrainer."""
     classification = "label_encoder_file" in task
-    head = "label_encoder: &label_encoder !new:speechbrain.dataio.encoder.CategoricalEncoder\n" if classification else ""
-    loadables = "\n        label_encoder: *label_encoder" if classification else " {}"
-    skeleton = f"sample_rate: 16000\nmax_chunk_seconds: 30  # longer files are encoded chunk by chunk\n{head}modules: {{}}\npretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer\n    loadables:{loadables}\n"
-    doc = YAML(typ="rt").load(skeleton)
+    reads_text = "transcript" in model_inputs
+    lines = ["sample_rate: 16000", "max_chunk_seconds: 30  # longer files are encoded chunk by chunk"]
+    lines += [f"model_inputs: [{', '.join(model_inputs)}]"]
+    if classification:
+        lines += ["label_encoder: &label_encoder !new:speechbrain.dataio.encoder.CategoricalEncoder"]
+    if reads_text:
+        lines += ["transcriber: &transcriber !new:speechbrain_ext.transcribe.Transcriber"]
+        lines += [f"    {k}: {json.dumps(v)}" for k, v in exporter.transcribe.items()]
+    lines += ["modules: {}", "pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer", "    loadables:"]
+    lines += ["        label_encoder: *label_encoder"] if classification else []
+    lines += ["        whisper: *transcriber"] if reads_text else []
+    doc = YAML(typ="rt").load("\n".join(lines) + "\n")
     if classification:
         doc.insert(0, "n_classes", int(task["n_classes"]))
     else:
@@ -225,8 +379,15 @@ def inference_hparams(values: dict, model_key: str = "model") -> tuple[dict, str
     model.yaml_set_anchor("model", always_dump=True)
     doc.insert(len(doc) - 2, "model", model)
     doc["modules"]["model"] = model
-    doc["pretrainer"]["loadables"].insert(0, "model", model)
-    return doc, base_model
+    if reads_text:
+        doc["modules"]["transcriber"] = doc["transcriber"]
+    if doc["pretrainer"]["loadables"] is None:  # a regressor of audio: nothing but the model to load
+        doc["pretrainer"]["loadables"] = YAML(typ="rt").load("{}")
+    loadables = doc["pretrainer"]["loadables"]
+    loadables.insert(0, "model", model)
+    for name, node in exporter.loadables.items():
+        loadables[name] = node
+    return doc
 
 
 def _drop_comments(node) -> None:
@@ -239,27 +400,47 @@ def _drop_comments(node) -> None:
         _drop_comments(child)
 
 
+def _strings(node):
+    if isinstance(node, str):
+        yield node
+    elif hasattr(node, "values"):
+        for child in node.values():
+            yield from _strings(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from _strings(child)
+
+
 def check_standalone(folder: str | Path) -> dict:
     """Check that an exported folder loads without the training machine; return its plain values.
 
     Raises ``ValueError`` naming the problem: an encoder without its
-    configuration (it would download the base model at load time) or any
-    local path of the training machine in ``hyperparams.yaml``.
+    configuration (it would download the base model at load time), a text
+    model without its packed tokenizer or Whisper, or any local path in
+    ``hyperparams.yaml``.
     """
     folder = Path(folder)
     values = YAML(typ="rt").load((folder / "hyperparams.yaml").read_text(encoding="utf-8"))
-    encoder = values.get("model", {}).get("encoder", {}) if hasattr(values.get("model"), "get") else {}
-    if "config" not in encoder:
-        raise ValueError(
-            f"{folder}/hyperparams.yaml: the encoder has no configuration; loading would fetch {encoder.get('source')!r} (re-export with this version)"
-        )
-    if encoder.get("source") is not None and _is_local_path(encoder["source"]):
-        raise ValueError(f"{folder}/hyperparams.yaml: the encoder names the local path {encoder['source']!r} of the training machine")
+    for kind in (SSL_ENCODER, TEXT_ENCODER):
+        for encoder in _nodes(values.get("model"), kind):
+            if "config" not in encoder:
+                raise ValueError(
+                    f"{folder}/hyperparams.yaml: the encoder has no configuration; loading would fetch {encoder.get('source')!r} (re-export with this version)"
+                )
+            if encoder.get("source") is not None and _is_local_path(encoder["source"]):
+                raise ValueError(f"{folder}/hyperparams.yaml: the encoder names the local path {encoder['source']!r} of the training machine")
+    local = sorted({text for text in _strings(values) if text.startswith(("/", "~"))})
+    if local:
+        raise ValueError(f"{folder}/hyperparams.yaml: names the local path(s) {local[:3]} of the training machine")
+    needed = [f"{name}.ckpt" for name in values.get("pretrainer", {}).get("loadables", {}) if name not in ("model", "label_encoder")]
+    missing = [name for name in needed if not (folder / name).is_file()]
+    if missing:
+        raise ValueError(f"{folder}: {', '.join(missing)} missing (the packed tokenizer or Whisper model); re-export the run")
     return values
 
 
-def export_model(train_hparams: str | Path, out: str | Path, checkpoint: str | Path | None = None) -> Path:
-    """Build a stand-alone model folder from a training run.
+def export_model(train_hparams: str | Path, out: str | Path, checkpoint: str | Path | None = None, whisper: str | None = None) -> Path:
+    """Build a stand-alone model folder from a training run (audio, text or early-fusion).
 
     Arguments
     ---------
@@ -268,53 +449,95 @@ def export_model(train_hparams: str | Path, out: str | Path, checkpoint: str | P
     out : str or Path
         Model folder to create.
     checkpoint : str or Path, optional
-        A ``CKPT+...`` folder; default: the one the run selected (two-stage
-        methods name theirs with ``export_save_folder``/``export_model``).
+        A ``CKPT+...`` folder; default: the one the run selected (with a
+        Bayesian stage, the stage's own).
+    whisper : str, optional
+        Whisper hub id or folder to pack for a text model, instead of the one
+        the run's transcripts came from.
 
     Returns
     -------
     Path
         The model folder.
     """
-    train_hparams = Path(train_hparams)
-    values = YAML(typ="rt").load(train_hparams.read_text(encoding="utf-8"))
-    missing = [k for k in ("model", "task", "save_folder") if k not in values]
-    if missing:
-        raise KeyError(f"{train_hparams}: missing {missing}; is this the hyperparams.yaml of a recipe run?")
-    model_key = str(values.get("export_model", "model"))
-    if "model_inputs" in values and list(values["model_inputs"]) != ["sig"]:
-        # the interfaces take audio; a transcript model would need Whisper and the tokenizer packed too
-        raise NotImplementedError(f"{train_hparams}: a model of {list(values['model_inputs'])} cannot be exported yet (audio models only)")
-    save_folder = values.get("export_save_folder", values["save_folder"])
-    if checkpoint is None:
-        found = best_checkpoint(save_folder)
-        if found is None:
-            raise FileNotFoundError(f"{save_folder}: no checkpoint with a selection metric; train the run first")
-        checkpoint = found.path
+    run = RunModel.read(train_hparams)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(Path(checkpoint) / "model.ckpt", out / "model.ckpt")
-    label_file = Path(str(values["task"].get("label_encoder_file", "")))
+    exporter = Exporter(out)
+    if "features" in run.inputs:  # early fusion: the fused runs' models feed the trained head
+        sources = [RunModel.read(Path(str(folder)) / "hyperparams.yaml", stage_one=True) for folder in run.values["fusion_runs"]]
+        state = {f"branches.{k}.{key}": value for k, source in enumerate(sources) for key, value in source.state_dict().items()}
+        state.update(run.state_dict(checkpoint))
+        model = _fused_node([source.node for source in sources], head=run.node["head"], activation=run.node["activation"])
+        inputs = sorted({i for source in sources for i in source.inputs}, key=["sig", "transcript"].index)
+        text_run = next((source for source in sources if "transcript" in source.inputs), None)
+    else:
+        state, model, inputs = run.state_dict(checkpoint), run.node, run.inputs
+        text_run = run if "transcript" in inputs else None
+    return _write_folder(out, exporter, model, state, run, inputs, text_run, whisper)
+
+
+def export_fusion(fusion_folder: str | Path, out: str | Path, whisper: str | None = None) -> Path:
+    """Build a stand-alone model folder from a late fusion of finished runs (``python -m speechbrain_ext.fuse``).
+
+    The fused runs' models become the branches of a
+    :class:`~speechbrain_ext.models.FusedModel` with the fusion's weights.
+    Majority votes and kNN folders are not models and are refused.
+    """
+    fusion_folder = Path(fusion_folder)
+    info_file = fusion_folder / "fusion.json"
+    if not info_file.is_file():
+        raise FileNotFoundError(f"{info_file}: not found; is {fusion_folder} an output folder of python -m speechbrain_ext.fuse?")
+    info = json.loads(info_file.read_text())
+    if info["method"] != "late_fusion":
+        raise ValueError(f"{fusion_folder}: a {info['method']} combines decisions, not outputs; export a late fusion (weights) instead")
+    for folder in info["runs"]:
+        if not (Path(folder) / "hyperparams.yaml").is_file():
+            raise FileNotFoundError(f"{folder}: no hyperparams.yaml; only recipe runs can be exported (a kNN folder cannot)")
+    runs = [RunModel.read(Path(folder) / "hyperparams.yaml") for folder in info["runs"]]
+    classification = "label_encoder_file" in runs[0].values["task"]
+    model = _fused_node([run.node for run in runs], weights=info["weights"], log_probs=classification)
+    state = {f"branches.{k}.{key}": value for k, run in enumerate(runs) for key, value in run.state_dict().items()}
+    inputs = sorted({i for run in runs for i in run.inputs}, key=["sig", "transcript"].index)
+    text_run = next((run for run in runs if "transcript" in run.inputs), None)
+    report_run = RunModel(fusion_folder, runs[0].values, model, runs[0].save_folder)  # task and preparation of the fused runs; reports of the fusion
+    return _write_folder(Path(out), Exporter(Path(out)), model, state, report_run, inputs, text_run, whisper)
+
+
+def _write_folder(out: Path, exporter: Exporter, model, state: dict, run: RunModel, inputs: list[str], text_run: RunModel | None, whisper: str | None) -> Path:
+    """Write every file of an exported model folder."""
+    import torch
+
+    out.mkdir(parents=True, exist_ok=True)
+    _drop_comments(model)  # the training YAML's comments would land in odd places
+    exporter.encoders(model)
+    if text_run is not None:
+        exporter.whisper(text_run, whisper)
+    tmp = out / "model.ckpt.tmp"
+    torch.save(state, tmp)
+    tmp.replace(out / "model.ckpt")
+    task = run.values["task"]
+    label_file = Path(str(task.get("label_encoder_file", "")))
     if label_file.is_file():
         shutil.copyfile(label_file, out / "label_encoder.txt")
         shutil.copyfile(label_file, out / "label_encoder.ckpt")  # the name the Pretrainer fetches
-    doc, base_model = inference_hparams(values, model_key)
+    doc = inference_document(model, task, inputs, exporter)
     interface = interface_for(doc).__name__
     buffer = io.StringIO()
     YAML(typ="rt").dump(doc, buffer)
     atomic_write_text(out / "hyperparams.yaml", INFERENCE_HEADER.format(interface=interface) + buffer.getvalue())
     atomic_write_text(out / "custom_interface.py", CUSTOM_INTERFACE.format(source=out.name, classname=interface))
-    run_folder = Path(str(values.get("output_folder", train_hparams.parent)))
     report = None
     for name in ("test_report.json", "valid_report.json"):
-        if (run_folder / name).is_file():
-            report = json.loads((run_folder / name).read_text())
+        if (run.folder / name).is_file():
+            report = json.loads((run.folder / name).read_text())
             if report.get("summary_metrics"):
                 break
-    prep_options = Path(str(values["prep_folder"])) / "prepare_options.json" if "prep_folder" in values else None
+    prep_options = Path(str(run.values["prep_folder"])) / "prepare_options.json" if "prep_folder" in run.values else None
     preparation = json.loads(prep_options.read_text()) if prep_options and prep_options.is_file() else None
-    card_metrics = _task_class(values["task"]).card_metrics
-    atomic_write_text(out / "README.md", model_card(report, preparation, interface, card_metrics, base_model, repo_id=out.name))
+    card_metrics = _task_class(task).card_metrics
+    card = model_card(report, preparation, interface, card_metrics, exporter.base_models, repo_id=out.name, transcribes="transcript" in inputs)
+    atomic_write_text(out / "README.md", card)
     return out
 
 
@@ -354,10 +577,11 @@ def publish(folder: str | Path, repo_id: str, private: bool = False, dry_run: bo
     )
     for f in files:
         print(f"  {f}  {(folder / f).stat().st_size / 1e6:.2f} MB")
-    encoder = values["model"]["encoder"]
-    print(
-        f"  encoder configuration (in hyperparams.yaml): {encoder['config'].get('model_type')}, {encoder['config'].get('num_hidden_layers')} layers, base model {encoder.get('source')}"
-    )
+    for kind in (SSL_ENCODER, TEXT_ENCODER):
+        for encoder in _nodes(values["model"], kind):
+            print(
+                f"  encoder configuration (in hyperparams.yaml): {encoder['config'].get('model_type')}, {encoder['config'].get('num_hidden_layers')} layers, base model {encoder.get('source')}"
+            )
     if dry_run:
         return files
     from huggingface_hub import HfApi
@@ -372,9 +596,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    export = sub.add_parser("export", help="build a model folder from a training run")
-    export.add_argument("--train-hparams", required=True)
+    export = sub.add_parser("export", help="build a model folder from a training run, or from a late fusion of runs")
+    source = export.add_mutually_exclusive_group(required=True)
+    source.add_argument("--train-hparams", help="the hyperparams.yaml of a recipe run (audio, text or early fusion)")
+    source.add_argument("--fusion", help="an output folder of python -m speechbrain_ext.fuse (late fusion)")
     export.add_argument("--checkpoint")
+    export.add_argument("--whisper", help="text models: Whisper hub id or folder to pack instead of the run's")
     export.add_argument("--out", required=True)
     pub = sub.add_parser("publish", help="upload an exported folder to the Hugging Face hub")
     pub.add_argument("folder")
@@ -383,7 +610,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     pub.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "export":
-        folder = export_model(args.train_hparams, args.out, args.checkpoint)
+        folder = (
+            export_fusion(args.fusion, args.out, args.whisper) if args.fusion else export_model(args.train_hparams, args.out, args.checkpoint, args.whisper)
+        )
         print(f"exported to {folder}")
     else:
         publish(args.folder, args.repo_id, private=args.private, dry_run=args.dry_run)

@@ -11,7 +11,13 @@ gets the answer the training-time evaluation gave it.
   samples and :meth:`EmotionClassifier.uncertainty_file` reports entropy,
   mutual information and per-class spread.
 - :class:`EmotionRegressor`: ``predict_file`` returns named intensities
-  (Hume-Prosody style sigmoid outputs).
+  (Hume-Prosody style sigmoid outputs); with a Bayesian head,
+  ``uncertainty_file`` adds each output's predictive standard deviation.
+
+Text models and fused models with a text branch (compare2023) first
+transcribe the file with the Whisper model packed in the exported folder,
+with the decoding options of the training run; ``return_transcript=True``
+returns the transcript with the decision.
 
 Files of any sample rate and channel count are resampled to 16 kHz mono.
 Recordings longer than ``max_chunk_seconds`` (default 30 s) are encoded one
@@ -31,7 +37,7 @@ from speechbrain.inference.interfaces import Pretrained
 
 from speechbrain_ext.audio import TARGET_SAMPLE_RATE, audio_frames, iter_chunks, load_audio
 from speechbrain_ext.bayesian import BayesianLinear
-from speechbrain_ext.models import ModelOutput, SegmentModel
+from speechbrain_ext.models import FusedModel, ModelOutput, SegmentModel, TextModel, UtteranceModel
 from speechbrain_ext.uncertainty import mc_predictive
 
 
@@ -46,7 +52,12 @@ class Segment:
 
 
 class _ModelInterface(Pretrained):
-    """Running the exported model on batches and on files of any length."""
+    """Running the exported model on batches and on files of any length.
+
+    Audio models read the waveforms; text models (and fused models with a
+    text branch) read Whisper transcripts, made by the packaged
+    ``transcriber`` exactly as the training run made them.
+    """
 
     MODULES_NEEDED = ["model"]
 
@@ -55,33 +66,67 @@ class _ModelInterface(Pretrained):
 
     @property
     def model(self):
-        """The exported :class:`~speechbrain_ext.models.UtteranceModel` (or ``SegmentModel``)."""
+        """The exported model (:mod:`speechbrain_ext.models`)."""
         return self.mods.model
 
-    def forward_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> ModelOutput:
-        """The model's output for a padded batch of 16 kHz waveforms ``(batch, time)`` with relative lengths."""
+    @property
+    def reads_text(self) -> bool:
+        """Whether the model reads transcripts (a text model, or a fused model with a text branch)."""
+        return "transcript" in list(self._hparam("model_inputs", ["sig"]))
+
+    def transcribe_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> list[str]:
+        """Whisper transcripts of a padded batch of 16 kHz waveforms."""
+        if "transcriber" not in self.mods:
+            raise ValueError("this model reads no transcripts and carries no Whisper transcriber")
+        lens = torch.ones(len(wavs)) if wav_lens is None else wav_lens
+        return self.mods.transcriber.transcribe([wav[: int(round(float(rel) * wavs.shape[1]))] for wav, rel in zip(wavs, lens)])
+
+    def transcribe_file(self, path: str | os.PathLike) -> str:
+        """The Whisper transcript of one file (any rate, channels and length)."""
+        return self.transcribe_batch(load_audio(path, TARGET_SAMPLE_RATE).unsqueeze(0))[0]
+
+    def forward_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None, transcripts: list[str] | None = None) -> ModelOutput:
+        """The model's output for a padded batch of 16 kHz waveforms ``(batch, time)`` with relative lengths.
+
+        A model that reads text transcribes the batch first (or takes the given ``transcripts``).
+        """
         wavs = wavs.to(self.device).float()
         wav_lens = torch.ones(wavs.shape[0], device=self.device) if wav_lens is None else wav_lens.to(self.device)
+        if self.reads_text and transcripts is None:
+            transcripts = self.transcribe_batch(wavs, wav_lens)
         with torch.no_grad():
+            if isinstance(self.model, FusedModel):
+                return self.model(wavs, wav_lens, transcripts)
+            if isinstance(self.model, TextModel):
+                return self.model(transcripts)
             return self.model(wavs, wav_lens)
 
-    def file_frames(self, path: str | os.PathLike) -> torch.Tensor:
-        """``(1, frames, dim)`` encoder frames of a file, encoded chunk by chunk past ``max_chunk_seconds``."""
+    def file_frames(self, path: str | os.PathLike, model=None) -> torch.Tensor:
+        """``(1, frames, dim)`` encoder frames of a file (of ``model``, default the exported one), chunk by chunk past ``max_chunk_seconds``."""
+        model = self.model if model is None else model
         chunk_seconds = float(self._hparam("max_chunk_seconds", 30.0))
         frames_total, file_sr = audio_frames(path)
         with torch.no_grad():
             if frames_total / file_sr <= chunk_seconds:
-                return self.model.encode(load_audio(path, TARGET_SAMPLE_RATE).unsqueeze(0).to(self.device), torch.ones(1, device=self.device))[0]
+                return model.encode(load_audio(path, TARGET_SAMPLE_RATE).unsqueeze(0).to(self.device), torch.ones(1, device=self.device))[0]
             parts = [
-                self.model.encode(wav.unsqueeze(0).to(self.device), torch.ones(1, device=self.device))[0]
+                model.encode(wav.unsqueeze(0).to(self.device), torch.ones(1, device=self.device))[0]
                 for _, wav in iter_chunks(path, chunk_seconds, TARGET_SAMPLE_RATE)
             ]
         return torch.cat(parts, dim=1)
 
+    def _file_output(self, model, path, transcript) -> ModelOutput:
+        if isinstance(model, FusedModel):
+            return model.combine([self._file_output(branch, path, transcript) for branch in model.branches])
+        if isinstance(model, TextModel):
+            return model([transcript])
+        return model.from_frames(self.file_frames(path, model))
+
     def forward_file(self, path: str | os.PathLike) -> ModelOutput:
-        """The model's output for one file (any rate, channels and length)."""
+        """The model's output for one file (any rate, channels and length); ``self.last_transcript`` holds its transcript, if read."""
+        self.last_transcript = self.transcribe_file(path) if self.reads_text else None
         with torch.no_grad():
-            return self.model.from_frames(self.file_frames(path))
+            return self._file_output(self.model, path, self.last_transcript)
 
     def encode_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> torch.Tensor:
         """Utterance embeddings ``(batch, dim)`` (the head's input)."""
@@ -90,6 +135,25 @@ class _ModelInterface(Pretrained):
     def encode_file(self, path: str | os.PathLike) -> torch.Tensor:
         """``(1, dim)`` embedding of a file."""
         return self.forward_file(path).embeddings
+
+    @property
+    def is_bayesian(self) -> bool:
+        """True when the output layer is a :class:`BayesianLinear`."""
+        return isinstance(getattr(self.model, "head", None), BayesianLinear)
+
+    def _require_bayesian(self) -> None:
+        if not self.is_bayesian:
+            raise ValueError("uncertainty needs a Bayesian head (a run of a *bayes.yaml recipe); this model's head is deterministic")
+
+    def _draws(self, embeddings: torch.Tensor, n_samples: int) -> torch.Tensor:
+        """``(n_samples, batch, outputs)`` head outputs of weight draws (before the activation)."""
+        head = self.model.head
+        mean_mode, head.mean_weights = head.mean_weights, False
+        try:
+            with torch.no_grad():
+                return head(embeddings, n_samples=int(n_samples))
+        finally:
+            head.mean_weights = mean_mode
 
 
 class EmotionClassifier(_ModelInterface):
@@ -118,23 +182,8 @@ class EmotionClassifier(_ModelInterface):
         encoder = self.hparams.label_encoder
         return [encoder.ind2lab[i] for i in range(len(encoder))]
 
-    @property
-    def is_bayesian(self) -> bool:
-        """True when the head is a :class:`BayesianLinear`."""
-        return isinstance(self.model.head, BayesianLinear)
-
-    def _require_bayesian(self) -> None:
-        if not self.is_bayesian:
-            raise ValueError("uncertainty needs a Bayesian head (a run of a bayes.yaml recipe); this model's head is deterministic")
-
     def _mc(self, embeddings: torch.Tensor, n_samples: int):
-        head = self.model.head
-        mean_mode, head.mean_weights = head.mean_weights, False
-        try:
-            with torch.no_grad():
-                return mc_predictive(head(embeddings, n_samples=int(n_samples)))
-        finally:
-            head.mean_weights = mean_mode
+        return mc_predictive(self._draws(embeddings, n_samples))
 
     def _decide(self, out: ModelOutput, n_samples: int | None = None):
         out_prob = out.decision
@@ -168,7 +217,7 @@ class EmotionClassifier(_ModelInterface):
         """
         return self._decide(self.forward_batch(wavs, wav_lens), n_samples)
 
-    def classify_file(self, path: str | os.PathLike, segments: bool = False, n_samples: int | None = None):
+    def classify_file(self, path: str | os.PathLike, segments: bool = False, n_samples: int | None = None, return_transcript: bool = False):
         """Classify one audio file (any sample rate, channel count and length).
 
         Arguments
@@ -176,18 +225,22 @@ class EmotionClassifier(_ModelInterface):
         path : str or PathLike
             Audio file.
         segments : bool
-            Return a timeline (list of :class:`Segment`) instead of one decision.
+            Return a timeline (list of :class:`Segment`) instead of one decision (audio models).
         n_samples : int, optional
             Bayesian head: MC-average this many weight samples.
+        return_transcript : bool
+            Models that read text: also return the Whisper transcript the decision was made from.
 
         Returns
         -------
         tuple or list of Segment
-            ``(out_prob, score, index, text_lab)`` for the whole file, or the timeline.
+            ``(out_prob, score, index, text_lab)`` for the whole file (plus
+            the transcript with ``return_transcript``), or the timeline.
         """
         if segments:
             return self.timeline(path, n_samples=n_samples)
-        return self._decide(self.forward_file(path), n_samples)
+        decision = self._decide(self.forward_file(path), n_samples)
+        return (*decision, self.last_transcript) if return_transcript else decision
 
     def timeline(self, path: str | os.PathLike, n_samples: int | None = None) -> list[Segment]:
         """Decisions over windows of a file, each window pooled by the model's own pooling and head.
@@ -196,7 +249,10 @@ class EmotionClassifier(_ModelInterface):
         ``segment_seconds`` (2 s) every ``segment_hop_seconds`` (1 s). A last
         window aligned to the end covers the tail.
         """
-        model, frame_rate = self.model, self.model.encoder.frame_rate
+        model = self.model
+        if not isinstance(model, UtteranceModel):
+            raise ValueError(f"a timeline needs an audio model; this one is a {type(model).__name__}")
+        frame_rate = model.encoder.frame_rate
         if isinstance(model, SegmentModel):
             size, hop = model.segments.segment_size, model.segments.hop
         else:
@@ -271,10 +327,23 @@ class EmotionRegressor(_ModelInterface):
         """``(batch, n_outputs)`` intensities of 16 kHz waveforms."""
         return self.forward_batch(wavs, wav_lens).decision
 
-    def predict_file(self, path: str | os.PathLike) -> dict[str, float]:
-        """Named intensities of one file (any rate, channels and length)."""
+    def predict_file(self, path: str | os.PathLike, return_transcript: bool = False):
+        """Named intensities of one file (any rate, channels and length); with ``return_transcript``, also the transcript read."""
         values = self.forward_file(path).decision[0]
-        return {name: round(float(v), 6) for name, v in zip(self.hparams.output_names, values)}
+        named = {name: round(float(v), 6) for name, v in zip(self.hparams.output_names, values)}
+        return (named, self.last_transcript) if return_transcript else named
+
+    def uncertainty_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None, n_samples: int = 500) -> dict:
+        """A Bayesian head's intensities: mean and standard deviation over ``n_samples`` weight draws, ``(batch, n_outputs)`` each."""
+        self._require_bayesian()
+        draws = torch.sigmoid(self._draws(self.encode_batch(wavs, wav_lens), n_samples))
+        return {"mean": draws.mean(dim=0), "std": draws.std(dim=0)}
+
+    def uncertainty_file(self, path: str | os.PathLike, n_samples: int = 500) -> dict[str, dict[str, float]]:
+        """Named mean intensities and their predictive standard deviations for one file: ``{name: {"mean": m, "std": s}}``."""
+        self._require_bayesian()
+        draws = torch.sigmoid(self._draws(self.encode_file(path), n_samples))[:, 0]
+        return {name: {"mean": round(float(m), 6), "std": round(float(sd), 6)} for name, m, sd in zip(self.hparams.output_names, draws.mean(0), draws.std(0))}
 
     def forward(self, wavs, wav_lens=None):
         """Same as :meth:`predict_batch`."""

@@ -9,6 +9,7 @@ emotion column over all clips, then averages the columns.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -206,6 +207,61 @@ def bootstrap_classification(y_true, y_pred, n_classes: int, n_boot: int = 1000,
         return (round(float(np.percentile(values, tail)), 4), round(float(np.percentile(values, 100 - tail)), 4)) if len(values) else (None, None)
 
     return {"UAR": interval(uar), "WA": interval(wa), "per_class_recall": [interval(recall[:, c]) for c in range(n_classes)]}
+
+
+def bootstrap_spearman(y_true, y_pred, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0, chunk: int = 50) -> dict:
+    """Percentile bootstrap intervals of Spearman's rho per column and of their mean (ComParE Emotion Share).
+
+    Each resample draws clips with replacement and scores every column on the
+    same clips, as the official metric does; ranks are recomputed per resample
+    (ties share their mean rank), ``chunk`` resamples at a time so memory stays
+    ``chunk x n_items x n_outputs``.
+
+    Arguments
+    ---------
+    y_true, y_pred : array-like
+        ``(n_items, n_outputs)`` targets and predictions.
+    n_boot, confidence, seed
+        As :func:`bootstrap_classification` (the same seed draws the same clips).
+    chunk : int
+        Resamples ranked at once.
+
+    Returns
+    -------
+    dict
+        ``{"per_column": [(low, high), ...], "mean": (low, high)}``.
+
+    Example
+    -------
+    >>> t = np.linspace(0, 1, 60)[:, None] * [1, 1]
+    >>> ci = bootstrap_spearman(t, t + np.random.default_rng(0).normal(0, 0.3, t.shape), n_boot=200)
+    >>> ci["mean"][0] < ci["mean"][1] <= 1.0, len(ci["per_column"])
+    (True, 2)
+    """
+    y_true, y_pred = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    if y_true.ndim == 1:
+        y_true, y_pred = y_true[:, None], y_pred[:, None]
+    idx = _resample_indices(len(y_true), n_boot, seed)
+    rhos = []
+    for start in range(0, n_boot, chunk):
+        rows = idx[start : start + chunk]
+        rt, rp = rankdata(y_true[rows], axis=1), rankdata(y_pred[rows], axis=1)  # (chunk, n, k)
+        rt -= rt.mean(axis=1, keepdims=True)
+        rp -= rp.mean(axis=1, keepdims=True)
+        denom = np.sqrt((rt**2).sum(axis=1) * (rp**2).sum(axis=1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rhos.append(np.where(denom > 0, (rt * rp).sum(axis=1) / denom, np.nan))
+    rho = np.concatenate(rhos)  # (n_boot, k)
+    tail = (1 - confidence) / 2 * 100
+
+    def interval(values):
+        values = values[np.isfinite(values)]
+        return (round(float(np.percentile(values, tail)), 4), round(float(np.percentile(values, 100 - tail)), 4)) if len(values) else (None, None)
+
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample with a constant column has no rho
+        mean = np.nanmean(rho, axis=1)
+    return {"per_column": [interval(rho[:, c]) for c in range(rho.shape[1])], "mean": interval(mean)}
 
 
 def bootstrap_ci(metric: Callable, *arrays, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:

@@ -1,11 +1,13 @@
 """The modules that compute a prediction, shared by training and inference.
 
-A recipe's YAML builds one ``model`` (:class:`UtteranceModel`,
-:class:`SegmentModel`, or :class:`TextModel` over transcripts); the Brain trains it and ``hub export`` writes the same
-node into the inference YAML, so the exported interface runs exactly the
-forward pass that was evaluated in training. Both return a
-:class:`ModelOutput` with the pieces the losses need (embeddings, segments)
-and ``decision``, the output that is scored and returned at inference.
+A recipe's YAML builds one ``model``: :class:`UtteranceModel` or
+:class:`SegmentModel` over audio, :class:`TextModel` over transcripts, or
+:class:`EmbeddingModel` over the cached embeddings of other runs (early
+fusion). The Brain trains it and ``hub export`` writes the same node into
+the inference YAML, so the exported interface runs exactly the forward pass
+that was evaluated in training. Each returns a :class:`ModelOutput` with the
+pieces the losses need (embeddings, segments) and ``decision``, the output
+that is scored and returned at inference.
 """
 
 from __future__ import annotations
@@ -137,13 +139,15 @@ class SegmentModel(UtteranceModel):
     segments : SegmentPooling
         Window size and hop in frames.
     decision : str
-        ``most_confident`` or ``mean``.
+        ``most_confident`` or ``mean`` (of segment posteriors), or
+        ``mean_outputs`` (of segment intensities, for a sigmoid regressor);
+        see :func:`~speechbrain_ext.pooling.segment_decision`.
     """
 
     def __init__(self, encoder, pooling, head, activation, segments: SegmentPooling, decision: str = "most_confident"):
         super().__init__(encoder, pooling, head, activation)
-        if decision not in ("most_confident", "mean"):
-            raise ValueError(f"decision must be 'most_confident' or 'mean', got {decision!r}")
+        if decision not in ("most_confident", "mean", "mean_outputs"):
+            raise ValueError(f"decision must be 'most_confident', 'mean' or 'mean_outputs', got {decision!r}")
         self.segments, self.decision_mode = segments, decision
 
     def from_frames(self, frames: torch.Tensor, frame_lens: torch.Tensor | None = None) -> ModelOutput:
@@ -186,3 +190,105 @@ class TextModel(nn.Module):
         embeddings, n_tokens = self.encoder(texts)
         scores = self.activation(self.head(embeddings))
         return ModelOutput(scores=scores, embeddings=embeddings, n_frames=n_tokens, decision=scores)
+
+
+class EmbeddingModel(nn.Module):
+    """Head -> activation on given embeddings: the early-fusion model (compare2023, Emotion Share model 5).
+
+    The input is the concatenation of the embeddings that separately trained
+    models computed (:class:`~speechbrain_ext.fusion.EarlyFusionFeatures`:
+    an audio run's pooled wav2vec2 frames and a text run's [CLS] vectors), so
+    training never runs an encoder.
+
+    Arguments
+    ---------
+    head : nn.Module
+        Linear (or Bayesian linear) layer over the concatenated embeddings.
+    activation : nn.Module
+        ``LogSoftmax`` for classification, ``Sigmoid`` for intensities.
+
+    Example
+    -------
+    >>> out = EmbeddingModel(nn.Linear(5, 2), nn.LogSoftmax(dim=-1))(torch.randn(3, 5))
+    >>> out.decision.shape, out.embeddings.shape
+    (torch.Size([3, 2]), torch.Size([3, 5]))
+    """
+
+    def __init__(self, head: nn.Module, activation: nn.Module):
+        super().__init__()
+        self.head, self.activation = head, activation
+
+    def forward(self, features: torch.Tensor) -> ModelOutput:
+        """Outputs of ``(batch, dim)`` concatenated embeddings."""
+        scores = self.activation(self.head(features))
+        return ModelOutput(scores=scores, embeddings=features, n_frames=torch.ones(len(features), device=features.device), decision=scores)
+
+
+class FusedModel(nn.Module):
+    """Trained models combined (compare2023): early fusion, or late fusion of their outputs.
+
+    What ``hub export`` builds from an early-fusion run (the head it trained
+    over the branches' embeddings) or from a late-fusion folder of
+    ``python -m speechbrain_ext.fuse`` (the branches' weighted outputs).
+    Audio branches (:class:`UtteranceModel`, :class:`SegmentModel`) read the
+    waveforms, text branches (:class:`TextModel`) the transcripts.
+
+    Arguments
+    ---------
+    branches : list of nn.Module
+        The trained models, in the order of the fusion (the early-fusion
+        embeddings are concatenated in this order).
+    head, activation : nn.Module, optional
+        Early fusion: the head over the concatenated branch embeddings and its activation.
+    weights : list of float, optional
+        Late fusion: ``sum_i w_i s_i / sum_i w_i`` of the branches' outputs.
+    log_probs : bool
+        Late fusion of classifiers: the outputs are log-posteriors, so the
+        probabilities are averaged and the result is a log-posterior again.
+
+    Example
+    -------
+    >>> class Words(nn.Module):
+    ...     def forward(self, texts):
+    ...         return torch.tensor([[float(len(t))] for t in texts]), torch.ones(len(texts))
+    >>> text = TextModel(Words(), nn.Linear(1, 2), nn.LogSoftmax(dim=-1))
+    >>> late = FusedModel([text, text], weights=[1.0, 3.0])
+    >>> torch.allclose(late(transcripts=["hello"]).decision, text(["hello"]).decision)
+    True
+    >>> early = FusedModel([text, text], head=nn.Linear(2, 2), activation=nn.LogSoftmax(dim=-1))
+    >>> early(transcripts=["hi", "hello"]).embeddings.tolist()
+    [[2.0, 2.0], [5.0, 5.0]]
+    """
+
+    def __init__(self, branches, head: nn.Module | None = None, activation: nn.Module | None = None, weights=None, log_probs: bool = True):
+        super().__init__()
+        if (head is None) == (weights is None):
+            raise ValueError("a FusedModel is either early fusion (head and activation) or late fusion (weights)")
+        if weights is not None and len(weights) != len(branches):
+            raise ValueError(f"late fusion needs one weight per branch: {len(weights)} weights for {len(branches)} branches")
+        self.branches = nn.ModuleList(branches)
+        self.head, self.activation = head, activation
+        self.weights = None if weights is None else [float(w) for w in weights]
+        self.log_probs = bool(log_probs)
+
+    @property
+    def reads_text(self) -> bool:
+        """Whether a branch needs transcripts."""
+        return any(isinstance(branch, TextModel) for branch in self.branches)
+
+    def forward(self, wavs: torch.Tensor | None = None, wav_lens: torch.Tensor | None = None, transcripts=None) -> ModelOutput:
+        """Run every branch on its input and combine."""
+        return self.combine([branch(transcripts) if isinstance(branch, TextModel) else branch(wavs, wav_lens) for branch in self.branches])
+
+    def combine(self, outputs: list[ModelOutput]) -> ModelOutput:
+        """The fused output of the branches' outputs."""
+        if self.head is not None:
+            embeddings = torch.cat([out.embeddings for out in outputs], dim=-1)
+            scores = self.activation(self.head(embeddings))
+            return ModelOutput(scores=scores, embeddings=embeddings, n_frames=outputs[0].n_frames, decision=scores)
+        weights = torch.tensor(self.weights, device=outputs[0].decision.device) / sum(self.weights)
+        stacked = torch.stack([out.decision for out in outputs])
+        fused = torch.einsum("b,b...->...", weights, stacked.exp() if self.log_probs else stacked)
+        if self.log_probs:
+            fused = torch.log(fused.clamp_min(1e-12))
+        return ModelOutput(scores=fused, embeddings=torch.cat([out.embeddings for out in outputs], dim=-1), n_frames=outputs[0].n_frames, decision=fused)

@@ -159,12 +159,14 @@ def segment_decision(segment_log_probs: torch.Tensor, mask: torch.Tensor, mode: 
     mode : str
         ``"most_confident"``: the posterior of the segment with the highest
         class probability (segment_triplet). ``"mean"``: the average of the
-        valid segments' probabilities (compare2023).
+        valid segments' probabilities. ``"mean_outputs"``: the average of the
+        segments' outputs themselves, for outputs that are not log-probabilities
+        (compare2023's segment-based Emotion Share intensities).
 
     Returns
     -------
     torch.Tensor
-        ``(batch, n_classes)`` log-probabilities.
+        ``(batch, n_classes)`` log-probabilities (``(batch, n_outputs)`` outputs for ``mean_outputs``).
 
     Example
     -------
@@ -174,6 +176,8 @@ def segment_decision(segment_log_probs: torch.Tensor, mask: torch.Tensor, mode: 
     [0.1, 0.9]
     >>> [round(p, 2) for p in segment_decision(seg, mask, "mean").exp()[0].tolist()]
     [0.35, 0.65]
+    >>> segment_decision(torch.tensor([[[0.2, 0.4], [0.6, 0.8], [9.0, 9.0]]]), mask, "mean_outputs").tolist()
+    [[0.4000000059604645, 0.6000000238418579]]
     """
     if mode == "most_confident":
         top = segment_log_probs.max(dim=-1).values.masked_fill(~mask, float("-inf"))
@@ -183,7 +187,10 @@ def segment_decision(segment_log_probs: torch.Tensor, mask: torch.Tensor, mode: 
         weights = mask.to(segment_log_probs.dtype).unsqueeze(-1)
         probs = (segment_log_probs.exp() * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1)
         return torch.log(probs.clamp_min(1e-12))
-    raise ValueError(f"mode must be 'most_confident' or 'mean', got {mode!r}")
+    if mode == "mean_outputs":
+        weights = mask.to(segment_log_probs.dtype).unsqueeze(-1)
+        return (segment_log_probs * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1)
+    raise ValueError(f"mode must be 'most_confident', 'mean' or 'mean_outputs', got {mode!r}")
 
 
 class AttentionPooling(torch.nn.Module):

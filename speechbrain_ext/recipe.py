@@ -10,8 +10,8 @@
    downloaded;
 2. data preparation (unless ``skip_prep``); Whisper transcripts into the
    manifests when the YAML has ``transcribe:`` options (resumable, done
-   entries kept); for augmentation, the locally generated noise and room
-   responses;
+   entries kept), or those of a ``transcripts_file``; for augmentation, the
+   locally generated noise and room responses;
 3. build the YAML's objects (the model loads its encoder here), the
    datasets through the task, and train with validation; report valid and
    test with the selected checkpoint;
@@ -69,6 +69,9 @@ def check_inputs(values: dict, hparams_file: str) -> None:
     for key in ("train_annotation", "valid_annotation", "test_annotation"):
         if values.get("skip_prep", False) and not Path(str(values[key])).is_file():
             raise FileNotFoundError(f"{hparams_file}: skip_prep is set but {key} {values[key]!r} does not exist")
+    for run in values.get("fusion_runs") or []:
+        if not (Path(str(run)) / "embeddings").is_dir():
+            raise FileNotFoundError(f"{hparams_file}: fusion run {str(run)!r} has no embeddings/ folder (train it first, with save_embeddings: True)")
 
 
 def run_recipe(prepare: Callable[[dict], None], brains: Sequence[type], argv: list[str] | None = None) -> dict:
@@ -101,11 +104,15 @@ def run_recipe(prepare: Callable[[dict], None], brains: Sequence[type], argv: li
     if not values["skip_prep"]:
         run_on_main(prepare, kwargs={"hparams": values})
     if values.get("transcribe"):
-        from speechbrain_ext.transcribe import transcribe_manifests
+        from speechbrain_ext.transcribe import import_transcripts, transcribe_manifests
 
         manifests = [values[f"{split}_annotation"] for split in SPLITS]
         options = {"device": run_opts.get("device", "cpu"), "progress": not run_opts.get("noprogressbar", False), **values["transcribe"]}
-        run_on_main(transcribe_manifests, args=[manifests, values["data_folder"]], kwargs=options)
+        transcripts_file = options.pop("transcripts_file", None)
+        if transcripts_file:
+            run_on_main(import_transcripts, args=[manifests, transcripts_file])
+        else:
+            run_on_main(transcribe_manifests, args=[manifests, values["data_folder"]], kwargs=options)
     if "augmentation_folder" in values:
         from speechbrain_ext.augment import generate_noise_and_rirs
 
@@ -122,6 +129,7 @@ def run_recipe(prepare: Callable[[dict], None], brains: Sequence[type], argv: li
         sample_rate=hparams["sample_rate"],
         max_seconds=hparams.get("max_audio_seconds"),
         inputs=hparams.get("model_inputs", ["sig"]),
+        features=hparams.get("fusion_features"),
     )
     brain = brain_class(modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams, run_opts=run_opts, checkpointer=hparams["checkpointer"])
     reports = brain.fit_and_report(datasets, hparams)

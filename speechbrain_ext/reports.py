@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 
 from speechbrain_ext.fileio import atomic_write_text
-from speechbrain_ext.metrics import classification_metrics, concordance_correlation, spearman_per_column
+from speechbrain_ext.metrics import bootstrap_classification, bootstrap_spearman, classification_metrics, concordance_correlation, spearman_per_column
 
 REPORT_FILE = "test_report.json"
 
 
 def metrics_table(metrics: dict, title: str = "test") -> str:
-    """Markdown table of UAR / WA / macro-F1 and per-class recall (percent).
+    """Markdown table of UAR / WA / macro-F1 and per-class recall (percent), with the bootstrap interval and sub-task rows when present.
 
     Example
     -------
@@ -33,16 +33,35 @@ def metrics_table(metrics: dict, title: str = "test") -> str:
     | set | n | UAR % | WA % | macro-F1 % | a | b |
     |---|---|---|---|---|---|---|
     | test | 4 | 50.00 | 75.00 | 40.00 | 100.0 | 0.0 |
+    >>> print(metrics_table({"UAR": 0.5, "WA": 0.75, "macro_F1": 0.4, "n": 4, "per_class_recall": {"a": 1.0, "b": 0.0}, "CI95": {"UAR": [0.3, 0.7]}}))
+    | set | n | UAR % | UAR 95 % CI | WA % | macro-F1 % | a | b |
+    |---|---|---|---|---|---|---|---|
+    | test | 4 | 50.00 | [30.0, 70.0] | 75.00 | 40.00 | 100.0 | 0.0 |
     """
+
+    def row(name: str, m: dict) -> str:
+        recalls = " | ".join("-" if v is None else f"{100 * v:.1f}" for v in m["per_class_recall"].values())
+        ci = f" {_interval(m['CI95']['UAR'])} |" if with_ci else ""
+        return f"| {name} | {m['n']} | {100 * m['UAR']:.2f} |{ci} {100 * m['WA']:.2f} | {100 * m['macro_F1']:.2f} | {recalls} |"
+
+    with_ci = "CI95" in metrics
     classes = list(metrics["per_class_recall"])
-    recalls = " | ".join("-" if metrics["per_class_recall"][c] is None else f"{100 * metrics['per_class_recall'][c]:.1f}" for c in classes)
-    return "\n".join(
-        [
-            "| set | n | UAR % | WA % | macro-F1 % | " + " | ".join(classes) + " |",
-            "|---" * (5 + len(classes)) + "|",
-            f"| {title} | {metrics['n']} | {100 * metrics['UAR']:.2f} | {100 * metrics['WA']:.2f} | {100 * metrics['macro_F1']:.2f} | {recalls} |",
+    lines = [
+        "| set | n | UAR % |" + (" UAR 95 % CI |" if with_ci else "") + " WA % | macro-F1 % | " + " | ".join(classes) + " |",
+        "|---" * (5 + with_ci + len(classes)) + "|",
+        row(title, metrics),
+    ]
+    for name, sub in metrics.get("factors", {}).items():  # joint labels decoded into their sub-tasks
+        lines += [
+            "",
+            f"| {title}: {name} | n | UAR % |" + (" UAR 95 % CI |" if with_ci else "") + " WA % | macro-F1 % | " + " | ".join(sub["per_class_recall"]) + " |",
         ]
-    )
+        lines += ["|---" * (5 + with_ci + len(sub["per_class_recall"])) + "|", row(name, sub)]
+    return "\n".join(lines)
+
+
+def _interval(pair) -> str:
+    return "-" if pair is None or pair[0] is None else f"[{100 * pair[0]:.1f}, {100 * pair[1]:.1f}]"
 
 
 def plot_confusion_matrix(cm: np.ndarray, labels: Sequence[str], path: str | os.PathLike, title: str = "") -> None:
@@ -99,6 +118,49 @@ def _unscored(split: str, title: str | None, n_predicted: int, extra: dict | Non
     return {"set": title or split, "n": 0, "n_predicted": n_predicted, "scored": False, "summary_metrics": [], **fields, **(extra or {})}
 
 
+def _scored(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], bootstrap: int) -> dict:
+    """Classification metrics of labelled rows, with bootstrap intervals when asked."""
+    metrics = classification_metrics(y_true.tolist(), y_pred.tolist(), labels)
+    if bootstrap:
+        ci = bootstrap_classification(y_true, y_pred, len(labels), n_boot=bootstrap)
+        metrics["CI95"] = {"UAR": list(ci["UAR"]), "WA": list(ci["WA"]), "per_class_recall": {lab: list(c) for lab, c in zip(labels, ci["per_class_recall"])}}
+        metrics["bootstrap_resamples"] = int(bootstrap)
+    return metrics
+
+
+def factor_decisions(probs: np.ndarray, y_true: np.ndarray, labels: Sequence[str], factors: Sequence[str], separator: str = "_") -> dict:
+    """Joint labels ``<a>_<b>`` decoded into their parts: each part's values, reference indices and summed probabilities.
+
+    Returns
+    -------
+    dict
+        Factor name -> ``(values, truth (n,), probabilities (n, len(values)))``;
+        truth is -1 where the joint reference is.
+
+    Example
+    -------
+    >>> probs = np.array([[0.1, 0.2, 0.3, 0.4]])
+    >>> out = factor_decisions(probs, np.array([2]), ["no_affil", "yes_affil", "no_presta", "yes_presta"], ["complaint", "request"])
+    >>> out["request"][0], out["request"][1].tolist(), out["request"][2].round(2).tolist()
+    (['affil', 'presta'], [1], [[0.3, 0.7]])
+    """
+    parts = [str(label).split(separator, len(factors) - 1) for label in labels]
+    if any(len(p) != len(factors) for p in parts):
+        raise ValueError(f"labels {list(labels)} do not all split into {len(factors)} parts {list(factors)} at {separator!r}")
+    out = {}
+    for k, name in enumerate(factors):
+        values = sorted({p[k] for p in parts})
+        member = np.array([[p[k] == v for v in values] for p in parts], dtype=float)  # (joint, values)
+        truth = np.array([values.index(parts[t][k]) if t >= 0 else -1 for t in y_true], dtype=int)
+        out[name] = (values, truth, np.asarray(probs, dtype=float) @ member)
+    return out
+
+
+def write_submission(path: str | os.PathLike, filenames: Sequence[str], columns: dict) -> None:
+    """A challenge submission file: ``filename`` then the given columns, one row per file."""
+    atomic_write_text(path, _csv(pd.DataFrame({"filename": list(filenames), **{k: list(v) for k, v in columns.items()}})))
+
+
 def write_classification_report(
     folder: str | os.PathLike,
     ids: Sequence[str],
@@ -109,6 +171,9 @@ def write_classification_report(
     title: str | None = None,
     extra: dict | None = None,
     predicted: Sequence[int] | None = None,
+    bootstrap: int = 0,
+    factors: Sequence[str] | None = None,
+    filenames: Sequence[str] | None = None,
 ) -> dict:
     """Write ``<split>_report.json``, ``<split>_report.md``, ``<split>_predictions.csv`` and,
     when rows are labelled, ``<split>_confusion_matrix.csv``/``.png``; return the metrics.
@@ -133,6 +198,18 @@ def write_classification_report(
         More fields stored in the JSON report (e.g. protocol, fold).
     predicted : sequence of int, optional
         The decisions, when they are not the argmax of ``probs`` (a majority vote).
+    bootstrap : int
+        Resamples of the percentile bootstrap 95 % intervals of UAR, WA and
+        per-class recall (``CI95``; 0: none). The ComParE baselines report 1000.
+    factors : sequence of str, optional
+        Names of the parts of joint labels ``<a>_<b>`` (HealthCall30's
+        ``complaint_request``): each part is also scored on its own, its
+        probabilities summed over the joint classes that share it
+        (``factors`` in the report, ``<name>_UAR`` among the summary metrics).
+    filenames : sequence of str, optional
+        Audio file name of each row: also write ``<split>_submission.csv``
+        (``filename,prediction``, the ComParE format), and one
+        ``<split>_submission_<factor>.csv`` per factor.
 
     Returns
     -------
@@ -159,13 +236,26 @@ def write_classification_report(
     y_true = np.asarray(list(y_true), dtype=int)
     y_pred = probs.argmax(axis=1) if predicted is None else np.asarray(predicted, dtype=int)
     labelled = y_true >= 0
+    decoded = factor_decisions(probs, y_true, labels, factors) if factors else {}
     if labelled.any():
-        metrics = classification_metrics(y_true[labelled].tolist(), y_pred[labelled].tolist(), labels)
-        metrics.update({"set": title or split, "n_predicted": len(y_true), "summary_metrics": ["UAR", "WA"], **(extra or {})})
+        metrics = _scored(y_true[labelled], y_pred[labelled], labels, bootstrap)
+        summary = ["UAR", "WA"]
+        if decoded:
+            metrics["factors"] = {}
+            for name, (values, truth, fprobs) in decoded.items():
+                keep = truth >= 0
+                metrics["factors"][name] = _scored(truth[keep], fprobs[keep].argmax(axis=1), values, bootstrap)
+                metrics[f"{name}_UAR"] = metrics["factors"][name]["UAR"]
+                summary.append(f"{name}_UAR")
+        metrics.update({"set": title or split, "n_predicted": len(y_true), "summary_metrics": summary, **(extra or {})})
         table = metrics_table(metrics, title or split)
     else:
         metrics = _unscored(split, title, len(y_true), extra, labels=list(labels))
         table = f"{title or split}: {len(y_true)} rows, no labels: predictions only"
+    if filenames is not None:
+        write_submission(folder / f"{split}_submission.csv", filenames, {"prediction": [labels[p] for p in y_pred]})
+        for name, (values, _, fprobs) in decoded.items():
+            write_submission(folder / f"{split}_submission_{name}.csv", filenames, {"prediction": [values[p] for p in fprobs.argmax(axis=1)]})
     atomic_write_text(folder / f"{split}_report.json", json.dumps(metrics, indent=2) + "\n")
     atomic_write_text(folder / f"{split}_report.md", table + "\n")
     frame = pd.DataFrame({"id": list(ids), "true": [labels[t] if t >= 0 else "" for t in y_true], "predicted": [labels[p] for p in y_pred]})
@@ -189,6 +279,9 @@ def write_regression_report(
     split: str = "test",
     title: str | None = None,
     extra: dict | None = None,
+    bootstrap: int = 0,
+    std: np.ndarray | None = None,
+    filenames: Sequence[str] | None = None,
 ) -> dict:
     """Write the report of a multi-output regression: per-output Spearman, CCC and MSE.
 
@@ -212,6 +305,15 @@ def write_regression_report(
         Output names.
     split, title, extra
         As :func:`write_classification_report`.
+    bootstrap : int
+        Resamples of the percentile bootstrap 95 % intervals of each output's
+        Spearman and of their mean (``spearman_CI95``, ``mean_spearman_CI95``; 0: none).
+    std : array (n, k), optional
+        Predictive standard deviations (a Bayesian head's MC spread), written
+        as ``std_<name>`` columns.
+    filenames : sequence of str, optional
+        Audio file name of each row: also write ``<split>_submission.csv``
+        (``filename,<name>...``, the ComParE format).
 
     Returns
     -------
@@ -236,10 +338,13 @@ def write_regression_report(
             pd.DataFrame({"id": list(ids)}),
             pd.DataFrame(targets, columns=[f"true_{n}" for n in names]),
             pd.DataFrame(preds, columns=[f"pred_{n}" for n in names]),
+            *([pd.DataFrame(np.asarray(std, dtype=float), columns=[f"std_{n}" for n in names])] if std is not None else []),
         ],
         axis=1,
     )
     atomic_write_text(folder / f"{split}_predictions.csv", _csv(frame))
+    if filenames is not None:
+        write_submission(folder / f"{split}_submission.csv", filenames, {n: preds[:, k] for k, n in enumerate(names)})
     if not labelled.any():
         metrics = _unscored(split, title, len(ids), extra, names=names)
         table = f"{title or split}: {len(ids)} rows, no labels: predictions only"
@@ -261,8 +366,13 @@ def write_regression_report(
             "mean_CCC": r6(np.nanmean(ccc)),
             "MSE": r6(np.mean(mse)),
             "summary_metrics": ["mean_spearman", "mean_CCC", "MSE"],
-            **(extra or {}),
         }
+        if bootstrap:
+            ci = bootstrap_spearman(t, p, n_boot=bootstrap)
+            metrics["spearman_CI95"] = {n: list(c) for n, c in zip(names, ci["per_column"])}
+            metrics["mean_spearman_CI95"] = list(ci["mean"])
+            metrics["bootstrap_resamples"] = int(bootstrap)
+        metrics.update(extra or {})
         table = regression_table(metrics, title or split)
         plot_regression_scatter(t, p, names, metrics["spearman"], folder / f"{split}_scatter.png", title or split)
     atomic_write_text(folder / f"{split}_report.json", json.dumps(metrics, indent=2) + "\n")
@@ -271,7 +381,7 @@ def write_regression_report(
 
 
 def regression_table(metrics: dict, title: str = "test") -> str:
-    """Markdown table of a regression report: one row per output, then the means.
+    """Markdown table of a regression report: one row per output, then the means (with bootstrap intervals when present).
 
     Example
     -------
@@ -281,11 +391,17 @@ def regression_table(metrics: dict, title: str = "test") -> str:
     |---|---|---|---|
     | A | 0.5000 | 0.4000 | 0.01000 |
     | mean | 0.5000 | 0.4000 | 0.01000 |
+    >>> print(regression_table({**m, "spearman_CI95": {"A": [0.2, 0.7]}, "mean_spearman_CI95": [0.2, 0.7]}).splitlines()[2])
+    | A | 0.5000 | [0.200, 0.700] | 0.4000 | 0.01000 |
     """
-    lines = [f"| {title} (n={metrics['n']}) | Spearman | CCC | MSE |", "|---|---|---|---|"]
+    ci = metrics.get("spearman_CI95")
+    fmt = lambda pair: "-" if pair is None or pair[0] is None else f"[{pair[0]:.3f}, {pair[1]:.3f}]"  # noqa: E731
+    middle = (lambda n: f" {fmt(ci[n])} |") if ci else (lambda n: "")
+    lines = [f"| {title} (n={metrics['n']}) | Spearman |" + (" 95 % CI |" if ci else "") + " CCC | MSE |", "|---" * (4 + bool(ci)) + "|"]
     for n in metrics["names"]:
-        lines.append(f"| {n} | {metrics['spearman'][n]:.4f} | {metrics['CCC'][n]:.4f} | {metrics['MSE_per_output'][n]:.5f} |")
-    lines.append(f"| mean | {metrics['mean_spearman']:.4f} | {metrics['mean_CCC']:.4f} | {metrics['MSE']:.5f} |")
+        lines.append(f"| {n} | {metrics['spearman'][n]:.4f} |{middle(n)} {metrics['CCC'][n]:.4f} | {metrics['MSE_per_output'][n]:.5f} |")
+    mean_ci = f" {fmt(metrics.get('mean_spearman_CI95'))} |" if ci else ""
+    lines.append(f"| mean | {metrics['mean_spearman']:.4f} |{mean_ci} {metrics['mean_CCC']:.4f} | {metrics['MSE']:.5f} |")
     return "\n".join(lines)
 
 

@@ -9,7 +9,9 @@ from.
 
 - :class:`BayesianHeadStage` (compare2023_bayes_fusion): a Bayesian output
   layer trained by SVI on the frozen fine-tuned encoder's embeddings;
-- :class:`KNNStage` (supcon_knn): kNN interpolation at inference.
+- :class:`KNNStage` (supcon_knn): kNN interpolation at inference;
+- :class:`EmbeddingsStage`: only the cached embeddings, which an early-fusion
+  run (:class:`~speechbrain_ext.fusion.EarlyFusionFeatures`) reads.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import torch
 from speechbrain.utils.checkpoints import Checkpointer
 
@@ -80,12 +83,22 @@ class StageContext:
 
 
 def mc_probabilities(layer: BayesianLinear, embeddings: torch.Tensor, n_samples: int, seed: int):
-    """MC predictive of a Bayesian head with a fixed seed (the same draws every call)."""
+    """MC predictive of a Bayesian classification head with a fixed seed (the same draws every call)."""
+    return mc_predictive(_mc_draws(layer, embeddings, n_samples, seed))
+
+
+def mc_intensities(layer: BayesianLinear, embeddings: torch.Tensor, n_samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation over weight draws of a Bayesian regression head's sigmoid outputs (fixed seed)."""
+    draws = torch.sigmoid(_mc_draws(layer, embeddings, n_samples, seed))
+    return draws.mean(dim=0), draws.std(dim=0)
+
+
+def _mc_draws(layer: BayesianLinear, embeddings: torch.Tensor, n_samples: int, seed: int) -> torch.Tensor:
     mean_mode, layer.mean_weights = layer.mean_weights, False
     try:
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(seed)
-            return mc_predictive(layer(embeddings.to(layer.weight_mu.device), n_samples=n_samples).cpu())
+            return layer(embeddings.to(layer.weight_mu.device), n_samples=n_samples).cpu()
     finally:
         layer.mean_weights = mean_mode
 
@@ -105,15 +118,22 @@ class BayesianHeadStage:
     the cached train embeddings (:func:`~speechbrain_ext.bayesian.fit_bayesian_head`)
     with model selection on valid; the model (encoder + Bayesian head) is
     saved in ``save_folder`` with the stage-one checkpoint it came from, so a
-    newer stage-one checkpoint trains it again. The valid and test reports
-    hold the mean probabilities of ``test_samples`` weight draws; the test
-    report adds the confidence of correct vs wrong predictions (Figure 1),
-    the calibration error, entropy and mutual information.
+    newer stage-one checkpoint trains it again. Stage one's report files are
+    kept in ``linear_stage/``.
+
+    The valid and test reports hold the mean of ``test_samples`` weight draws.
+    Classification: the probabilities; ``<split>_uncertainty.csv`` (confidence,
+    entropy, mutual information per row) and, for labelled splits, the
+    confidence of correct vs wrong predictions (the paper's Figure 1, also as
+    ``<split>_confidence_by_correctness.png``) and the calibration error.
+    Regression (sigmoid intensities): the mean intensities, with the
+    predictive standard deviation of every output in the predictions file
+    (``std_<name>``).
 
     Arguments
     ---------
-    model : UtteranceModel
-        The stage-two model: the recipe's encoder and pooling with ``model.head`` a :class:`BayesianLinear`.
+    model : UtteranceModel or TextModel
+        The stage-two model: the recipe's encoder (and pooling) with ``model.head`` a :class:`BayesianLinear`.
     save_folder : str
         Its checkpoint folder (what ``hub export`` packs).
     prior, epochs, lr, batch_size, kl_weight, train_samples, valid_samples, test_samples
@@ -149,7 +169,7 @@ class BayesianHeadStage:
 
     def run(self, context: StageContext) -> None:
         """Train (or reuse) the Bayesian head, then write the MC reports."""
-        task = _require_classification(context, "the Bayesian stage")
+        task = context.hparams["task"]
         brain, seed, tag = context.brain, int(context.hparams["seed"]), context.checkpoint_tag
         layer = self.model.head.to(brain.device)
         checkpointer = Checkpointer(self.save_folder, recoverables={"model": self.model})
@@ -173,6 +193,7 @@ class BayesianHeadStage:
                 data["valid_embeddings"],
                 data["valid_targets"],
                 progress=not getattr(brain, "noprogressbar", False),
+                kind="classification" if isinstance(task, ClassificationTask) else "regression",
                 **self.fit_options,
             )
             fit["stage1_checkpoint"] = tag
@@ -180,13 +201,22 @@ class BayesianHeadStage:
             meta = task.checkpoint_meta({task.selection_metric: fit[f"valid_{task.selection_metric}"]}, loss=0.0)
             checkpointer.save_checkpoint(meta={**meta, "stage": "bayes", "stage1_checkpoint": tag})
         for split in ("valid", "test"):
+            self._keep_stage_one_files(context, split)
             self._report(context, task, layer, split, fit, seed)
 
-    def _report(self, context: StageContext, task: ClassificationTask, layer: BayesianLinear, split: str, fit: dict, seed: int) -> None:
+    @staticmethod
+    def _keep_stage_one_files(context: StageContext, split: str) -> None:
+        """Copy stage one's report files of ``split`` to ``linear_stage/`` before the stage's own replace them."""
+        if context.reports.get(split, {}).get("method") == "bayes":
+            return
+        folder = context.output_folder / "linear_stage"
+        folder.mkdir(exist_ok=True)
+        for path in context.output_folder.glob(f"{split}_*"):
+            if path.is_file():
+                shutil.copy2(path, folder / path.name)
+
+    def _report(self, context: StageContext, task, layer: BayesianLinear, split: str, fit: dict, seed: int) -> None:
         data = context.embeddings()[split]
-        pred = mc_probabilities(layer, data["embeddings"], self.test_samples, seed)
-        context.probabilities[split] = pred.mean_probs
-        probs, targets = pred.mean_probs.numpy(), data["targets"].numpy()
         extra = {
             "method": "bayes",
             "mc_samples": self.test_samples,
@@ -194,32 +224,67 @@ class BayesianHeadStage:
             "bayes_best_epoch": fit["best_epoch"],
             "stage1_checkpoint": fit["stage1_checkpoint"],
         }
-        labelled = targets >= 0
-        if split == "test" and labelled.any():
-            correct = probs.argmax(axis=1) == targets
-            extra.update(
-                confidence_by_correctness=confidence_by_correctness(probs[labelled], targets[labelled]),
-                expected_calibration_error=expected_calibration_error(probs[labelled], targets[labelled]),
-                mean_entropy=round(float(pred.entropy.mean()), 6),
-                mean_mutual_information=round(float(pred.mutual_information.mean()), 6),
-                linear_stage={k: context.reports[split][k] for k in context.reports[split].get("summary_metrics", [])},
-            )
-            labels = task.labels
-            rows = ["id,true,predicted,confidence,entropy,mutual_information,correct"]
-            for utt, t, p, conf, ent, mi, ok in zip(
-                data["ids"], targets, probs.argmax(axis=1), pred.confidence.tolist(), pred.entropy.tolist(), pred.mutual_information.tolist(), correct
-            ):
-                rows.append(f"{utt},{labels[t] if t >= 0 else ''},{labels[p]},{conf:.6f},{ent:.6f},{mi:.6f},{int(ok) if t >= 0 else ''}")
-            atomic_write_text(context.output_folder / "test_uncertainty.csv", "\n".join(rows) + "\n")
+        if context.reports.get(split, {}).get("summary_metrics"):
+            extra["linear_stage"] = {k: context.reports[split][k] for k in context.reports[split]["summary_metrics"]}
+        targets = data["targets"].numpy()
+        if isinstance(task, ClassificationTask):
+            pred = mc_probabilities(layer, data["embeddings"], self.test_samples, seed)
+            context.probabilities[split] = pred.mean_probs
+            extra.update(self._uncertainty_files(context, task, pred, data["ids"], targets, split))
+            report = task.write_report(context.output_folder, data["ids"], targets, pred.mean_probs.numpy(), split=split, extra=extra)
+        else:
+            mean, std = mc_intensities(layer, data["embeddings"], self.test_samples, seed)
+            extra["mean_predictive_std"] = round(float(std.mean()), 6)
+            report = task.write_report(context.output_folder, data["ids"], targets, mean.numpy(), split=split, extra=extra, std=std.numpy())
+        context.reports[split] = report
+        print(report_table(report, f"{split} (Bayes, {self.test_samples} samples)"))
+
+    def _uncertainty_files(self, context: StageContext, task: ClassificationTask, pred, ids, targets, split: str) -> dict:
+        """``<split>_uncertainty.csv`` for every row; Figure 1 statistics and plot, calibration for the labelled ones."""
+        probs, labels = pred.mean_probs.numpy(), task.labels
+        predicted, labelled = probs.argmax(axis=1), targets >= 0
+        correct = predicted == targets
+        frame = pd.DataFrame(
+            {
+                "id": list(ids),
+                "true": [labels[t] if t >= 0 else "" for t in targets],
+                "predicted": [labels[p] for p in predicted],
+                "confidence": pred.confidence.numpy(),
+                "entropy": pred.entropy.numpy(),
+                "mutual_information": pred.mutual_information.numpy(),
+                "correct": [str(int(ok)) if t >= 0 else "" for t, ok in zip(targets, correct)],
+            }
+        )
+        atomic_write_text(context.output_folder / f"{split}_uncertainty.csv", frame.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+        extra = {"mean_entropy": round(float(pred.entropy.mean()), 6), "mean_mutual_information": round(float(pred.mutual_information.mean()), 6)}
+        if labelled.any():
+            extra["confidence_by_correctness"] = confidence_by_correctness(probs[labelled], targets[labelled])
+            extra["expected_calibration_error"] = expected_calibration_error(probs[labelled], targets[labelled])
             plot_confidence_by_correctness(
                 pred.confidence.numpy()[labelled],
                 correct[labelled],
-                context.output_folder / "confidence_by_correctness.png",
-                f"Bayesian head, {self.test_samples} weight samples",
+                context.output_folder / f"{split}_confidence_by_correctness.png",
+                f"{split}: Bayesian head, {self.test_samples} weight samples",
             )
-        report = task.write_report(context.output_folder, data["ids"], targets, probs, split=split, extra=extra)
-        context.reports[split] = report
-        print(report_table(report, f"{split} (Bayes, {self.test_samples} samples)"))
+        return extra
+
+
+class EmbeddingsStage:
+    """Cache the selected checkpoint's embeddings of every split (``embeddings/<split>.pt``), for early fusion.
+
+    Arguments
+    ---------
+    enabled : bool
+        Run the stage (``save_embeddings`` in the YAMLs).
+    """
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = bool(enabled)
+
+    def run(self, context: StageContext) -> None:
+        """Compute (or keep, when cached for this checkpoint) the embeddings."""
+        cached = context.embeddings()
+        logger.info("embeddings of %s cached in %s", {s: len(v["ids"]) for s, v in cached.items()}, context.output_folder / "embeddings")
 
 
 class KNNStage:

@@ -74,6 +74,21 @@ class Task:
         value = metrics[self.selection_metric]
         return 1.0 - value if self.selection_mode == "max" else value
 
+    bootstrap: int = 0
+    submission: bool = False
+    filenames: dict | None = None
+
+    def record_filenames(self, manifests: Mapping[str, str]) -> None:
+        """Remember each entry's audio file name, for the submission file of the test split."""
+        self.filenames = {utt: os.path.basename(str(e.get("wav", utt))) for path in manifests.values() for utt, e in manifest_entries(path).items()}
+
+    def report_options(self, ids: Sequence[str], split: str) -> dict:
+        """Arguments of the report writer shared by the tasks: bootstrap resamples and the submission's file names."""
+        options = {"bootstrap": self.bootstrap}
+        if self.submission and split == "test" and self.filenames is not None:
+            options["filenames"] = [self.filenames.get(utt, utt) for utt in ids]
+        return options
+
     def labelled(self, entry: dict) -> bool:
         """Whether a manifest entry carries this task's target."""
         return entry.get(self.target_key) is not None
@@ -98,6 +113,18 @@ class ClassificationTask(Task):
         Expected number of classes (checked against the training labels).
     label_encoder_file : str
         Where the label encoder is saved (``label_encoder.txt``).
+    class_weights : str, optional
+        ``balanced``: weight each class's NLL by ``n / (n_classes * count)``
+        of the training split (HealthCall30's complaints are rare); None: plain NLL.
+    factors : sequence of str, optional
+        The labels are joint ``<a>_<b>`` labels (HealthCall30's 4-class
+        ``complaint_request``): the reports also score each part (see
+        :func:`~speechbrain_ext.reports.factor_decisions`).
+    bootstrap : int
+        Resamples of the reports' 95 % bootstrap intervals (0: none).
+    submission : bool
+        Write the test split's predictions as a challenge submission file
+        (``test_submission.csv``: ``filename,prediction``).
 
     Example
     -------
@@ -115,11 +142,25 @@ class ClassificationTask(Task):
     selection_mode = "max"
     card_metrics = ("recall", "accuracy")
 
-    def __init__(self, label_key: str, n_classes: int, label_encoder_file: str):
+    def __init__(
+        self,
+        label_key: str,
+        n_classes: int,
+        label_encoder_file: str,
+        class_weights: str | None = None,
+        factors: Sequence[str] | None = None,
+        bootstrap: int = 0,
+        submission: bool = False,
+    ):
+        if class_weights not in (None, "balanced"):
+            raise ValueError(f"class_weights must be null or 'balanced', got {class_weights!r}")
         self.target_key = label_key
         self.n_classes = int(n_classes)
         self.label_encoder_file = str(label_encoder_file)
         self.encoder = CategoricalEncoder()
+        self.class_weights, self.weights = class_weights, None
+        self.factors = list(factors) if factors else None
+        self.bootstrap, self.submission = int(bootstrap), bool(submission)
 
     @property
     def labels(self) -> list[str]:
@@ -160,6 +201,14 @@ class ClassificationTask(Task):
             unknown = sorted(seen - set(train_labels))
             if unknown:
                 raise ValueError(f"{path}: labels {unknown} of split {split!r} never occur in training (known: {train_labels})")
+        if self.factors:
+            from speechbrain_ext.reports import factor_decisions
+
+            factor_decisions(np.zeros((0, len(train_labels))), np.zeros(0, dtype=int), self.labels, self.factors)  # labels that do not split fail here
+        if self.class_weights == "balanced":
+            counts = np.bincount([self.encoder.lab2ind[str(e[self.target_key])] for e in train.values()], minlength=self.n_classes)
+            self.weights = torch.tensor(len(train) / (self.n_classes * counts), dtype=torch.float)
+        self.record_filenames(manifests)
 
     def target_pipeline(self):
         """Dynamic item ``<label_key>`` -> ``target`` (class index, or -1 when unlabelled)."""
@@ -176,11 +225,12 @@ class ClassificationTask(Task):
         return padded.reshape(-1).long()
 
     def loss(self, scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean NLL of the labelled rows (zero when none is labelled)."""
+        """Mean NLL of the labelled rows, class-weighted if asked (zero when no row is labelled)."""
         targets = targets.reshape(-1)
         if not (targets != UNLABELLED).any():
             return scores.sum() * 0.0
-        return torch.nn.functional.nll_loss(scores, targets, ignore_index=UNLABELLED)
+        weight = None if self.weights is None else self.weights.to(device=scores.device, dtype=scores.dtype)
+        return torch.nn.functional.nll_loss(scores, targets, weight=weight, ignore_index=UNLABELLED)
 
     def predictions(self, scores: torch.Tensor) -> np.ndarray:
         """Class probabilities of log-posterior outputs."""
@@ -195,9 +245,20 @@ class ClassificationTask(Task):
         """What the training log shows of a validation stage."""
         return {"UAR": metrics["UAR"], "WA": metrics["WA"]}
 
-    def write_report(self, folder, ids, targets, predictions, split: str = "test", extra: dict | None = None) -> dict:
-        """The classification report (predictions of every row; metrics of the labelled ones)."""
-        return write_classification_report(folder, ids, [int(t) for t in targets], predictions, self.labels, split=split, extra=extra)
+    def write_report(self, folder, ids, targets, predictions, split: str = "test", extra: dict | None = None, **options) -> dict:
+        """The classification report (predictions of every row; metrics of the labelled ones; sub-tasks; submission file)."""
+        return write_classification_report(
+            folder,
+            ids,
+            [int(t) for t in targets],
+            predictions,
+            self.labels,
+            split=split,
+            extra=extra,
+            factors=self.factors,
+            **self.report_options(ids, split),
+            **options,
+        )
 
     def inference_values(self) -> dict:
         """Plain values the exported inference YAML carries."""
@@ -213,6 +274,11 @@ class RegressionTask(Task):
         Manifest field holding the list of intensities (``intensities``).
     output_names : sequence of str
         Names of the outputs, in the order of the list.
+    bootstrap : int
+        Resamples of the reports' 95 % bootstrap intervals of each output's Spearman (0: none).
+    submission : bool
+        Write the test split's predictions as a challenge submission file
+        (``test_submission.csv``: ``filename,<name>...``).
 
     Example
     -------
@@ -229,9 +295,10 @@ class RegressionTask(Task):
     selection_mode = "max"
     card_metrics = ("spearmanr", "mse")
 
-    def __init__(self, target_key: str, output_names: Sequence[str]):
+    def __init__(self, target_key: str, output_names: Sequence[str], bootstrap: int = 0, submission: bool = False):
         self.target_key = target_key
         self.output_names = [str(n) for n in output_names]
+        self.bootstrap, self.submission = int(bootstrap), bool(submission)
 
     def setup(self, manifests: Mapping[str, str]) -> None:
         """Check that every labelled entry has one value per output."""
@@ -242,6 +309,7 @@ class RegressionTask(Task):
                     raise ValueError(
                         f"{path}: {utt} has {len(entry[self.target_key])} {self.target_key!r} values, expected {len(self.output_names)} {self.output_names}"
                     )
+        self.record_filenames(manifests)
 
     def target_pipeline(self):
         """Dynamic item ``<target_key>`` -> ``target`` (float vector, NaN when unlabelled)."""
@@ -281,9 +349,19 @@ class RegressionTask(Task):
         """What the training log shows of a validation stage."""
         return {"mean_spearman": round(metrics["mean_spearman"], 4), "MSE": round(metrics["MSE"], 5)}
 
-    def write_report(self, folder, ids, targets, predictions, split: str = "test", extra: dict | None = None) -> dict:
-        """The regression report (per-output Spearman, CCC, MSE; scatter plots; predictions CSV)."""
-        return write_regression_report(folder, ids, np.asarray(targets, dtype=float), predictions, self.output_names, split=split, extra=extra)
+    def write_report(self, folder, ids, targets, predictions, split: str = "test", extra: dict | None = None, **options) -> dict:
+        """The regression report (per-output Spearman, CCC, MSE; scatter plots; predictions CSV; submission file)."""
+        return write_regression_report(
+            folder,
+            ids,
+            np.asarray(targets, dtype=float),
+            predictions,
+            self.output_names,
+            split=split,
+            extra=extra,
+            **self.report_options(ids, split),
+            **options,
+        )
 
     def inference_values(self) -> dict:
         """Plain values the exported inference YAML carries."""

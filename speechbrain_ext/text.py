@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 
 import torch
+from speechbrain.utils.checkpoints import mark_as_transfer, register_checkpoint_hooks
 from torch import nn
 
 logger = logging.getLogger(__name__)
@@ -38,12 +39,28 @@ def usable_positions(config, tokenizer) -> int:
     return min(positions, int(getattr(tokenizer, "model_max_length", positions) or positions))
 
 
+class _TextLobe(nn.Module):
+    """A text model built from its configuration, holding ``model`` and ``tokenizer`` as SpeechBrain's ``TextEncoder`` does (same state-dict keys)."""
+
+    def __init__(self, config: dict, freeze: bool):
+        super().__init__()
+        from transformers import AutoConfig, AutoModel
+
+        self.model = AutoModel.from_config(AutoConfig.for_model(**{k: v for k, v in config.items() if not k.startswith("_")}))
+        self.tokenizer = None  # comes with the exported model (TranscriptEncoder.load_tokenizer)
+        if freeze:
+            self.model.eval()
+            for param in self.model.parameters():
+                param.requires_grad = False
+
+
+@register_checkpoint_hooks
 class TranscriptEncoder(nn.Module):
     """Transcripts -> one embedding each, through a pre-trained text encoder.
 
     Arguments
     ---------
-    source : str
+    source : str or None
         Hub id or local folder (``camembert-base``, ``bert-large-cased``).
     save_path : str
         Download folder.
@@ -53,24 +70,55 @@ class TranscriptEncoder(nn.Module):
         Keep the encoder's weights fixed (features, as in the paper) or fine-tune them.
     max_length : int, optional
         Tokens kept per transcript (default: the most the model takes).
+    config : dict, optional
+        A Hugging Face model configuration: build the architecture from it
+        with random weights and fetch nothing (exported models: the weights
+        come from their checkpoint and the tokenizer from a packed file,
+        :meth:`load_tokenizer`). ``source`` is then only the base model's
+        name (or None), and ``max_length`` is required.
     """
 
-    def __init__(self, source: str, save_path: str, pooling: str = "cls", freeze: bool = True, max_length: int | None = None):
+    def __init__(
+        self,
+        source: str | None,
+        save_path: str | None = None,
+        pooling: str = "cls",
+        freeze: bool = True,
+        max_length: int | None = None,
+        config: dict | None = None,
+    ):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
-        from speechbrain.integrations.huggingface.textencoder import TextEncoder
-
-        self.lobe = TextEncoder(source, save_path, freeze=freeze)
-        self.pooling, self.freeze = pooling, bool(freeze)
-        limit = usable_positions(self.lobe.model.config, self.lobe.tokenizer)
-        self.max_length = min(int(max_length), limit) if max_length else limit
+        self.pooling, self.freeze, self.source = pooling, bool(freeze), source
         self.truncated = 0  # transcripts cut so far
+        if config is not None:
+            if not max_length:
+                raise ValueError("a TranscriptEncoder built from a configuration needs max_length")
+            self.lobe = _TextLobe(dict(config), freeze)
+            self.max_length = int(max_length)
+        else:
+            from speechbrain.integrations.huggingface.textencoder import TextEncoder
+
+            self.lobe = TextEncoder(source, save_path, freeze=freeze)
+            limit = usable_positions(self.lobe.model.config, self.lobe.tokenizer)
+            self.max_length = min(int(max_length), limit) if max_length else limit
         self.output_dim = int(self.lobe.model.config.hidden_size)
+
+    @mark_as_transfer
+    def load_tokenizer(self, path) -> None:
+        """Install the tokenizer packed in ``path`` (:func:`~speechbrain_ext.packaging.save_tokenizer`); SpeechBrain's ``Pretrainer`` calls it."""
+        from transformers import AutoTokenizer
+
+        from speechbrain_ext.packaging import unpack
+
+        self.lobe.tokenizer = AutoTokenizer.from_pretrained(str(unpack(path)))
 
     def tokenize(self, texts: Sequence[str]):
         """Padded, truncated token ids; counts (and logs) the transcripts that were cut."""
         tokenizer = self.lobe.tokenizer
+        if tokenizer is None:
+            raise RuntimeError("this TranscriptEncoder was built from a configuration and has no tokenizer yet (load_tokenizer)")
         texts = ["" if t is None else str(t) for t in texts]
         too_long = sum(len(ids) > self.max_length for ids in tokenizer(texts)["input_ids"])
         if too_long:

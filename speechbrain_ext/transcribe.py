@@ -5,6 +5,8 @@
 
 Each manifest entry gets ``transcript_whisper`` (the text) and
 ``transcript_whisper_options`` (model id, language, beam size, chunk length).
+Transcripts made elsewhere can be imported instead
+(:func:`import_transcripts`, ``--transcripts_file`` with ``filename,transcript``).
 The manifest is rewritten atomically after every batch, so a killed run
 continues where it stopped; entries transcribed with the same options are not
 redone, and changing the model or an option redoes them. Files are batched by
@@ -33,6 +35,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from speechbrain.utils.checkpoints import mark_as_transfer, register_checkpoint_hooks
+from torch import nn
 from tqdm import tqdm
 
 from speechbrain_ext.audio import TARGET_SAMPLE_RATE, AudioLoadError, load_audio
@@ -184,6 +188,112 @@ def transcribe_manifests(
     return result
 
 
+@register_checkpoint_hooks
+class Transcriber(nn.Module):
+    """Whisper transcripts of waveforms, made exactly as :func:`transcribe_manifests` makes them for training.
+
+    The interfaces of text and fused models use it to transcribe a file
+    before the text model reads it. In an exported model the Whisper model
+    comes packed in ``whisper.ckpt`` (:func:`~speechbrain_ext.packaging.pack_folder`
+    of its Hugging Face folder), installed by :meth:`load_packed` when
+    SpeechBrain's ``Pretrainer`` loads the folder; nothing is downloaded.
+
+    Arguments
+    ---------
+    source : str, optional
+        Whisper hub id or local folder, loaded now; None for an exported model (loaded from its packed file).
+    language, beam_size, chunk_seconds, batch_size
+        The decoding options of :func:`transcribe_manifests` (the training run's ``transcribe:`` block).
+    save_path : str, optional
+        Download folder for ``source``.
+    """
+
+    def __init__(
+        self,
+        source: str | None = None,
+        language: str | None = None,
+        beam_size: int = 1,
+        chunk_seconds: float = WHISPER_SECONDS,
+        batch_size: int = 8,
+        save_path: str | None = None,
+    ):
+        super().__init__()
+        self.language, self.beam_size, self.chunk_seconds, self.batch_size = language, int(beam_size), float(chunk_seconds), int(batch_size)
+        self.register_buffer("_device_probe", torch.zeros(0), persistent=False)  # follows .to(device)
+        self.whisper, self.searcher = None, None
+        if source is not None:
+            self._build(source, save_path)
+
+    def _build(self, source: str, save_path: str | None = None) -> None:
+        self.whisper = load_whisper(source, save_path, self.language, str(self._device_probe.device))
+        self.searcher = make_searcher(self.whisper, self.beam_size)
+
+    @mark_as_transfer
+    def load_packed(self, path) -> None:
+        """Build Whisper from the folder packed in ``path``; SpeechBrain's ``Pretrainer`` calls it."""
+        from speechbrain_ext.packaging import unpack
+
+        folder = unpack(path)
+        self._build(str(folder), str(folder))
+
+    @torch.no_grad()
+    def transcribe(self, waveforms: Sequence[torch.Tensor]) -> list[str]:
+        """Transcripts of 16 kHz waveforms of any length (chunks of ``chunk_seconds`` joined)."""
+        if self.whisper is None:
+            raise RuntimeError("no Whisper model loaded (give a source, or load an exported model)")
+        self.whisper.to(self._device_probe.device)
+        pieces = [(k, piece) for k, wav in enumerate(waveforms) for piece in chunks(wav.reshape(-1).cpu(), self.chunk_seconds)]
+        texts: list[list[str]] = [[] for _ in waveforms]
+        for first in range(0, len(pieces), self.batch_size):
+            group = pieces[first : first + self.batch_size]
+            for (k, _), text in zip(group, decode(self.whisper, self.searcher, [piece for _, piece in group])):
+                texts[k].append(text)
+        return [" ".join(part for part in parts if part) for parts in texts]
+
+
+def import_transcripts(manifests: Sequence[str | os.PathLike], transcripts_file: str | os.PathLike) -> dict:
+    """Write transcripts from a CSV (``filename,transcript``) into the manifests, in place of Whisper's.
+
+    For transcripts made elsewhere (another ASR system, a manual
+    transcription, or the synthetic corpora's ``transcripts.csv``). Entries
+    are matched by the file name of their ``wav``; the options record the CSV,
+    so switching between it and Whisper redoes the entries.
+
+    Returns
+    -------
+    dict
+        ``imported`` (entries written now), ``kept`` (already from this file).
+    """
+    import pandas as pd
+
+    path = Path(transcripts_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: transcripts file not found")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if not {"filename", "transcript"} <= set(frame.columns):
+        raise ValueError(f"{path}: needs the columns filename,transcript; found {', '.join(frame.columns)}")
+    texts = dict(zip(frame["filename"], frame["transcript"]))
+    options = {"transcripts_file": path.name}
+    result = {"imported": 0, "kept": 0}
+    for manifest in map(Path, manifests):
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        missing = [utt for utt, entry in data.items() if Path(str(entry.get("wav", ""))).name not in texts]
+        if missing:
+            raise ValueError(f"{path}: no transcript for {len(missing)} entries of {manifest} (e.g. {missing[:3]})")
+        changed = False
+        for entry in data.values():
+            text = texts[Path(str(entry["wav"])).name]
+            if entry.get(TRANSCRIPT_KEY) == text and entry.get(f"{TRANSCRIPT_KEY}_options") == options:
+                result["kept"] += 1
+                continue
+            entry[TRANSCRIPT_KEY], entry[f"{TRANSCRIPT_KEY}_options"] = text, options
+            result["imported"] += 1
+            changed = True
+        if changed:
+            atomic_write_json(manifest, data)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m speechbrain_ext.transcribe", description=__doc__.split("\n\n")[0])
     parser.add_argument("manifests", nargs="+", help="prepared JSON manifests")
@@ -195,7 +305,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk_seconds", type=float, default=WHISPER_SECONDS)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--skip_bad_files", action="store_true", help="list unreadable files and go on")
+    parser.add_argument("--transcripts_file", default=None, help="import a CSV filename,transcript instead of decoding")
     args = parser.parse_args(argv)
+    if args.transcripts_file:
+        try:
+            result = import_transcripts(args.manifests, args.transcripts_file)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"imported {result['imported']}, kept {result['kept']} from {args.transcripts_file}")
+        return 0
     try:
         result = transcribe_manifests(
             args.manifests,

@@ -1,15 +1,20 @@
 """Session fixtures: tiny models and synthetic corpora are built once per run."""
 
+import csv
 import json
 import os
+import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from data_prep.synthetic import generate_corpus
 from speechbrain_ext.testing.tiny_models import write_tiny_models
+from tests.forked import recipe_pool, run_command
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -69,14 +74,16 @@ def run_recipe(
 
 
 @pytest.fixture(scope="session")
-def trained_ravdess_baseline(tmp_path_factory, synthetic_ravdess, tiny_models):
-    """Output folder of the RAVDESS baseline trained on the synthetic corpus, and its seconds."""
-    import time
+def trained_ravdess(tmp_path_factory, synthetic_ravdess, tiny_models):
+    """Output folder of RAVDESS segments + triplet (S) (what ``make demo`` trains) on the synthetic corpus, and its seconds.
 
-    out = tmp_path_factory.mktemp("ravdess_baseline")
+    One trained run shared by the learning, report, resume, export and inference tests.
+    """
+
+    out = tmp_path_factory.mktemp("ravdess_triplet_seg")
     start = time.time()
     run_recipe(
-        REPO / "recipes/RAVDESS/hparams/baseline.yaml",
+        REPO / "recipes/RAVDESS/hparams/triplet_seg.yaml",
         synthetic_ravdess,
         out,
         f"--ssl_hub={tiny_models['wav2vec2']}",
@@ -85,5 +92,63 @@ def trained_ravdess_baseline(tmp_path_factory, synthetic_ravdess, tiny_models):
     )
     seconds = time.time() - start
     report = json.loads((out / "test_report.json").read_text())
-    print(f"\nRAVDESS baseline (tiny wav2vec2, synthetic): test UAR {report['UAR']:.3f}, WA {report['WA']:.3f}, {seconds:.0f} s")
+    print(f"\nRAVDESS triplet_seg (tiny wav2vec2, synthetic): test UAR {report['UAR']:.3f}, WA {report['WA']:.3f}, {seconds:.0f} s")
     return {"folder": out, "seconds": seconds, "report": report}
+
+
+# The recipe registry: every hparams file trained once for one epoch on its synthetic corpus.
+REGISTRY = REPO / "recipes" / "registry.csv"
+ROWS = list(csv.DictReader(REGISTRY.open(encoding="utf-8")))
+# Small corpora: every speaker split the protocol needs, few files each.
+SYNTHETIC = {
+    "RAVDESS": {"speakers": 6, "repetitions": 1},
+    "IEMOCAP": {"speakers": 10},
+    "FESC": {"speakers": 9, "utterances_per_emotion": 2},
+    "Hume-Prosody": {"speakers": 10, "files_per_speaker": 9},
+    "HealthCall30": {"speakers": 10, "files_per_speaker": 8},
+}
+# Code that reads hparams: the shared library and every train.py.
+CODE_FILES = [*sorted((REPO / "speechbrain_ext").glob("*.py")), *sorted((REPO / "recipes").glob("*/train.py"))]
+
+
+def top_level_keys(yaml_file: Path) -> list[str]:
+    return [k for k in YAML(typ="rt").load(yaml_file.read_text(encoding="utf-8")) if not k.startswith("__")]
+
+
+@pytest.fixture(scope="session")
+def registry_corpora(tmp_path_factory):
+    root = tmp_path_factory.mktemp("registry_corpora")
+    return {name: generate_corpus(name, root / name, seed=1, progress=False, **options) for name, options in SYNTHETIC.items()}
+
+
+def row_folder(root: Path, hparams: str) -> Path:
+    """Where the registry fixture trains a row: ``<root>/<corpus>/<method>``."""
+    return root / Path(hparams).parent.parent.name / Path(hparams).stem
+
+
+def debug_overrides(row: dict, tiny_models: dict, root: Path) -> list[str]:
+    """A row's debug overrides with the tiny models and, for early fusion, the folders of the runs it fuses."""
+    runs = {f"{r['corpus']}/{Path(r['hparams']).stem}": row_folder(root, r["hparams"]) for r in ROWS}
+    return shlex.split(row["debug_overrides"].format(runs=runs, **{f"tiny_{name}": path for name, path in tiny_models.items()}))
+
+
+@pytest.fixture(scope="session")
+def registry_runs(tmp_path_factory, registry_corpora, tiny_models):
+    """Every registry row trained once (two at a time, one thread each; rows that fuse other runs after them); hparams path -> run info."""
+    root = tmp_path_factory.mktemp("registry_runs")
+
+    def command(row):
+        hparams = REPO / row["hparams"]
+        keys = top_level_keys(hparams)  # a text recipe has no SSL encoder: pass what the YAML has
+        shared = [o for o in (f"--ssl_hub={tiny_models['wav2vec2']}", *RECIPE_OVERRIDES) if o.split("=")[0][2:] in keys or o == "--noprogressbar"]
+        return recipe_command(hparams, registry_corpora[row["corpus"]], row_folder(root, row["hparams"]), *shared, *debug_overrides(row, tiny_models, root))
+
+    runs = {}
+    with recipe_pool(workers=2, threads=1) as pool:
+        for wave in ([r for r in ROWS if "{runs[" not in r["debug_overrides"]], [r for r in ROWS if "{runs[" in r["debug_overrides"]]):
+            jobs = {r["hparams"]: pool.submit(run_command, command(r), str(REPO)) for r in wave}
+            for hparams, job in jobs.items():
+                proc = job.result()
+                runs[hparams] = {"folder": row_folder(root, hparams), "proc": proc, "seconds": proc.seconds}
+    print("\nregistry runs (s): " + ", ".join(f"{Path(k).parent.parent.name}/{Path(k).stem} {v['seconds']:.0f}" for k, v in runs.items()))
+    return runs

@@ -21,8 +21,8 @@ TEST_IDS = ["03-01-05-02-01-01-23", "03-01-04-01-02-02-24", "03-01-08-02-02-01-2
 
 
 @pytest.fixture(scope="module")
-def exported(trained_ravdess_baseline, tmp_path_factory):
-    return export_model(trained_ravdess_baseline["folder"] / "hyperparams.yaml", tmp_path_factory.mktemp("export") / "ravdess_model")
+def exported(trained_ravdess, tmp_path_factory):
+    return export_model(trained_ravdess["folder"] / "hyperparams.yaml", tmp_path_factory.mktemp("export") / "ravdess_model")
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +34,11 @@ def wav_of(corpus, utt):
     return str(corpus / f"Actor_{utt[-2:]}" / f"{utt}.wav")
 
 
-def test_export_folder_and_model_card(exported, trained_ravdess_baseline):
+def test_export_folder_and_model_card(exported, trained_ravdess):
     names = {p.name for p in exported.iterdir()}
     assert {"hyperparams.yaml", "model.ckpt", "label_encoder.txt", "label_encoder.ckpt", "custom_interface.py", "README.md"} <= names
     card = (exported / "README.md").read_text()
-    report = json.loads((trained_ravdess_baseline["folder"] / "test_report.json").read_text())
+    report = json.loads((trained_ravdess["folder"] / "test_report.json").read_text())
     assert card.startswith("---\nlibrary_name: speechbrain\n")
     assert metrics_table(report) in card  # the table is the report's, never typed by hand
     assert '"merge_calm": true' in card and "RAVDESS" in card
@@ -47,7 +47,7 @@ def test_export_folder_and_model_card(exported, trained_ravdess_baseline):
     assert "data_folder" not in hparams and "opt_class" not in hparams
 
 
-def test_fresh_process_both_loaders_match_evaluation(exported, trained_ravdess_baseline, synthetic_ravdess, tmp_path):
+def test_fresh_process_both_loaders_match_evaluation(exported, trained_ravdess, synthetic_ravdess, tmp_path):
     script = f"""
 import json
 from speechbrain.inference.interfaces import foreign_class
@@ -64,7 +64,7 @@ print("RESULT" + json.dumps(out))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.split("RESULT", 1)[1])
-    rows = {r.split(",")[0]: r.split(",") for r in (trained_ravdess_baseline["folder"] / "test_predictions.csv").read_text().splitlines()[1:]}
+    rows = {r.split(",")[0]: r.split(",") for r in (trained_ravdess["folder"] / "test_predictions.csv").read_text().splitlines()[1:]}
     for loader in ("ours", "foreign_class"):
         for utt in TEST_IDS:
             expected = torch.tensor([float(v) for v in rows[utt][3:]])
@@ -107,7 +107,10 @@ def test_bad_files_are_named(classifier, tmp_path, content, problem):
         assert str(path) in str(err.value)
 
 
-def test_timeline(classifier, synthetic_ravdess, tmp_path):
+def test_timeline(tiny_models, synthetic_ravdess, tmp_path):
+    """An utterance model's timeline: 2 s windows every second, each pooled and classified, the tail covered."""
+    folder, _ = _family_folder("recipes/RAVDESS/hparams/baseline.yaml", tiny_models, tmp_path / "linear")
+    classifier = EmotionClassifier.from_hparams(source=str(folder), savedir=str(tmp_path / "c"))
     parts = [load_audio(wav_of(synthetic_ravdess, utt)) for utt in TEST_IDS]
     signal = torch.cat(parts).numpy()
     soundfile.write(tmp_path / "long.wav", signal, 16000, subtype="FLOAT")
@@ -171,7 +174,7 @@ def _family_folder(recipe, tiny_models, folder, ssl="wav2vec2", **extra):
     checkpoint = run / "save" / "CKPT+random"
     checkpoint.mkdir()
     torch.manual_seed(0)
-    model = hparams[hparams.get("export_model", "model")]
+    model = hparams["bayes_stage"].model if "bayes_stage" in hparams else hparams["model"]  # what export packs: the Bayesian stage's model
     for p in model.head.parameters():  # random heads, so the classes differ
         torch.nn.init.normal_(p, std=1.0)
     torch.save(model.state_dict(), checkpoint / "model.ckpt")
@@ -271,7 +274,7 @@ def test_padded_batch_equals_single_files_and_training_evaluation(tiny_models, s
         torch.testing.assert_close(trained(wavs, lens).decision, batched, atol=1e-5, rtol=0)
 
 
-def test_exported_model_stands_alone(exported, trained_ravdess_baseline, synthetic_ravdess, tiny_models, tmp_path):
+def test_exported_model_stands_alone(exported, trained_ravdess, synthetic_ravdess, tiny_models, tmp_path):
     """Moved elsewhere, base model folder gone, hub offline: both loaders reproduce the evaluation probabilities."""
     import os
     import shutil
@@ -280,7 +283,7 @@ def test_exported_model_stands_alone(exported, trained_ravdess_baseline, synthet
     for path in moved.rglob("*"):
         if path.is_file() and path.suffix in (".yaml", ".md", ".py", ".txt"):
             text = path.read_text()
-            for local in (str(trained_ravdess_baseline["folder"]), tiny_models["wav2vec2"], str(REPO)):
+            for local in (str(trained_ravdess["folder"]), tiny_models["wav2vec2"], str(REPO)):
                 assert local not in text, f"{path.name} names {local}"
     base = Path(tiny_models["wav2vec2"])
     hidden = base.with_name(base.name + ".hidden")
@@ -301,10 +304,7 @@ print("RESULT" + json.dumps(out))
         hidden.rename(base)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.split("RESULT", 1)[1])
-    rows = {
-        r.split(",")[0]: [float(v) for v in r.split(",")[3:]]
-        for r in (trained_ravdess_baseline["folder"] / "test_predictions.csv").read_text().splitlines()[1:]
-    }
+    rows = {r.split(",")[0]: [float(v) for v in r.split(",")[3:]] for r in (trained_ravdess["folder"] / "test_predictions.csv").read_text().splitlines()[1:]}
     for name in ("ours", "theirs"):
         for utt, probs in zip(TEST_IDS, result[name]):
             assert probs == pytest.approx(rows[utt], abs=1e-5)

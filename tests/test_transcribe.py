@@ -86,6 +86,32 @@ def test_resumes_and_redoes_on_new_options(corpus, tiny_models, monkeypatch):
     calls.clear()
     beam = transcribe_manifests([manifest], root, source=tiny_models["whisper"], language="fr", beam_size=2, batch_size=2, progress=False)
     assert beam["transcribed"] == 6 and sum(calls) == 8  # every file redone: 5 short + 3 chunks
+    calls.clear()
+    english = transcribe_manifests([manifest], root, source=tiny_models["whisper"], language="en", beam_size=2, batch_size=2, progress=False)
+    assert english["transcribed"] == 6 and sum(calls) == 8  # another language: every file again, the 70 s one in 3 chunks
+    assert json.loads(manifest.read_text())["a"][f"{TRANSCRIPT_KEY}_options"]["language"] == "en"
+
+
+def test_imported_transcripts_and_the_transcriber(corpus, tiny_models, tmp_path):
+    """Transcripts of a CSV go into the manifest (switching back to Whisper redoes them); the Transcriber module transcribes as the stage does."""
+    from speechbrain_ext.audio import load_audio
+    from speechbrain_ext.transcribe import Transcriber, import_transcripts
+
+    root, manifest = corpus
+    transcribe_manifests([manifest], root, source=tiny_models["whisper"], language="fr", batch_size=4, progress=False)
+    whisper = transcripts(manifest)
+    module = Transcriber(tiny_models["whisper"], language="fr", batch_size=4)
+    waves = [load_audio(root / "wav" / f"{utt}.wav") for utt in ("a", "long")]
+    assert module.transcribe(waves) == [whisper["a"], whisper["long"]]
+    table = tmp_path / "transcripts.csv"
+    table.write_text("filename,transcript\n" + "".join(f'{utt}.wav,"words of {utt}, said"\n' for utt in ("a", "b", "c", "d", "e", "long")))
+    assert import_transcripts([manifest], table) == {"imported": 6, "kept": 0}
+    assert transcripts(manifest)["a"] == "words of a, said"
+    assert import_transcripts([manifest], table) == {"imported": 0, "kept": 6}
+    assert transcribe_manifests([manifest], root, source=tiny_models["whisper"], language="fr", batch_size=4, progress=False)["transcribed"] == 6
+    table.write_text("filename,transcript\na.wav,only one\n")
+    with pytest.raises(ValueError, match="no transcript for 5 entries"):
+        import_transcripts([manifest], table)
 
 
 def test_bad_and_missing_files(corpus, tiny_models, tmp_path):
