@@ -286,7 +286,6 @@ class Exporter:
 
     def encoders(self, node) -> None:
         for encoder in _nodes(node, SSL_ENCODER):
-            _drop_comments(encoder)
             if "config" not in encoder:
                 config, extractor = export_config(str(encoder["source"]), cache_dir=str(encoder.get("save_path")) if encoder.get("save_path") else None)
                 encoder["config"], encoder["feature_extractor_config"] = config, extractor
@@ -300,7 +299,6 @@ class Exporter:
         from speechbrain_ext.text import usable_positions
 
         for k, encoder in enumerate(_nodes(node, TEXT_ENCODER)):
-            _drop_comments(encoder)
             source, cache = str(encoder["source"]), str(encoder.get("save_path")) if encoder.get("save_path") else None
             if "config" not in encoder:
                 config = AutoConfig.from_pretrained(source, cache_dir=cache)
@@ -390,14 +388,21 @@ def inference_document(model, task, model_inputs: list[str], exporter: Exporter)
     return doc
 
 
-def _drop_comments(node) -> None:
-    """Remove ruamel comments from a node and everything below it."""
+def _detach(node) -> None:
+    """Remove the training YAML's comments and anchors from a node and everything below it.
+
+    Comments would land in odd places of the inference YAML, and anchor names
+    of different runs' files may collide; ruamel names the nodes that are
+    shared in the new document itself.
+    """
     if hasattr(node, "ca"):
         node.ca.items.clear()
         node.ca.comment = None
+    if getattr(getattr(node, "anchor", None), "value", None):
+        node.anchor.value = None
     children = node.values() if hasattr(node, "values") else node if isinstance(node, list) else []
     for child in children:
-        _drop_comments(child)
+        _detach(child)
 
 
 def _strings(node):
@@ -509,7 +514,7 @@ def _write_folder(out: Path, exporter: Exporter, model, state: dict, run: RunMod
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
-    _drop_comments(model)  # the training YAML's comments would land in odd places
+    _detach(model)
     exporter.encoders(model)
     if text_run is not None:
         exporter.whisper(text_run, whisper)
