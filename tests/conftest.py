@@ -6,7 +6,6 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -74,26 +73,121 @@ def run_recipe(
 
 
 @pytest.fixture(scope="session")
-def trained_ravdess(tmp_path_factory, synthetic_ravdess, tiny_models):
+def trained_ravdess(recipe_runs):
     """Output folder of RAVDESS segments + triplet (S) (what ``make demo`` trains) on the synthetic corpus, and its seconds.
 
     One trained run shared by the learning, report, resume, export and inference tests.
     """
+    proc, folder = recipe_runs.result("ravdess")
+    report = json.loads((folder / "test_report.json").read_text())
+    print(f"\nRAVDESS triplet_seg (tiny wav2vec2, synthetic): test UAR {report['UAR']:.3f}, WA {report['WA']:.3f}, {proc.seconds:.0f} s")
+    return {"folder": folder, "seconds": proc.seconds, "report": report}
 
-    out = tmp_path_factory.mktemp("ravdess_triplet_seg")
-    start = time.time()
-    run_recipe(
-        REPO / "recipes/RAVDESS/hparams/triplet_seg.yaml",
-        synthetic_ravdess,
-        out,
+
+@pytest.fixture(scope="session")
+def healthcall30(tmp_path_factory):
+    """A 15-caller synthetic HealthCall30 (9 train, 3 devel, 3 masked test; 16 calls each)."""
+    return generate_corpus("HealthCall30", tmp_path_factory.mktemp("hc30") / "HealthCall30", speakers=15, seed=2, files_per_speaker=16, progress=False)
+
+
+@pytest.fixture(scope="session")
+def hume_corpus(tmp_path_factory):
+    """A 12-speaker synthetic Hume-Prosody (7 train, 2 devel, 3 masked test; 18 clips each)."""
+    return generate_corpus("Hume-Prosody", tmp_path_factory.mktemp("hume") / "Hume-Prosody", speakers=12, seed=1, files_per_speaker=18, progress=False)
+
+
+class RecipeRuns:
+    """The suite's recipe runs on two forked workers: name -> (command, output folder); results on demand."""
+
+    def __init__(self, pool):
+        self.pool, self.jobs = pool, {}
+
+    def submit(self, name: str, cmd: list[str], folder: Path) -> None:
+        self.jobs[name] = (self.pool.submit(run_command, cmd, str(REPO)), folder)
+
+    def result(self, name: str, check: bool = True) -> tuple[subprocess.CompletedProcess, Path]:
+        job, folder = self.jobs[name]
+        proc = job.result()
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{name} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+        return proc, folder
+
+
+@pytest.fixture(scope="session")
+def recipe_runs(tmp_path_factory, tiny_models, synthetic_ravdess, registry_corpora, healthcall30, hume_corpus):
+    """Every long recipe run of the suite, started at once on two workers with one thread each (the longest first).
+
+    Two one-thread runs side by side use the two cores better than one
+    two-thread run after another, and each run is forked from a process that
+    imported the libraries once (:mod:`tests.forked`).
+    """
+    root = tmp_path_factory.mktemp("recipe_runs")
+    with recipe_pool(workers=2, threads=1) as pool:
+        runs = RecipeRuns(pool)
+        ravdess = root / "ravdess_triplet_seg"
+        runs.submit(
+            "ravdess",
+            recipe_command(
+                REPO / "recipes/RAVDESS/hparams/triplet_seg.yaml",
+                synthetic_ravdess,
+                ravdess,
+                f"--ssl_hub={tiny_models['wav2vec2']}",
+                f"--number_of_epochs={RECIPE_EPOCHS}",
+                *RECIPE_OVERRIDES,
+            ),
+            ravdess,
+        )
+        for name, (cmd, folder) in learning_commands(root, tiny_models, healthcall30, hume_corpus).items():
+            runs.submit(name, cmd, folder)
+        for row in ROWS:
+            if "{runs[" not in row["debug_overrides"]:  # rows that fuse other rows' runs wait for them (registry_runs)
+                runs.submit(
+                    row["hparams"], registry_command(row, tiny_models, registry_corpora, root / "registry"), row_folder(root / "registry", row["hparams"])
+                )
+        runs.registry_root = root / "registry"
+        yield runs
+
+
+def learning_commands(root: Path, tiny_models: dict, healthcall30: Path, hume_corpus: Path) -> dict:
+    """The ComParE learning runs (tests/test_compare.py): name -> (command, folder)."""
+    hc30, loaders = REPO / "recipes" / "HealthCall30" / "hparams", ("--dataloader_options={batch_size: 8, shuffle: True, num_workers: 0}",)
+    text = recipe_command(
+        hc30 / "text.yaml",
+        healthcall30,
+        root / "hc30_text",
+        "--allow_subset=True",
+        "--noprogressbar",
+        f"--text_hub={tiny_models['camembert']}",
+        "--text_dim=64",
+        f"--whisper_hub={tiny_models['whisper']}",
+        f"--transcripts_file={healthcall30 / 'transcripts.csv'}",  # a random tiny Whisper transcribes nothing useful
+        "--text_pooling=mean",  # a random tiny encoder's [CLS] carries almost nothing; a trained CamemBERT's does
+        "--lr=0.01",
+        "--number_of_epochs=10",
+        *loaders,
+        "--valid_dataloader_options={batch_size: 8, num_workers: 0}",
+        "--test_dataloader_options={batch_size: 8, num_workers: 0}",
+    )
+    audio = recipe_command(
+        hc30 / "audio.yaml",
+        healthcall30,
+        root / "hc30_audio",
         f"--ssl_hub={tiny_models['wav2vec2']}",
-        f"--number_of_epochs={RECIPE_EPOCHS}",
+        "--ssl_layer=last",
+        "--number_of_epochs=4",
         *RECIPE_OVERRIDES,
     )
-    seconds = time.time() - start
-    report = json.loads((out / "test_report.json").read_text())
-    print(f"\nRAVDESS triplet_seg (tiny wav2vec2, synthetic): test UAR {report['UAR']:.3f}, WA {report['WA']:.3f}, {seconds:.0f} s")
-    return {"folder": out, "seconds": seconds, "report": report}
+    hume = [
+        sys.executable,
+        str(REPO / "recipes/Hume-Prosody/run_folds.py"),
+        str(REPO / "recipes/Hume-Prosody/hparams/audio.yaml"),
+        f"--data_folder={hume_corpus}",
+        f"--results_folder={root / 'hume_folds'}",
+        f"--ssl_hub={tiny_models['wav2vec2']}",
+        "--number_of_epochs=12",
+        *RECIPE_OVERRIDES,
+    ]
+    return {"hc30_audio": (audio, root / "hc30_audio"), "hume_folds": (hume, root / "hume_folds"), "hc30_text": (text, root / "hc30_text")}
 
 
 # The recipe registry: every hparams file trained once for one epoch on its synthetic corpus.
@@ -132,23 +226,27 @@ def debug_overrides(row: dict, tiny_models: dict, root: Path) -> list[str]:
     return shlex.split(row["debug_overrides"].format(runs=runs, **{f"tiny_{name}": path for name, path in tiny_models.items()}))
 
 
+def registry_command(row: dict, tiny_models: dict, corpora: dict, root: Path) -> list[str]:
+    """The command line of a registry row: the shared test overrides the YAML has, then the row's own."""
+    hparams = REPO / row["hparams"]
+    keys = top_level_keys(hparams)  # a text recipe has no SSL encoder: pass what the YAML has
+    shared = [o for o in (f"--ssl_hub={tiny_models['wav2vec2']}", *RECIPE_OVERRIDES) if o.split("=")[0][2:] in keys or o == "--noprogressbar"]
+    return recipe_command(hparams, corpora[row["corpus"]], row_folder(root, row["hparams"]), *shared, *debug_overrides(row, tiny_models, root))
+
+
 @pytest.fixture(scope="session")
-def registry_runs(tmp_path_factory, registry_corpora, tiny_models):
-    """Every registry row trained once (two at a time, one thread each; rows that fuse other runs after them); hparams path -> run info."""
-    root = tmp_path_factory.mktemp("registry_runs")
-
-    def command(row):
-        hparams = REPO / row["hparams"]
-        keys = top_level_keys(hparams)  # a text recipe has no SSL encoder: pass what the YAML has
-        shared = [o for o in (f"--ssl_hub={tiny_models['wav2vec2']}", *RECIPE_OVERRIDES) if o.split("=")[0][2:] in keys or o == "--noprogressbar"]
-        return recipe_command(hparams, registry_corpora[row["corpus"]], row_folder(root, row["hparams"]), *shared, *debug_overrides(row, tiny_models, root))
-
+def registry_runs(recipe_runs, registry_corpora, tiny_models):
+    """Every registry row trained once (rows that fuse other runs after them); hparams path -> run info."""
+    root = recipe_runs.registry_root
+    fusing = [row for row in ROWS if "{runs[" in row["debug_overrides"]]
     runs = {}
-    with recipe_pool(workers=2, threads=1) as pool:
-        for wave in ([r for r in ROWS if "{runs[" not in r["debug_overrides"]], [r for r in ROWS if "{runs[" in r["debug_overrides"]]):
-            jobs = {r["hparams"]: pool.submit(run_command, command(r), str(REPO)) for r in wave}
-            for hparams, job in jobs.items():
-                proc = job.result()
-                runs[hparams] = {"folder": row_folder(root, hparams), "proc": proc, "seconds": proc.seconds}
+    for row in [r for r in ROWS if r not in fusing]:
+        proc, folder = recipe_runs.result(row["hparams"], check=False)
+        runs[row["hparams"]] = {"folder": folder, "proc": proc, "seconds": proc.seconds}
+    for row in fusing:
+        recipe_runs.submit(row["hparams"], registry_command(row, tiny_models, registry_corpora, root), row_folder(root, row["hparams"]))
+    for row in fusing:
+        proc, folder = recipe_runs.result(row["hparams"], check=False)
+        runs[row["hparams"]] = {"folder": folder, "proc": proc, "seconds": proc.seconds}
     print("\nregistry runs (s): " + ", ".join(f"{Path(k).parent.parent.name}/{Path(k).stem} {v['seconds']:.0f}" for k, v in runs.items()))
     return runs

@@ -19,52 +19,18 @@ import pytest
 from ruamel.yaml import YAML
 from scipy.stats import spearmanr
 
-from data_prep.synthetic import generate_corpus
 from speechbrain_ext.fusion import fuse_runs
 from speechbrain_ext.hub import check_standalone, export_fusion, export_model
-from tests.conftest import RECIPE_OVERRIDES, REPO, recipe_command
-from tests.forked import recipe_pool, run_command
+from tests.conftest import REPO
 
 HC30 = REPO / "recipes" / "HealthCall30" / "hparams"
 HUME = REPO / "recipes" / "Hume-Prosody" / "hparams"
-TEXT_LOADERS = ("--dataloader_options={batch_size: 8, shuffle: True, num_workers: 0}", "--valid_dataloader_options={batch_size: 8, num_workers: 0}")
 
 
 @pytest.fixture(scope="module")
-def healthcall30(tmp_path_factory):
-    """A 15-caller synthetic HealthCall30 (9 train, 3 devel, 3 masked test; 16 calls each)."""
-    return generate_corpus("HealthCall30", tmp_path_factory.mktemp("hc30") / "HealthCall30", speakers=15, seed=2, files_per_speaker=16, progress=False)
-
-
-@pytest.fixture(scope="module")
-def hc30_runs(healthcall30, tiny_models, tmp_path_factory):
-    """HC-Requests from text (the spoken words as transcripts) and from audio, trained side by side on the same corpus."""
-    root = tmp_path_factory.mktemp("hc30_runs")
-    text = recipe_command(
-        HC30 / "text.yaml",
-        healthcall30,
-        root / "text",
-        "--allow_subset=True",
-        "--noprogressbar",
-        f"--text_hub={tiny_models['camembert']}",
-        "--text_dim=64",
-        f"--whisper_hub={tiny_models['whisper']}",
-        f"--transcripts_file={healthcall30 / 'transcripts.csv'}",  # a random tiny Whisper transcribes nothing useful
-        "--text_pooling=mean",  # a random tiny encoder's [CLS] carries almost nothing; a trained CamemBERT's does
-        "--lr=0.01",
-        "--number_of_epochs=10",
-        *TEXT_LOADERS,
-        "--test_dataloader_options={batch_size: 8, num_workers: 0}",
-    )
-    audio = recipe_command(
-        HC30 / "audio.yaml", healthcall30, root / "audio", f"--ssl_hub={tiny_models['wav2vec2']}", "--ssl_layer=last", "--number_of_epochs=4", *RECIPE_OVERRIDES
-    )
-    with recipe_pool(workers=2, threads=1) as pool:
-        jobs = [pool.submit(run_command, cmd, str(REPO)) for cmd in (text, audio)]
-        for job in jobs:
-            proc = job.result()
-            assert proc.returncode == 0, proc.stderr[-5000:]
-    return {"text": root / "text", "audio": root / "audio"}
+def hc30_runs(recipe_runs):
+    """HC-Requests from text (the spoken words as transcripts) and from audio, trained side by side on the same corpus (conftest)."""
+    return {name: recipe_runs.result(f"hc30_{name}")[1] for name in ("text", "audio")}
 
 
 def report(folder, split="valid"):
@@ -129,27 +95,9 @@ def test_late_fusion_tuned_on_devel(hc30_runs, tmp_path):
     assert (pd.read_csv(out / "test_submission.csv")["prediction"] == fused["predicted"]).all()
 
 
-@pytest.fixture(scope="module")
-def hume_corpus(tmp_path_factory):
-    """A 12-speaker synthetic Hume-Prosody (7 train, 2 devel, 3 masked test; 18 clips each)."""
-    return generate_corpus("Hume-Prosody", tmp_path_factory.mktemp("hume") / "Hume-Prosody", speakers=12, seed=1, files_per_speaker=18, progress=False)
-
-
-def test_hume_prosody_learns_through_run_folds(hume_corpus, tiny_models, tmp_path):
+def test_hume_prosody_learns_through_run_folds(recipe_runs):
     """Nine-output regression through run_folds: devel mean Spearman >= 0.3, selected by it, reported as scipy computes it."""
-    results = tmp_path / "hume"
-    cmd = [
-        sys.executable,
-        "recipes/Hume-Prosody/run_folds.py",
-        "recipes/Hume-Prosody/hparams/audio.yaml",
-        f"--data_folder={hume_corpus}",
-        f"--results_folder={results}",
-        f"--ssl_hub={tiny_models['wav2vec2']}",
-        "--number_of_epochs=12",
-        *RECIPE_OVERRIDES,
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    proc, results = recipe_runs.result("hume_folds")
     run = results / "seed_1986"
     logged = [
         float(re.search(r"valid mean_spearman: ([-0-9.e+]+)", line).group(1))
