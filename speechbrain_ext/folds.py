@@ -218,7 +218,7 @@ def run_folds(
         if read_done_marker(folder / DONE_FILE) is not None:
             print(f"== {label}: finished earlier, skipped ({folder})", flush=True)
             continue
-        if _finished(folder):  # a run made with train.py alone
+        if recipe_run_finished(folder):  # a run made with train.py alone
             print(f"== {label}: finished earlier (by train.py), skipped ({folder})", flush=True)
             write_done_marker(folder / DONE_FILE, {"fold": run["fold"], "seed": run["seed"], "valid": run["valid"], "found": True})
             continue
@@ -237,8 +237,14 @@ def run_folds(
     return markdown
 
 
-def _finished(folder: Path) -> bool:
-    """Whether a run has its test report and trained every epoch it was asked for."""
+CHAIN_DONE = "chain_complete.json"  # written by a finished multi-stage chain (speechbrain_ext.flea)
+
+
+def recipe_run_finished(folder: str | Path) -> bool:
+    """Whether a recipe run has its test report and trained every epoch it was asked for (or is a finished chain)."""
+    folder = Path(folder)
+    if (folder / CHAIN_DONE).is_file():
+        return True
     log, hparams = folder / "train_log.txt", folder / "hyperparams.yaml"
     if not (log.is_file() and hparams.is_file() and (folder / "test_report.json").is_file()):
         return False
@@ -306,4 +312,6 @@ def main(
         if directions and protocol in directions:
             run_directions = [args.valid_gender] if args.valid_gender else list(directions[protocol])
     results_folder = args.results_folder or Path("results", corpus, args.hparams.stem, *([protocol] if protocol else []))
+    script = resolved_values(args.hparams, passthrough).get("recipe_script")  # a chain of stages (FLEA) names its own script
+    train_script = train_script.with_name(str(script)) if script else train_script
     return run_folds(train_script, args.hparams, folds, seeds, results_folder, passthrough, run_directions, runs_below_results=args.results_folder is not None)

@@ -314,8 +314,11 @@ class Exporter:
             self.loadables[name] = encoder
 
     def _base(self, encoder) -> None:
+        from speechbrain_ext.pretraining import base_model_of
+
         source = encoder.get("source")
-        base = None if source is None or _is_local_path(source) else str(source)
+        # a local folder names its hub model when it was pre-trained here (FLEA's CPT-HuBERT records it)
+        base = None if source is None else base_model_of(source) if _is_local_path(source) else str(source)
         encoder["source"] = base
         if base and base not in self.base_models:
             self.base_models.append(base)

@@ -228,3 +228,21 @@ class AttentionPooling(torch.nn.Module):
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Pool ``(batch, time, dim)`` frames to ``(batch, dim)``."""
         return torch.bmm(self.attention(frames, lengths).unsqueeze(1), frames).squeeze(1)
+
+
+def utterance_pooling(kind: str, input_dim: int) -> torch.nn.Module:
+    """The pooling a YAML names: ``mean`` (:class:`MaskedMeanPooling`) or ``attention`` (:class:`AttentionPooling`).
+
+    flea_hubert compares the two on the same encoder (Table 1), so one YAML
+    covers both with a plain value.
+
+    Example
+    -------
+    >>> type(utterance_pooling("attention", 8)).__name__, type(utterance_pooling("mean", 8)).__name__
+    ('AttentionPooling', 'MaskedMeanPooling')
+    """
+    if kind == "mean":
+        return MaskedMeanPooling()
+    if kind == "attention":
+        return AttentionPooling(input_dim)
+    raise ValueError(f"pooling must be 'mean' or 'attention', got {kind!r}")

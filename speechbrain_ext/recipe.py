@@ -107,7 +107,7 @@ def run_recipe(prepare: Callable[[dict], None], brains: Sequence[type], argv: li
         from speechbrain_ext.transcribe import import_transcripts, transcribe_manifests
 
         manifests = [values[f"{split}_annotation"] for split in SPLITS]
-        options = {"device": run_opts.get("device", "cpu"), "progress": not run_opts.get("noprogressbar", False), **values["transcribe"]}
+        options = {"device": run_opts.get("device") or "cpu", "progress": not run_opts.get("noprogressbar", False), **values["transcribe"]}
         transcripts_file = options.pop("transcripts_file", None)
         if transcripts_file:
             run_on_main(import_transcripts, args=[manifests, transcripts_file])

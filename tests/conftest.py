@@ -139,13 +139,59 @@ def recipe_runs(tmp_path_factory, tiny_models, synthetic_ravdess, registry_corpo
         )
         for name, (cmd, folder) in learning_commands(root, tiny_models, healthcall30, hume_corpus).items():
             runs.submit(name, cmd, folder)
-        for row in ROWS:
+        runs.submit("flea", flea_command(root / "flea", tiny_models, registry_corpora["IEMOCAP"]), root / "flea")
+        learning = [
+            sys.executable,
+            str(REPO / "tests" / "cpt_learning.py"),
+            str(registry_corpora["IEMOCAP"]),
+            tiny_models["hubert"],
+            str(root / "cpt_learning"),
+        ]
+        runs.submit("cpt_learning", learning, root / "cpt_learning")
+        for row in TRAIN_ROWS:
             if "{runs[" not in row["debug_overrides"]:  # rows that fuse other rows' runs wait for them (registry_runs)
                 runs.submit(
                     row["hparams"], registry_command(row, tiny_models, registry_corpora, root / "registry"), row_folder(root / "registry", row["hparams"])
                 )
         runs.registry_root = root / "registry"
         yield runs
+
+
+def flea_command(folder: Path, tiny_models: dict, corpus: Path) -> list[str]:
+    """The FLEA chain of one IEMOCAP fold on the synthetic corpus with a tiny HuBERT: every stage, a few updates or one epoch each."""
+    finetune = {
+        "number_of_epochs": 1,
+        "batch_size": 8,
+        "lr": 0.002,
+        "lr_ssl": 0.001,
+        "dataloader_options": {"batch_size": 8, "shuffle": True, "num_workers": 0},
+        "valid_dataloader_options": {"batch_size": 8, "num_workers": 0},
+        "test_dataloader_options": {"batch_size": 1, "num_workers": 0},
+    }
+    return [
+        sys.executable,
+        str(REPO / "recipes/IEMOCAP/train_flea.py"),
+        str(REPO / "recipes/IEMOCAP/hparams/flea.yaml"),
+        f"--data_folder={corpus}",
+        f"--fold_folder={folder}",
+        f"--output_folder={folder / 'run'}",
+        "--allow_subset=True",
+        f"--hubert_hub={tiny_models['hubert']}",
+        "--encoder_dim=64",
+        "--tapt_layer=2",  # the tiny HuBERT has 3 layers
+        "--label_layer=2",
+        "--tapt_clusters=8",
+        "--label_clusters=4",
+        "--tapt_updates=10",
+        "--tapt_warmup_updates=2",
+        "--cpt_updates=10",
+        "--cpt_warmup_updates=2",
+        "--checkpoint_every=5",
+        "--max_batch_seconds=12",
+        "--max_fit_frames=5000",
+        "--noprogressbar",
+        f"--finetune_overrides={json.dumps(finetune)}",
+    ]
 
 
 def learning_commands(root: Path, tiny_models: dict, healthcall30: Path, hume_corpus: Path) -> dict:
@@ -193,6 +239,8 @@ def learning_commands(root: Path, tiny_models: dict, healthcall30: Path, hume_co
 # The recipe registry: every hparams file trained once for one epoch on its synthetic corpus.
 REGISTRY = REPO / "recipes" / "registry.csv"
 ROWS = list(csv.DictReader(REGISTRY.open(encoding="utf-8")))
+# Rows run by train.py; a chain of stages (FLEA's train_flea.py) is run and checked by its own test (flea_command, tests/test_flea.py).
+TRAIN_ROWS = [row for row in ROWS if Path(row["train_script"]).name == "train.py"]
 # Small corpora: every speaker split the protocol needs, few files each.
 SYNTHETIC = {
     "RAVDESS": {"speakers": 6, "repetitions": 1},
@@ -238,9 +286,9 @@ def registry_command(row: dict, tiny_models: dict, corpora: dict, root: Path) ->
 def registry_runs(recipe_runs, registry_corpora, tiny_models):
     """Every registry row trained once (rows that fuse other runs after them); hparams path -> run info."""
     root = recipe_runs.registry_root
-    fusing = [row for row in ROWS if "{runs[" in row["debug_overrides"]]
+    fusing = [row for row in TRAIN_ROWS if "{runs[" in row["debug_overrides"]]
     runs = {}
-    for row in [r for r in ROWS if r not in fusing]:
+    for row in [r for r in TRAIN_ROWS if r not in fusing]:
         proc, folder = recipe_runs.result(row["hparams"], check=False)
         runs[row["hparams"]] = {"folder": folder, "proc": proc, "seconds": proc.seconds}
     for row in fusing:

@@ -36,6 +36,7 @@ def run_command(cmd: list[str], cwd: str) -> subprocess.CompletedProcess:
     os.dup2(logs[1].fileno(), 2)
     os.chdir(cwd)
     sys.argv = cmd[1:]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(cmd[1])))  # as `python script.py` does
     code = 0
     try:
         runpy.run_path(cmd[1], run_name="__main__")

@@ -81,6 +81,22 @@ def test_iemocap_loso_runs_both_directions_and_aggregates(recipe, capsys):
     assert len(calls()) == 10 and capsys.readouterr().out.count("finished earlier, skipped") == 10
 
 
+def test_a_chain_yaml_names_its_own_script(recipe):
+    """A YAML with recipe_script (FLEA's train_flea.py) is run by that script; a finished chain is skipped."""
+    make, calls, root = recipe
+    folder = make(yaml=YAML + "recipe_script: chain.py\n")
+    (folder / "chain.py").write_text(FAKE_TRAIN.replace("log.write(json.dumps(overrides)", 'log.write(json.dumps({**overrides, "script": "chain"})'))
+    argv = [str(folder / "seg.yaml"), f"--data_folder={root}", "--folds", "1,2", "--valid_gender", "F"]
+    main(folder / "train.py", {"loso": 5}, argv, directions={"loso": ["F", "M"]})
+    assert [(c["fold"], c["script"]) for c in calls()] == [("1", "chain"), ("2", "chain")]
+    run = root / "results/IEMOCAP/seg/loso/fold_3/valid_F/seed_1986"  # a chain finished outside run_folds
+    run.mkdir(parents=True)
+    (run / "chain_complete.json").write_text("{}")
+    (run / "test_report.json").write_text(json.dumps({"n": 10, "UAR": 0.9, "WA": 0.9, "summary_metrics": ["UAR", "WA"]}))
+    main(folder / "train.py", {"loso": 5}, [*argv[:2], "--folds", "3", "--valid_gender", "F"], directions={"loso": ["F", "M"]})
+    assert len(calls()) == 2
+
+
 def test_single_direction_flag(recipe):
     make, calls, root = recipe
     folder = make()

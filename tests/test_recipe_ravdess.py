@@ -52,6 +52,9 @@ def test_default_hparams_name_the_hub_model(tmp_path, tiny_models, corpus, hub, 
     """Every method's defaults name the papers' encoder; the same YAML builds it through from_pretrained."""
     for yaml_file in sorted((REPO / "recipes" / corpus / "hparams").glob("*.yaml")):
         values = YAML(typ="rt").load(yaml_file.read_text())
+        if yaml_file.stem == "flea":  # a chain of stages: both pre-trainings start from HuBERT-base
+            assert (values["hubert_hub"], values["encoder_dim"], values["label_layer"], values["label_clusters"]) == ("facebook/hubert-base-ls960", 768, 9, 50)
+            continue
         if yaml_file.stem == "attention" and corpus != "FESC":  # flea_hubert: HuBERT-base, AdamW, batch 64, 40 epochs
             assert (values["ssl_hub"], values["batch_size"], values["number_of_epochs"]) == ("facebook/hubert-base-ls960", 64, 40), yaml_file
             assert "torch.optim.AdamW" in yaml_file.read_text()

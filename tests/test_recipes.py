@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import CODE_FILES, RECIPE_OVERRIDES, REPO, ROWS, SYNTHETIC, run_recipe, top_level_keys
+from tests.conftest import CODE_FILES, RECIPE_OVERRIDES, REPO, ROWS, SYNTHETIC, TRAIN_ROWS, run_recipe, top_level_keys
 
 
 def unused_keys(yaml_file: Path, code: str) -> list[str]:
@@ -58,7 +58,7 @@ def test_unused_key_check_catches_a_stray_key(tmp_path):
     assert unused_keys(yaml_file, code) == ["segment_sise"]
 
 
-@pytest.mark.parametrize("row", ROWS, ids=[f"{r['corpus']}-{Path(r['hparams']).stem}" for r in ROWS])
+@pytest.mark.parametrize("row", TRAIN_ROWS, ids=[f"{r['corpus']}-{Path(r['hparams']).stem}" for r in TRAIN_ROWS])
 def test_registry_recipe_trains_and_reports(row, registry_runs):
     run = registry_runs[row["hparams"]]
     proc = run["proc"]
