@@ -327,3 +327,20 @@ def test_compare_yamls_default_to_the_papers_models():
             assert (values["ssl_hub"], values["ssl_layer"], values["encoder_dim"]) == (hub, setting, 1024), name
     segments = YAML(typ="rt").load((HUME / "segments.yaml").read_text())
     assert (segments["segment_size"], segments["segment_hop"]) == (30, 10)
+
+
+def test_bayesian_regressor_export_gives_intensities_with_std(registry_runs, registry_corpora, tmp_path):
+    """An exported Hume-Prosody Bayesian model: uncertainty_file's mean and std match the run's 500-draw report."""
+    from speechbrain_ext.inference import EmotionRegressor
+
+    run = registry_runs["recipes/Hume-Prosody/hparams/audio_bayes.yaml"]["folder"]
+    model = EmotionRegressor.from_hparams(source=str(export_model(run / "hyperparams.yaml", tmp_path / "bayes")), savedir=str(tmp_path / "c"))
+    assert model.is_bayesian
+    rows = pd.read_csv(run / "valid_predictions.csv", dtype={"id": str}).head(2)
+    manifest = json.loads((run / "prep" / "valid.json").read_text())
+    for _, row in rows.iterrows():
+        result = model.uncertainty_file(manifest[row["id"]]["wav"].replace("{data_root}", str(registry_corpora["Hume-Prosody"])), n_samples=4000)
+        assert list(result) == ["Anger", "Boredom", "Calmness", "Concentration", "Determination", "Excitement", "Interest", "Sadness", "Tiredness"]
+        for name, value in result.items():
+            assert value["mean"] == pytest.approx(row[f"pred_{name}"], abs=0.01)  # Monte Carlo means of different draws
+            assert value["std"] == pytest.approx(row[f"std_{name}"], rel=0.15)
