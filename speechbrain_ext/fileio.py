@@ -78,3 +78,15 @@ def read_done_marker(path: str | os.PathLike) -> dict | None:
     """The content of a done-marker, or None when the stage has not finished."""
     path = Path(path)
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def is_local_path(value) -> bool:
+    """Whether a model source names a folder of this machine rather than a hub id (``org/name``).
+
+    Example
+    -------
+    >>> is_local_path("facebook/hubert-base-ls960"), is_local_path("/data/my_hubert"), is_local_path("./models/x")
+    (False, True, True)
+    """
+    text = str(value)
+    return text.startswith(("/", "./", "../", "~")) or text.count("/") > 1 or Path(text).is_dir()

@@ -139,11 +139,18 @@ class FleaChain:
         return model, trainer
 
     def frames(self, source: str, layer: int, items: Sequence[dict], folder: Path) -> dict:
-        """Layer frames of ``source`` over ``items`` into ``folder`` (shards)."""
+        """Layer frames of ``source`` over ``items`` into ``folder`` (shards); the encoder is loaded only when frames are missing."""
         from speechbrain_ext.encoders import SSLEncoder
 
+        index = folder / "index.json"
+        if index.is_file() and json.loads(index.read_text()).get("complete"):
+            return json.loads(index.read_text())
         encoder = SSLEncoder(source, save_path=str(self.fold / "hub_cache"), layer=int(layer), freeze=True).to(self.device)
         return extract_frames(encoder, items, folder, shard_frames=int(self.values["shard_frames"]), progress=self.progress)
+
+    def labels(self, kmeans, frames: Path, out: Path) -> dict:
+        """Every stored frame's cluster, or the labels written earlier."""
+        return load_labels(out) if out.is_file() else assign_labels(kmeans, frames, out)
 
     def kmeans(self, folder: Path, n_clusters: int, model_file: Path):
         """Fit (or reload) the k-means of ``folder``'s frames, saved as a joblib file."""
@@ -152,6 +159,7 @@ class FleaChain:
         if model_file.is_file():
             return joblib.load(model_file)
         kmeans = fit_kmeans(folder, n_clusters, seed=int(self.values["seed"]), max_fit_frames=int(self.values["max_fit_frames"]))
+        model_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = model_file.with_suffix(".tmp")
         joblib.dump(kmeans, tmp)
         tmp.replace(model_file)
@@ -165,6 +173,7 @@ class FleaChain:
             v = self.values
             cmd = [sys.executable, str(self.train_script), str(hparams), f"--data_folder={v['data_folder']}", f"--output_folder={folder}"]
             cmd += [f"--{key}={v[key]}" for key in self.values["fold_keys"]]
+            cmd += [f"--prep_folder={v['prep_folder']}", "--skip_prep=True"]  # the chain's own manifests of the fold
             cmd += [f"--ssl_hub={ssl_hub}", f"--encoder_dim={v['encoder_dim']}", f"--pooling_type={pooling}", f"--device={self.device}"]
             cmd += [f"--{key}={json.dumps(value) if isinstance(value, (dict, list)) else value}" for key, value in (v.get("finetune_overrides") or {}).items()]
             cmd += ["--noprogressbar"] if not self.progress else []
@@ -224,7 +233,7 @@ class FleaChain:
         else:
             kmeans = self.kmeans(folder / "frames", int(v["tapt_clusters"]), folder / "kmeans.joblib")
         n_clusters = int(kmeans.n_clusters)
-        labels = assign_labels(kmeans, folder / "frames", folder / "labels.npz")
+        labels = self.labels(kmeans, folder / "frames", folder / "labels.npz")
         model_options, trainer_options = self.pretraining_options("tapt")
         self.say("tapt", f"masked-prediction pre-training of {v['hubert_hub']} on {len(items)} training utterances, {n_clusters} clusters")
         record = {"stage": "tapt", "layer": int(v["tapt_layer"]), "kmeans": str(v.get("tapt_kmeans_model") or folder / "kmeans.joblib")}
@@ -254,9 +263,10 @@ class FleaChain:
             return labels_file
         manifests = [self.manifest("train"), self.manifest("valid")]  # never the test speakers'
         items = manifest_items(manifests, v["data_folder"])
-        index = self.frames(str(encoder), v["label_layer"], items, folder / "frames")
-        kmeans = self.kmeans(folder / "frames", int(v["label_clusters"]), folder / "kmeans.joblib")
-        labels = assign_labels(kmeans, folder / "frames", labels_file)
+        frames = self.fold / f"L{v['label_layer']}_frames"  # shared by every cluster count of this layer
+        index = self.frames(str(encoder), v["label_layer"], items, frames)
+        kmeans = self.kmeans(frames, int(v["label_clusters"]), folder / "kmeans.joblib")
+        labels = self.labels(kmeans, frames, labels_file)
         info = {
             "encoder": str(encoder),
             "layer": int(v["label_layer"]),
@@ -265,6 +275,7 @@ class FleaChain:
             "utterances": len(labels),
             "frames": int(sum(len(x) for x in labels.values())),
             "frame_rate": index["frame_rate"],
+            "frames_folder": str(frames),
         }
         atomic_write_json(info_file, info)
         self.summary["pseudo_labels"] = info

@@ -42,7 +42,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from speechbrain_ext.fileio import atomic_write_text
 from speechbrain_ext.metrics import confusion_matrix, per_class_recall, spearman_per_column
@@ -356,6 +355,8 @@ class EarlyFusionFeatures:
     SPLITS = ("train", "valid", "test")
 
     def __init__(self, runs: Sequence[str | os.PathLike], dim: int):
+        import torch
+
         from speechbrain_ext.tasks import best_checkpoint
 
         if len(runs) < 2:
@@ -386,8 +387,6 @@ class EarlyFusionFeatures:
 
     def check_ids(self, manifests: dict) -> None:
         """Every utterance of the manifests has an embedding in every run (else the run and ids are named)."""
-        import json
-
         for split, manifest in manifests.items():
             ids = json.loads(Path(manifest).read_text(encoding="utf-8"))
             for run, table in self.tables.items():
@@ -400,6 +399,7 @@ class EarlyFusionFeatures:
     def pipeline(self):
         """Dynamic item ``id`` -> ``features`` (the concatenated embeddings)."""
         import speechbrain as sb
+        import torch
 
         @sb.utils.data_pipeline.takes("id")
         @sb.utils.data_pipeline.provides("features")

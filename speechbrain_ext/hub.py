@@ -35,7 +35,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from speechbrain_ext.encoders import export_config
-from speechbrain_ext.fileio import atomic_write_text
+from speechbrain_ext.fileio import atomic_write_text, is_local_path
 from speechbrain_ext.inference import interface_for
 from speechbrain_ext.reports import report_table
 from speechbrain_ext.tasks import best_checkpoint
@@ -74,12 +74,6 @@ def read_plain_values(hparams_file: str | Path, keys: Sequence[str] = (), option
 def _plain(value):
     """ruamel containers to plain Python (for JSON and the card)."""
     return json.loads(json.dumps(value, default=str))
-
-
-def _is_local_path(value) -> bool:
-    """A value that names a folder of this machine rather than a hub id."""
-    text = str(value)
-    return text.startswith(("/", "./", "../", "~")) or Path(text).is_dir()
 
 
 def model_card(
@@ -317,8 +311,7 @@ class Exporter:
         from speechbrain_ext.pretraining import base_model_of
 
         source = encoder.get("source")
-        # a local folder names its hub model when it was pre-trained here (FLEA's CPT-HuBERT records it)
-        base = None if source is None else base_model_of(source) if _is_local_path(source) else str(source)
+        base = None if source is None else base_model_of(source)  # a folder pre-trained here (FLEA's CPT-HuBERT) names its hub model
         encoder["source"] = base
         if base and base not in self.base_models:
             self.base_models.append(base)
@@ -435,7 +428,7 @@ def check_standalone(folder: str | Path) -> dict:
                 raise ValueError(
                     f"{folder}/hyperparams.yaml: the encoder has no configuration; loading would fetch {encoder.get('source')!r} (re-export with this version)"
                 )
-            if encoder.get("source") is not None and _is_local_path(encoder["source"]):
+            if encoder.get("source") is not None and is_local_path(encoder["source"]):
                 raise ValueError(f"{folder}/hyperparams.yaml: the encoder names the local path {encoder['source']!r} of the training machine")
     local = sorted({text for text in _strings(values) if text.startswith(("/", "~"))})
     if local:
@@ -499,6 +492,8 @@ def export_fusion(fusion_folder: str | Path, out: str | Path, whisper: str | Non
     info = json.loads(info_file.read_text())
     if info["method"] != "late_fusion":
         raise ValueError(f"{fusion_folder}: a {info['method']} combines decisions, not outputs; export a late fusion (weights) instead")
+    if info.get("subtask"):
+        raise ValueError(f"{fusion_folder}: fuses joint-label runs on their {info['subtask']!r} decisions; export the runs of one label set instead")
     for folder in info["runs"]:
         if not (Path(folder) / "hyperparams.yaml").is_file():
             raise FileNotFoundError(f"{folder}: no hyperparams.yaml; only recipe runs can be exported (a kNN folder cannot)")

@@ -336,13 +336,13 @@ class EmotionRegressor(_ModelInterface):
     def uncertainty_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None, n_samples: int = 500) -> dict:
         """A Bayesian head's intensities: mean and standard deviation over ``n_samples`` weight draws, ``(batch, n_outputs)`` each."""
         self._require_bayesian()
-        draws = torch.sigmoid(self._draws(self.encode_batch(wavs, wav_lens), n_samples))
+        draws = self.model.activation(self._draws(self.encode_batch(wavs, wav_lens), n_samples))
         return {"mean": draws.mean(dim=0), "std": draws.std(dim=0)}
 
     def uncertainty_file(self, path: str | os.PathLike, n_samples: int = 500) -> dict[str, dict[str, float]]:
         """Named mean intensities and their predictive standard deviations for one file: ``{name: {"mean": m, "std": s}}``."""
         self._require_bayesian()
-        draws = torch.sigmoid(self._draws(self.encode_file(path), n_samples))[:, 0]
+        draws = self.model.activation(self._draws(self.encode_file(path), n_samples))[:, 0]
         return {name: {"mean": round(float(m), 6), "std": round(float(sd), 6)} for name, m, sd in zip(self.hparams.output_names, draws.mean(0), draws.std(0))}
 
     def forward(self, wavs, wav_lens=None):

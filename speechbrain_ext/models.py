@@ -271,11 +271,6 @@ class FusedModel(nn.Module):
         self.weights = None if weights is None else [float(w) for w in weights]
         self.log_probs = bool(log_probs)
 
-    @property
-    def reads_text(self) -> bool:
-        """Whether a branch needs transcripts."""
-        return any(isinstance(branch, TextModel) for branch in self.branches)
-
     def forward(self, wavs: torch.Tensor | None = None, wav_lens: torch.Tensor | None = None, transcripts=None) -> ModelOutput:
         """Run every branch on its input and combine."""
         return self.combine([branch(transcripts) if isinstance(branch, TextModel) else branch(wavs, wav_lens) for branch in self.branches])

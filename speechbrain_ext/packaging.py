@@ -32,8 +32,8 @@ def local_folder(source: str, cache_dir: str | os.PathLike | None = None) -> Pat
         ) from None
 
 
-def pack_folder(folder: str | os.PathLike, archive: str | os.PathLike, names: list[str] | None = None) -> Path:
-    """Write the files of ``folder`` (or only ``names``) into a tar archive, written atomically; links are followed.
+def pack_folder(folder: str | os.PathLike, archive: str | os.PathLike) -> Path:
+    """Write the files of ``folder`` into a tar archive, written atomically; links are followed.
 
     Example
     -------
@@ -44,7 +44,7 @@ def pack_folder(folder: str | os.PathLike, archive: str | os.PathLike, names: li
     ['config.json']
     """
     folder, archive = Path(folder), Path(archive)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and (names is None or p.name in names))
+    files = sorted(p for p in folder.iterdir() if p.is_file())
     if not files:
         raise FileNotFoundError(f"{folder}: nothing to pack")
     archive.parent.mkdir(parents=True, exist_ok=True)

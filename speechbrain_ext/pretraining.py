@@ -46,7 +46,8 @@ from torch import nn
 from tqdm import tqdm
 
 from speechbrain_ext.audio import load_audio
-from speechbrain_ext.fileio import atomic_write_json
+from speechbrain_ext.encoders import normalize_waveforms
+from speechbrain_ext.fileio import atomic_write_json, is_local_path
 
 logger = logging.getLogger(__name__)
 PRETRAINING_FILE = "pretraining.json"
@@ -69,13 +70,10 @@ def base_model_of(source: str | os.PathLike) -> str | None:
     >>> base_model_of("facebook/hubert-base-ls960"), base_model_of("/nowhere/my_hubert")
     ('facebook/hubert-base-ls960', None)
     """
-    text = str(source)
-    path = Path(text)
-    if path.is_dir():
-        record = path / PRETRAINING_FILE
-        return json.loads(record.read_text()).get("base_model") if record.is_file() else None
-    looks_local = text.startswith(("/", ".", "~")) or text.count("/") > 1
-    return None if looks_local else text
+    if not is_local_path(source):
+        return str(source)
+    record = Path(str(source)) / PRETRAINING_FILE
+    return json.loads(record.read_text()).get("base_model") if record.is_file() else None
 
 
 # ----------------------------------------------------------------------------- frames and k-means
@@ -255,7 +253,7 @@ class MaskedPrediction(nn.Module):
         self.label_embeddings = nn.Parameter(torch.empty(n_clusters, proj_dim).uniform_())
         self.temperature, self.feature_penalty_weight = float(temperature), float(feature_penalty_weight)
         self.mask_prob, self.mask_length = float(mask_prob), int(mask_length)
-        self.source, self.n_clusters = str(source), int(n_clusters)
+        self.source = str(source)
         if freeze_feature_encoder:
             self.hubert.feature_extractor._freeze_parameters()
         self._features = None
@@ -284,8 +282,8 @@ class MaskedPrediction(nn.Module):
 
     def forward(self, wavs: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> MaskedPredictionOutput:
         """Loss and accuracy of predicting ``labels`` ``(batch, frames)`` on the ``mask``-ed frames of equal-length ``wavs``."""
-        if self.normalize:
-            wavs = (wavs - wavs.mean(dim=1, keepdim=True)) / torch.sqrt(wavs.var(dim=1, keepdim=True) + 1e-7)
+        if self.normalize:  # as SSLEncoder normalises fine-tuning input
+            wavs = normalize_waveforms(wavs, torch.full((len(wavs),), wavs.shape[1], device=wavs.device))
         mask = mask.to(wavs.device)
         hidden = self.hubert(wavs, mask_time_indices=mask).last_hidden_state
         logits = self.logits(hidden[mask])

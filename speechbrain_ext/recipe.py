@@ -67,7 +67,7 @@ def check_inputs(values: dict, hparams_file: str) -> None:
     if not values.get("skip_prep", False) and not Path(str(data_folder)).is_dir():
         raise FileNotFoundError(f"{hparams_file}: data_folder {data_folder!r} is not a folder (pass --data_folder=/path/to/the/corpus)")
     for key in ("train_annotation", "valid_annotation", "test_annotation"):
-        if values.get("skip_prep", False) and not Path(str(values[key])).is_file():
+        if values.get("skip_prep", False) and key in values and not Path(str(values[key])).is_file():
             raise FileNotFoundError(f"{hparams_file}: skip_prep is set but {key} {values[key]!r} does not exist")
     for run in values.get("fusion_runs") or []:
         if not (Path(str(run)) / "embeddings").is_dir():

@@ -211,8 +211,8 @@ class BayesianHeadStage:
             return
         folder = context.output_folder / "linear_stage"
         folder.mkdir(exist_ok=True)
-        for path in context.output_folder.glob(f"{split}_*"):
-            if path.is_file():
+        for name in ("report.json", "report.md", "predictions.csv", "confusion_matrix.csv", "confusion_matrix.png", "scatter.png", "submission*.csv"):
+            for path in context.output_folder.glob(f"{split}_{name}"):
                 shutil.copy2(path, folder / path.name)
 
     def _report(self, context: StageContext, task, layer: BayesianLinear, split: str, fit: dict, seed: int) -> None:

@@ -28,7 +28,7 @@ import torch
 from speechbrain.dataio.encoder import CategoricalEncoder
 
 from speechbrain_ext.metrics import classification_metrics, spearman_per_column
-from speechbrain_ext.reports import write_classification_report, write_regression_report
+from speechbrain_ext.reports import factor_decisions, write_classification_report, write_regression_report
 
 UNLABELLED = -1
 
@@ -202,8 +202,6 @@ class ClassificationTask(Task):
             if unknown:
                 raise ValueError(f"{path}: labels {unknown} of split {split!r} never occur in training (known: {train_labels})")
         if self.factors:
-            from speechbrain_ext.reports import factor_decisions
-
             factor_decisions(np.zeros((0, len(train_labels))), np.zeros(0, dtype=int), self.labels, self.factors)  # labels that do not split fail here
         if self.class_weights == "balanced":
             counts = np.bincount([self.encoder.lab2ind[str(e[self.target_key])] for e in train.values()], minlength=self.n_classes)

@@ -90,7 +90,7 @@ class TranscriptEncoder(nn.Module):
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
-        self.pooling, self.freeze, self.source = pooling, bool(freeze), source
+        self.pooling, self.freeze = pooling, bool(freeze)
         self.truncated = 0  # transcripts cut so far
         if config is not None:
             if not max_length:

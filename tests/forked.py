@@ -21,14 +21,14 @@ from contextlib import contextmanager
 PRELOAD = ["torch", "speechbrain", "transformers", "speechbrain_ext.recipe", "speechbrain_ext.brains", "speechbrain_ext.encoders", "speechbrain_ext.text"]
 
 
-def run_command(cmd: list[str], cwd: str) -> subprocess.CompletedProcess:
+def run_command(cmd: list[str], cwd: str, threads: int = 1) -> subprocess.CompletedProcess:
     """Run ``python train.py ARGS`` (``cmd``) in this process, as ``python`` would; return its exit code, output and ``seconds``."""
     import time
 
     import torch
 
     start = time.time()
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     logs = [tempfile.NamedTemporaryFile(mode="w+", delete=False, suffix=name) for name in (".out", ".err")]
     sys.stdout.flush()
     sys.stderr.flush()
@@ -42,6 +42,8 @@ def run_command(cmd: list[str], cwd: str) -> subprocess.CompletedProcess:
         runpy.run_path(cmd[1], run_name="__main__")
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        if stop.code is not None and not isinstance(stop.code, int):
+            print(stop.code, file=sys.stderr)  # as the interpreter prints a SystemExit message
     except BaseException:  # noqa: BLE001 - reported as the script's own failure would be
         traceback.print_exc()
         code = 1
@@ -57,7 +59,7 @@ def run_command(cmd: list[str], cwd: str) -> subprocess.CompletedProcess:
 
 @contextmanager
 def recipe_pool(workers: int = 2, threads: int = 1):
-    """A pool of ``workers`` forked runners; each run gets a fresh child with ``threads`` CPU threads."""
+    """A pool of ``workers`` forked runners; each run gets a fresh child (pass ``threads`` on to :func:`run_command` as well)."""
     saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONUNBUFFERED")}
     os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
     context = multiprocessing.get_context("forkserver")

@@ -32,6 +32,7 @@ def test_every_stage_writes_its_outputs(flea):
         "tapt/hubert/model.safetensors",
         "tapt_finetune/test_report.json",
         "tapt_finetune_hubert/config.json",
+        "L2_frames/index.json",
         "L2_k4/pseudo_labels/kmeans.joblib",
         "L2_k4/pseudo_labels/labels.npz",
         "L2_k4/pseudo_labels/pseudo_labels.json",
@@ -76,7 +77,7 @@ def test_pseudo_labels_never_see_the_test_speakers(flea, registry_corpora):
     info = json.loads((flea / "L2_k4" / "pseudo_labels" / "pseudo_labels.json").read_text())
     prep = flea / "prep"
     assert info["manifests"] == [str(prep / "train.json"), str(prep / "valid.json")]
-    index = json.loads((flea / "L2_k4" / "pseudo_labels" / "frames" / "index.json").read_text())
+    index = json.loads((flea / "L2_frames" / "index.json").read_text())
     read = {u["path"] for u in index["utts"]}
     split_paths = {s: {e["wav"] for e in json.loads((prep / f"{s}.json").read_text()).values()} for s in ("train", "valid", "test")}
     data_root = str(registry_corpora["IEMOCAP"])
@@ -91,11 +92,11 @@ def test_kmeans_labels_are_sklearn_predictions_and_reproducible(flea):
     folder = flea / "L2_k4" / "pseudo_labels"
     kmeans = joblib.load(folder / "kmeans.joblib")
     labels = load_labels(folder / "labels.npz")
-    for rows, frames in iter_shards(folder / "frames"):
+    for rows, frames in iter_shards(flea / "L2_frames"):
         predicted = kmeans.predict(frames)
         for row in rows:
             assert np.array_equal(labels[row["id"]], predicted[row["offset"] : row["offset"] + row["frames"]])
-    again = fit_kmeans(folder / "frames", 4, seed=1986, max_fit_frames=5000)
+    again = fit_kmeans(flea / "L2_frames", 4, seed=1986, max_fit_frames=5000)
     np.testing.assert_array_equal(again.cluster_centers_, kmeans.cluster_centers_)  # same seed, same clusters
 
 
