@@ -24,6 +24,13 @@ A recipe's ``train.py`` names the Brains it offers; its YAML's
 ``brain_class`` picks one, and :meth:`RecipeBrain.check_hparams` rejects a
 configuration that does not fit the class before anything is prepared or
 loaded.
+
+Under ``torchrun`` (DDP), SpeechBrain shards the training set; validation and
+test are shared out too, each process scoring every ``world_size``-th
+utterance with no padding, and their decisions are gathered (in the
+dataset's order) before any metric, annealing or checkpoint selection, so
+every process selects on the whole validation set. Reports are written by the
+main process.
 """
 
 from __future__ import annotations
@@ -34,8 +41,11 @@ import time
 import numpy as np
 import speechbrain as sb
 import torch
+from speechbrain.utils.distributed import ddp_broadcast, if_main_process
 from tqdm import tqdm
 
+from speechbrain_ext.batching import PaddingMeter
+from speechbrain_ext.encoders import model_batch_exact
 from speechbrain_ext.losses import flatten_segments, segment_nll
 from speechbrain_ext.models import ModelOutput
 from speechbrain_ext.reports import report_table
@@ -43,6 +53,77 @@ from speechbrain_ext.tasks import UNLABELLED
 
 logger = logging.getLogger(__name__)
 AUXILIARY_LOSSES = ("triplet_loss", "supcon_loss")
+
+
+def unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DDP or DataParallel wrapper (the module itself otherwise).
+
+    Example
+    -------
+    >>> lin = torch.nn.Linear(2, 2)
+    >>> unwrap(torch.nn.DataParallel(lin)) is lin, unwrap(lin) is lin
+    (True, True)
+    """
+    wrappers = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
+    return module.module if isinstance(module, wrappers) else module
+
+
+def skips_parameters(model: torch.nn.Module) -> bool:
+    """Whether a trainable Hugging Face part of ``model`` leaves parameters unused on some training steps.
+
+    LayerDrop (``config.layerdrop > 0``, wav2vec2-base's 0.1) skips random
+    transformer layers; a BERT pooler is unused when [CLS] is read from the
+    last hidden state. DDP then needs ``find_unused_parameters`` (speechbrain#2340).
+
+    Example
+    -------
+    >>> import transformers
+    >>> config = transformers.Wav2Vec2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8,
+    ...     conv_dim=(8,), conv_stride=(5,), conv_kernel=(10,), num_conv_pos_embeddings=4, num_conv_pos_embedding_groups=2)
+    >>> model = transformers.Wav2Vec2Model(config)
+    >>> skips_parameters(model), skips_parameters(model.requires_grad_(False))
+    (True, False)
+    """
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        if config is None or not any(p.requires_grad for p in module.parameters()):
+            continue
+        if float(getattr(config, "layerdrop", 0.0) or 0.0) > 0 or getattr(module, "pooler", None) is not None:
+            return True
+    return False
+
+
+class EvaluationShard(torch.utils.data.Sampler):
+    """Every ``world_size``-th index from ``rank``: one process's share of an evaluated set, without padding.
+
+    Example
+    -------
+    >>> list(EvaluationShard(7, rank=1, world_size=3))
+    [1, 4]
+    """
+
+    def __init__(self, n: int, rank: int, world_size: int):
+        self.indices = list(range(rank, n, world_size))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def interleave(shards: list[list]) -> list:
+    """Undo :class:`EvaluationShard`: the items of every process back in the dataset's order.
+
+    Example
+    -------
+    >>> interleave([["a", "c", "e"], ["b", "d"]])
+    ['a', 'b', 'c', 'd', 'e']
+    """
+    out = [None] * sum(len(s) for s in shards)
+    for rank, shard in enumerate(shards):
+        out[rank :: len(shards)] = shard
+    return out
 
 
 class RecipeBrain(sb.Brain):
@@ -87,6 +168,43 @@ class RecipeBrain(sb.Brain):
         """The recipe's task object."""
         return self.hparams.task
 
+    @property
+    def model(self) -> torch.nn.Module:
+        """``modules.model`` without its DDP wrapper (for its parts: encoder, head, segments)."""
+        return unwrap(self.modules.model)
+
+    @property
+    def sharded_evaluation(self) -> bool:
+        """Whether valid/test are shared out among DDP processes now (during :meth:`fit_and_report`)."""
+        return bool(getattr(self, "_shard_evaluation", False)) and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+
+    def _wrap_distributed(self):
+        """DDP as SpeechBrain wraps it; with a part that some steps skip, DDP looks for unused parameters."""
+        if self.distributed_launch and not self.find_unused_parameters and skips_parameters(self.model):
+            logger.info("a trainable part skips parameters on some steps (LayerDrop, an unused pooler): DDP runs with find_unused_parameters")
+            self.find_unused_parameters = True
+        super()._wrap_distributed()
+
+    def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs):
+        """SpeechBrain's loaders; in DDP, valid and test are split among the processes (no padding, no duplicates)."""
+        if stage != sb.Stage.TRAIN and self.sharded_evaluation:
+            shard = EvaluationShard(len(dataset), torch.distributed.get_rank(), torch.distributed.get_world_size())
+            loader_kwargs = {**loader_kwargs, "sampler": shard, "shuffle": False}
+        return super().make_dataloader(dataset, stage, ckpt_prefix, **loader_kwargs)
+
+    def _gathered(self, stage_loss: float) -> tuple[list, np.ndarray, np.ndarray, float]:
+        """Ids, targets, decisions and loss of the whole evaluated set (every process's share in DDP)."""
+        targets, outputs = np.concatenate(self._targets), np.concatenate(self._outputs)
+        if not self.sharded_evaluation:
+            return self._ids, targets, outputs, float(stage_loss)
+        shards = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(shards, (self._ids, targets, outputs, float(stage_loss)))
+        ids = interleave([s[0] for s in shards])
+        targets = np.stack(interleave([list(s[1]) for s in shards]))
+        outputs = np.stack(interleave([list(s[2]) for s in shards]))
+        loss = sum(s[3] * len(s[0]) for s in shards) / max(1, len(ids))
+        return ids, targets, outputs, loss
+
     def targets(self, batch) -> torch.Tensor:
         """The batch's targets (class indices or intensity rows) on the Brain's device."""
         return self.task.batch_targets(batch.target.data.to(self.device))
@@ -127,7 +245,7 @@ class RecipeBrain(sb.Brain):
 
     def init_optimizers(self):
         """One optimiser for the trainable SSL encoder, one for the rest (learnable layer weights included)."""
-        encoder = getattr(self.modules.model, "encoder", None) or torch.nn.Module()  # an early-fusion head has none
+        encoder = getattr(self.model, "encoder", None) or torch.nn.Module()  # an early-fusion head has none
         ssl_params = [p for name, p in encoder.named_parameters() if not name.endswith("layer_weights")]
         ssl_ids = {id(p) for p in ssl_params}
         head = [p for p in self.modules.parameters() if p.requires_grad and id(p) not in ssl_ids]
@@ -143,9 +261,13 @@ class RecipeBrain(sb.Brain):
                 self.checkpointer.add_recoverable(name, opt)
 
     def on_stage_start(self, stage, epoch=None):
-        """Reset the prediction store and start the stage clock."""
+        """Reset the prediction store and the padding count, start the stage clock; a duration sampler draws the epoch's batches."""
         self._ids, self._targets, self._outputs = [], [], []
+        self._padding = PaddingMeter()
         self._stage_start = time.time()
+        sampler = getattr(self, "_duration_sampler", None)
+        if stage == sb.Stage.TRAIN and sampler is not None and epoch is not None and not self.distributed_launch:
+            sampler.set_epoch(epoch)  # SpeechBrain does this only through its DDP wrapper
 
     def _anneal(self, error: float) -> dict:
         lrs = {}
@@ -162,9 +284,10 @@ class RecipeBrain(sb.Brain):
         """Log the epoch, anneal and checkpoint on validation; write the report of an evaluated split."""
         stats = {"loss": round(float(stage_loss), 4), "seconds": round(time.time() - self._stage_start, 1)}
         if stage == sb.Stage.TRAIN:
-            self.train_stats = stats
+            self.train_stats = {**stats, "padding": round(self._padding.waste, 3)}
             return
-        targets, outputs = np.concatenate(self._targets), np.concatenate(self._outputs)
+        ids, targets, outputs, loss = self._gathered(stage_loss)
+        stats["loss"] = round(loss, 4)
         logger_ = getattr(self.hparams, "train_logger", None)
         if stage == sb.Stage.VALID:
             metrics = self.task.stage_metrics(targets, outputs)
@@ -178,10 +301,54 @@ class RecipeBrain(sb.Brain):
         extra = {"loss": stats["loss"]}
         if hasattr(self.hparams, "epoch_counter"):
             extra["epoch_loaded"] = self.hparams.epoch_counter.current
-        self.reports[split] = report = self.task.write_report(self.hparams.output_folder, self._ids, targets, outputs, split=split, extra=extra)
-        if logger_ is not None:
+        report = None
+        if if_main_process():  # the main process writes the report of the gathered set, and every process gets its numbers
+            report = self.task.write_report(self.hparams.output_folder, ids, targets, outputs, split=split, extra=extra)
+            print(report_table(report, split))
+        self.reports[split] = report = ddp_broadcast(report)
+        if logger_ is not None:  # SpeechBrain's loggers write on the main process but expect the call on all
             logger_.log_stats({"report": split, "epoch loaded": extra.get("epoch_loaded"), **{k: report[k] for k in report.get("summary_metrics", [])}})
-        print(report_table(report, split))
+
+    def train_loader_options(self, train_set, hparams: dict) -> dict:
+        """``dataloader_options``; with ``max_batch_seconds``, batches by total audio seconds instead of ``batch_size``.
+
+        SpeechBrain's ``DynamicBatchSampler`` groups utterances of similar
+        duration (buckets), so little of a batch is padding; each epoch logs
+        the padding share (``padding``) either way.
+        """
+        options = dict(hparams["dataloader_options"])
+        seconds = hparams.get("max_batch_seconds")
+        self._duration_sampler = None
+        if seconds:
+            from speechbrain_ext.batching import duration_batch_sampler
+
+            self._duration_sampler = duration_batch_sampler(
+                train_set, float(seconds), seed=int(hparams.get("seed", 0)), max_item_seconds=hparams.get("max_audio_seconds")
+            )
+            options = {k: v for k, v in options.items() if k not in ("batch_size", "shuffle", "drop_last", "sampler")}
+            options["batch_sampler"] = self._duration_sampler
+        return options
+
+    def fit_batch(self, batch):
+        """SpeechBrain's training step, counting the batch's padding."""
+        if hasattr(batch, "sig"):
+            self._padding.update(*batch.sig)
+        return super().fit_batch(batch)
+
+    def evaluation_loader_options(self, hparams: dict) -> dict:
+        """Loader options of the reported valid/test evaluation: ``test_dataloader_options``, batched when that is exact.
+
+        The YAMLs evaluate one utterance at a time (batch 1) because a
+        group-norm front-end (wav2vec2-base, HuBERT-base) sees padding. An
+        encoder whose own configuration makes batches exact (layer-norm
+        front-end and attention mask: wav2vec2-large/XLSR, HuBERT-large,
+        WavLM-large; :func:`~speechbrain_ext.encoders.model_batch_exact`) is
+        evaluated with ``valid_dataloader_options``' batch size instead.
+        """
+        options = dict(hparams["test_dataloader_options"])
+        if options.get("batch_size", 1) == 1 and model_batch_exact(self.model):
+            options["batch_size"] = int(hparams["valid_dataloader_options"].get("batch_size", 1))
+        return options
 
     def fit_and_report(self, datasets: dict, hparams: dict) -> dict:
         """Train with validation, then report valid and test with the selected checkpoint.
@@ -191,17 +358,20 @@ class RecipeBrain(sb.Brain):
         dict
             Split -> report (``valid`` and ``test``).
         """
-        self.reports = {}
-        self.fit(
-            self.hparams.epoch_counter,
-            datasets["train"],
-            datasets["valid"],
-            train_loader_kwargs=hparams["dataloader_options"],
-            valid_loader_kwargs=hparams["valid_dataloader_options"],
-        )
-        for split in ("valid", "test"):
-            self.report_split = split
-            self.evaluate(datasets[split], test_loader_kwargs=hparams["test_dataloader_options"], **self.task.find_kwargs())
+        self.reports, self._shard_evaluation = {}, True
+        try:
+            self.fit(
+                self.hparams.epoch_counter,
+                datasets["train"],
+                datasets["valid"],
+                train_loader_kwargs=self.train_loader_options(datasets["train"], hparams),
+                valid_loader_kwargs=hparams["valid_dataloader_options"],
+            )
+            for split in ("valid", "test"):
+                self.report_split = split
+                self.evaluate(datasets[split], test_loader_kwargs=self.evaluation_loader_options(hparams), **self.task.find_kwargs())
+        finally:
+            self._shard_evaluation = False  # post-training stages run on the main process alone
         return self.reports
 
 
@@ -296,7 +466,7 @@ class SegmentTripletBrain(SegmentBrain):
         """``loss_weighting(eq. 3, Tri)``; segments pair with segments of similar length."""
         targets = self.targets(batch)
         if self.hparams.triplet_on == "segments":
-            size = self.modules.model.segments.segment_size
+            size = self.model.segments.segment_size
             flat = flatten_segments(predictions.segments, predictions.segment_mask, targets, predictions.n_frames, size)
             triplet = self.hparams.triplet_loss(*flat)
         else:

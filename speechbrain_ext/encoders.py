@@ -208,6 +208,9 @@ class SSLEncoder(nn.Module):
         self.freeze = freeze
         self.model_type = model_type
         model = self.ssl_model.model
+        if not apply_spec_augment and getattr(model, "masked_spec_embed", None) is not None:
+            # used only by SpecAugment: a trainable parameter no forward reaches makes DDP fail (speechbrain#2340)
+            model.masked_spec_embed.requires_grad_(False)
         self.normalize = bool(getattr(self.ssl_model.feature_extractor, "do_normalize", False))
         if attention_mask is None:
             attention_mask = bool(getattr(self.ssl_model.feature_extractor, "return_attention_mask", True))
@@ -278,12 +281,53 @@ class SSLEncoder(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
             return self._encode(wavs, n_samples)
 
+    def hidden_states(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """Every hidden state the encoder computes (the CNN's projection, then each transformer layer), for analysis.
+
+        No output normalisation and no layer selection: the raw states that
+        probing and layer-wise analyses read.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``(batch, samples)`` 16 kHz waveforms.
+        wav_lens : torch.Tensor, optional
+            Relative lengths.
+
+        Returns
+        -------
+        states : tuple of torch.Tensor
+            ``n_layers + 1`` tensors ``(batch, frames, dim)``.
+        n_frames : torch.Tensor
+            Real frames per utterance.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from speechbrain_ext.testing.tiny_models import write_tiny_ssl
+        >>> enc = SSLEncoder(write_tiny_ssl(tempfile.mkdtemp(), "wav2vec2"), tempfile.mkdtemp(), layer=1)
+        >>> states, n_frames = enc.hidden_states(torch.randn(1, 16000))
+        >>> len(states), tuple(states[-1].shape), n_frames.tolist()
+        (2, (1, 49, 64), [49])
+        """
+        if wav_lens is None:
+            wav_lens = torch.ones(wavs.shape[0], device=wavs.device)
+        n_samples = torch.round(wav_lens * wavs.shape[1]).long().clamp(min=1)
+        out = self.ssl_model.model(self._prepare_input(wavs, n_samples), attention_mask=self._mask(wavs, n_samples), output_hidden_states=True)
+        states = out.hidden_states
+        return states, self.frame_lengths(n_samples).to(states[0].device).clamp(max=states[0].shape[1])
+
+    def _prepare_input(self, wavs, n_samples):
+        return normalize_waveforms(wavs, n_samples) if self.normalize else wavs
+
+    def _mask(self, wavs, n_samples):
+        if not self.use_attention_mask:
+            return None
+        return (torch.arange(wavs.shape[1], device=wavs.device)[None, :] < n_samples[:, None]).long()
+
     def _encode(self, wavs, n_samples):
-        if self.normalize:
-            wavs = normalize_waveforms(wavs, n_samples)
-        attention_mask = None
-        if self.use_attention_mask:
-            attention_mask = (torch.arange(wavs.shape[1], device=wavs.device)[None, :] < n_samples[:, None]).long()
+        wavs = self._prepare_input(wavs, n_samples)
+        attention_mask = self._mask(wavs, n_samples)
         need_all = self.layer in ("mean", "weighted") or (isinstance(self.layer, int) and self.layer < self.n_layers)
         out = self.ssl_model.model(wavs, attention_mask=attention_mask, output_hidden_states=need_all)
         if self.layer == "last" or (isinstance(self.layer, int) and not need_all):
@@ -301,3 +345,42 @@ class SSLEncoder(nn.Module):
         if self.output_norm:
             frames = normalize_frames(frames, n_frames)
         return frames, n_frames.float() / frames.shape[1]
+
+
+def encoder_batch_exact(encoder) -> bool:
+    """Whether an SSL encoder gives a file the same frames alone and in a padded batch, from its own configuration.
+
+    True when its convolutional feature extractor is layer-normed (HF config
+    ``feat_extract_norm == "layer"``: each frame is normalised on its own) and
+    the attention mask is passed (``use_attention_mask``), so no real frame
+    sees padding. Group norm (the base models) normalises over time, padding
+    included. Anything that is not an :class:`~speechbrain_ext.encoders.SSLEncoder` is not claimed exact.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from speechbrain_ext.testing.tiny_models import write_tiny_ssl
+    >>> base = SSLEncoder(write_tiny_ssl(tempfile.mkdtemp()), tempfile.mkdtemp())
+    >>> large = SSLEncoder(write_tiny_ssl(tempfile.mkdtemp(), large_style=True), tempfile.mkdtemp())
+    >>> encoder_batch_exact(base), encoder_batch_exact(large)
+    (False, True)
+    """
+    if not isinstance(encoder, SSLEncoder):
+        return False
+    config = encoder.ssl_model.model.config
+    return getattr(config, "feat_extract_norm", None) == "layer" and bool(encoder.use_attention_mask)
+
+
+def model_batch_exact(model: nn.Module) -> bool:
+    """Whether a model (any module holding SSL encoders: a recipe's model, a fusion) scores a file alike alone and in a padded batch.
+
+    Every :class:`SSLEncoder` in it must be :func:`encoder_batch_exact`; a
+    model without one (a text branch) is not claimed exact.
+
+    Example
+    -------
+    >>> model_batch_exact(nn.Linear(2, 2))
+    False
+    """
+    encoders = [m for m in model.modules() if isinstance(m, SSLEncoder)]
+    return bool(encoders) and all(encoder_batch_exact(e) for e in encoders)

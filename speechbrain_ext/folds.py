@@ -17,12 +17,19 @@ MSE for regression; the kNN columns when ``knn_summary.json`` exists); when
 the test split had no labels (a masked challenge partition) it aggregates
 the devel (``valid_report.json``) numbers and says so. ``results.csv`` and
 ``results.md`` hold every run, the mean and the standard deviation (ddof 1).
+Classification runs also get ``figures/`` (per-class recall with bootstrap
+intervals, the normalised confusion summed over the runs, confidence of
+correct and wrong decisions, UAR by utterance length) from their pooled
+predictions; the t-SNE of the test embeddings is left out, as it encodes
+every test file again:
+``python -m speechbrain_ext.analysis figures <results folder>`` adds it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -234,7 +241,24 @@ def run_folds(
     markdown = write_results(results_folder, frame, title)
     print(markdown)
     print(f"(results.csv and results.md in {results_folder})")
+    if "UAR" in frame.columns:
+        _write_fold_figures(results_folder, [run["folder"] for run in runs], split)
     return markdown
+
+
+def _write_fold_figures(results_folder: Path, folders: Sequence[Path], split: str) -> None:
+    """``<results folder>/figures/`` of the pooled predictions of classification runs; a failure is logged, never fails the runs.
+
+    The t-SNE is left out: it would encode every test file again with each
+    fold's encoder (``python -m speechbrain_ext.analysis figures <results folder>`` adds it).
+    """
+    try:
+        from speechbrain_ext.analysis.figures import write_figures
+
+        write_figures(results_folder, tsne=False, split=split, runs=folders, progress=False)
+        print(f"(figures in {results_folder / 'figures'})")
+    except Exception as err:  # the results table is written; figures are extra
+        logging.getLogger(__name__).warning("figures of %s not written: %s: %s", results_folder, type(err).__name__, err)
 
 
 CHAIN_DONE = "chain_complete.json"  # written by a finished multi-stage chain (speechbrain_ext.flea)

@@ -2,6 +2,7 @@
 
     python -m speechbrain_ext.hub export --train-hparams results/.../hyperparams.yaml --out my_model
     python -m speechbrain_ext.hub export --fusion results/.../late_fusion --out my_fused_model
+    python -m speechbrain_ext.hub export --train-hparams results/.../hyperparams.yaml --out my_model --onnx
     python -m speechbrain_ext.hub publish my_model --repo-id org/name [--private] [--dry-run]
 
 The export writes what ``from_hparams`` and SpeechBrain's ``foreign_class``
@@ -20,6 +21,9 @@ fetches) for classifiers; ``custom_interface.py``; and a model card
 ``README.md`` whose metrics are read from the run's ``test_report.json`` (or
 ``valid_report.json`` when the test split had no labels). The checkpoint the
 run selected (by its task's metric) is used unless ``--checkpoint`` names one.
+With ``--onnx``, an audio classifier's folder also gets ``model.onnx``
+(:mod:`speechbrain_ext.onnx_model`); a model that cannot be exported is
+refused before anything is written.
 """
 
 from __future__ import annotations
@@ -595,6 +599,50 @@ def publish(folder: str | Path, repo_id: str, private: bool = False, dry_run: bo
     return files
 
 
+ONNX_CARD = """## ONNX
+
+`model.onnx` is the same model as one ONNX graph: one 16 kHz waveform `(1, samples)` in (any length), class
+log-probabilities out, the waveform normalisation inside. It was checked against the PyTorch model when exported.
+onnxruntime runs it without speechbrain (a local copy of this folder):
+
+```python
+from speechbrain_ext.onnx_model import OnnxEmotionClassifier
+model = OnnxEmotionClassifier("path/to/this/folder", intra_op_num_threads=2)
+out_prob, score, index, text_lab = model.classify_file("speech.wav")  # files up to 30 s, one at a time
+```
+
+"""
+
+
+def onnx_refusal(train_hparams: str | Path | None = None, fusion: str | Path | None = None) -> str | None:
+    """Why ``export --onnx`` cannot export a run, read from its YAML before anything is written; None when it can."""
+    from speechbrain_ext.onnx_model import refusal
+
+    if fusion is not None:
+        return refusal("FusedModel")
+    run = RunModel.read(train_hparams)
+    if "features" in run.inputs:  # early fusion: the export builds a FusedModel
+        return refusal("FusedModel")
+    head = run.node.get("head")
+    sampling = _tag(head) == "speechbrain_ext.bayesian.BayesianLinear" and head.get("mean_weights") is not True
+    return refusal(_tag(run.node).rpartition(".")[2], _tag(run.node.get("activation")).rpartition(".")[2] or None, sampling)
+
+
+def add_onnx(folder: str | Path) -> Path:
+    """Write ``model.onnx`` into an exported folder (:func:`speechbrain_ext.onnx_model.export_folder`) and describe it in the model card."""
+    from speechbrain_ext.onnx_model import export_folder
+
+    folder = Path(folder)
+    path = export_folder(folder)
+    card_file = folder / "README.md"
+    if card_file.is_file():
+        card = card_file.read_text(encoding="utf-8")
+        if "## ONNX" not in card:
+            card = card.replace("## Limitations", ONNX_CARD + "## Limitations", 1) if "## Limitations" in card else card + "\n" + ONNX_CARD
+            atomic_write_text(card_file, card)
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -606,6 +654,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     export.add_argument("--checkpoint")
     export.add_argument("--whisper", help="text models: Whisper hub id or folder to pack instead of the run's")
     export.add_argument("--out", required=True)
+    export.add_argument("--onnx", action="store_true", help="also write model.onnx, run by onnxruntime (audio classifiers; see speechbrain_ext.onnx_model)")
     pub = sub.add_parser("publish", help="upload an exported folder to the Hugging Face hub")
     pub.add_argument("folder")
     pub.add_argument("--repo-id", required=True)
@@ -613,9 +662,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     pub.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "export":
+        reason = onnx_refusal(args.train_hparams, args.fusion) if args.onnx else None
+        if reason:
+            parser.error(f"--onnx: {reason}")  # before anything is written
         folder = (
             export_fusion(args.fusion, args.out, args.whisper) if args.fusion else export_model(args.train_hparams, args.out, args.checkpoint, args.whisper)
         )
+        if args.onnx:
+            print(f"ONNX graph: {add_onnx(folder)}")
         print(f"exported to {folder}")
     else:
         publish(args.folder, args.repo_id, private=args.private, dry_run=args.dry_run)

@@ -25,18 +25,41 @@ chunk at a time (the encoder's memory is that of one chunk; each chunk's
 context ends at its borders); the model's pooling and head then see the
 frames of the whole file. Files up to one chunk give exactly the
 ``classify_batch`` result.
+
+Many files: ``classify_files`` / ``predict_files`` read and resample them in
+background workers, sort them by duration (from the file headers) and run
+them in batches on the interface's device (``run_opts={"device": "cuda:0"}``
+in ``from_hparams``). Batching is exact -- every file gets its one-by-one
+answer to float rounding -- because of what :attr:`~_ModelInterface.batch_exact`
+reads from the loaded model's own configuration:
+
+- encoders whose convolutional feature extractor is layer-normed
+  (``feat_extract_norm == "layer"``: wav2vec2-large/XLSR, HuBERT-large,
+  WavLM-large) and that are given the attention mask
+  (``SSLEncoder.use_attention_mask``) never see padding: files of any
+  lengths share a batch;
+- group-normed front ends (wav2vec2-base, HuBERT-base, WavLM-base+)
+  normalise over time, padding included, so only files of the same length
+  (in 16 kHz samples) share a batch; nothing is ever padded for them;
+- models that read transcripts take one file at a time (the padded token
+  batches of the text encoder are not claimed exact); files over one chunk
+  always go one at a time, as ``classify_file`` reads them.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from speechbrain.inference.interfaces import Pretrained
 
-from speechbrain_ext.audio import TARGET_SAMPLE_RATE, audio_frames, iter_chunks, load_audio
+from speechbrain_ext.audio import TARGET_SAMPLE_RATE, AudioLoadError, audio_frames, iter_chunks, load_audio
 from speechbrain_ext.bayesian import BayesianLinear
+from speechbrain_ext.encoders import model_batch_exact
 from speechbrain_ext.models import FusedModel, ModelOutput, SegmentModel, TextModel, UtteranceModel
 from speechbrain_ext.uncertainty import mc_predictive
 
@@ -49,6 +72,49 @@ class Segment:
     end: float
     label: str
     probabilities: dict[str, float]
+
+
+class _AudioFiles(torch.utils.data.Dataset):
+    """Files as 16 kHz mono waveforms, read in DataLoader workers; a file that cannot be read gives its error."""
+
+    def __init__(self, paths: Sequence[str | os.PathLike]):
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        try:
+            return index, load_audio(self.paths[index], TARGET_SAMPLE_RATE)
+        except AudioLoadError as err:
+            return index, err
+
+
+def _pad_collate(items):
+    """``(indices, padded waveforms, sample counts, [(index, error), ...])`` of a batch of :class:`_AudioFiles` items."""
+    good = [(i, wav) for i, wav in items if isinstance(wav, torch.Tensor)]
+    bad = [(i, err) for i, err in items if not isinstance(err, torch.Tensor)]
+    if not good:
+        return [], torch.zeros(0, 1), torch.zeros(0, dtype=torch.long), bad
+    wavs = torch.nn.utils.rnn.pad_sequence([wav for _, wav in good], batch_first=True)
+    return [i for i, _ in good], wavs, torch.tensor([len(wav) for _, wav in good]), bad
+
+
+def default_num_workers(device: str | torch.device = "cpu") -> int:
+    """Background audio readers: ``min(2, CPU count)`` beside an accelerator; on the CPU only the cores its compute threads leave free.
+
+    On 2 cores the CPU model's two threads and two readers slow each other
+    down (measured: see the README), so a CPU run there reads in-process.
+
+    Example
+    -------
+    >>> default_num_workers("cuda:0") == min(2, os.cpu_count() or 1)
+    True
+    """
+    cpus = os.cpu_count() or 1
+    if str(device).startswith("cpu"):
+        return max(0, min(2, cpus - torch.get_num_threads()))
+    return min(2, cpus)
 
 
 class _ModelInterface(Pretrained):
@@ -127,6 +193,79 @@ class _ModelInterface(Pretrained):
         self.last_transcript = self.transcribe_file(path) if self.reads_text else None
         with torch.no_grad():
             return self._file_output(self.model, path, self.last_transcript)
+
+    @property
+    def batch_exact(self) -> bool:
+        """Whether files of different lengths may share a padded batch and still get their one-by-one answers.
+
+        Read from the loaded model, never from a model name: every SSL
+        encoder in it (each branch of a fusion) must be layer-normed with the
+        attention mask passed (:func:`~speechbrain_ext.encoders.model_batch_exact`). Models that read
+        transcripts are not batch-exact (``classify_files`` runs them one file
+        at a time); group-norm models are batched only among files of equal
+        length, which is exact too.
+        """
+        return not self.reads_text and model_batch_exact(self.model)
+
+    def _batches(self, paths: Sequence, batch_size: int) -> tuple[list[list[int]], list[int], dict[int, Exception]]:
+        """Batches of file indices by length (from the headers), files to run alone (over one chunk), header errors."""
+        chunk_seconds = float(self._hparam("max_chunk_seconds", 30.0))
+        lengths, alone, errors = [], [], {}
+        for i, path in enumerate(paths):
+            try:
+                frames, file_sr = audio_frames(path)
+            except AudioLoadError as err:
+                errors[i] = err
+                continue
+            if frames / file_sr > chunk_seconds:
+                alone.append(i)
+            else:
+                lengths.append((i, math.ceil(frames * TARGET_SAMPLE_RATE / file_sr)))
+        lengths.sort(key=lambda item: -item[1])  # longest first; input order among equal lengths
+        size = 1 if self.reads_text else max(1, int(batch_size))
+        if self.batch_exact:
+            groups = [lengths]
+        else:
+            groups = [list(group) for _, group in itertools.groupby(lengths, key=lambda item: item[1])]
+        batches = [[i for i, _ in group[k : k + size]] for group in groups for k in range(0, len(group), size)]
+        return batches, alone, errors
+
+    def _run_files(self, paths: Sequence, finish: Callable[[ModelOutput], list], batch_size: int, num_workers: int | None, progress: bool) -> list:
+        """``finish(output)`` of every file (one entry per row of the output), in input order; unreadable files give their error."""
+        from tqdm import tqdm
+
+        paths = [str(p) for p in paths]
+        batches, alone, errors = self._batches(paths, batch_size)
+        results: dict = dict(errors)
+        num_workers = default_num_workers(self.device) if num_workers is None else int(num_workers)
+        bar = tqdm(total=len(paths), desc="classifying", unit="file", disable=not progress or len(paths) < 2)
+        bar.update(len(errors))
+        loader = torch.utils.data.DataLoader(
+            _AudioFiles(paths),
+            batch_sampler=batches,
+            num_workers=num_workers if batches else 0,
+            collate_fn=_pad_collate,
+            pin_memory=str(self.device).startswith("cuda"),
+        )
+        exact = self.batch_exact
+        for indices, wavs, n_samples, bad in loader:
+            results.update(bad)
+            # Group-norm models: equal lengths only (the headers' lengths could be off by a sample after resampling).
+            runs = [(0, len(indices))] if exact else _equal_runs(n_samples.tolist())
+            for start, stop in runs:
+                part = wavs[start:stop, : int(n_samples[start:stop].max())]
+                lens = n_samples[start:stop].float() / part.shape[1]
+                for i, row in zip(indices[start:stop], finish(self.forward_batch(part, lens))):
+                    results[i] = row
+            bar.update(len(indices) + len(bad))
+        for i in alone:
+            try:
+                results[i] = finish(self.forward_file(paths[i]))[0]
+            except AudioLoadError as err:
+                results[i] = err
+            bar.update(1)
+        bar.close()
+        return [results[i] for i in range(len(paths))]
 
     def encode_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> torch.Tensor:
         """Utterance embeddings ``(batch, dim)`` (the head's input)."""
@@ -242,6 +381,54 @@ class EmotionClassifier(_ModelInterface):
         decision = self._decide(self.forward_file(path), n_samples)
         return (*decision, self.last_transcript) if return_transcript else decision
 
+    def classify_files(
+        self,
+        paths: Sequence[str | os.PathLike],
+        batch_size: int = 8,
+        num_workers: int | None = None,
+        n_samples: int | None = None,
+        progress: bool = False,
+    ) -> list:
+        """Classify many files in batches: each entry is what :meth:`classify_file` returns for that file.
+
+        Files are read and resampled in ``num_workers`` background processes
+        (default :func:`default_num_workers`: 2 beside a GPU; on the CPU, the
+        cores its threads leave free; 0 reads in this process), sorted by
+        duration from their headers and batched on the interface's device.
+        When :attr:`batch_exact`, files of any lengths share a padded batch;
+        otherwise (group-norm encoders) only files of equal length do, so
+        no file ever sees padding. Either way each file gets its one-by-one
+        answer to float rounding. Models that read transcripts, and files
+        longer than one chunk, go one at a time.
+
+        Arguments
+        ---------
+        paths : sequence of str or PathLike
+            Audio files (any rate, channels and length).
+        batch_size : int
+            Files per forward pass at most.
+        num_workers : int, optional
+            Background readers.
+        n_samples : int, optional
+            Bayesian head: MC-average this many weight samples (one draw set per batch).
+        progress : bool
+            A progress bar on stderr.
+
+        Returns
+        -------
+        list
+            In input order: ``(out_prob, score, index, text_lab)`` with a batch
+            dimension of one, as :meth:`classify_file`; or, for a file that
+            cannot be read, its :class:`~speechbrain_ext.audio.AudioLoadError`
+            (the other files are still classified).
+        """
+
+        def finish(out: ModelOutput) -> list:
+            out_prob, score, index, text_lab = self._decide(out, n_samples)
+            return [(out_prob[k : k + 1], score[k : k + 1], index[k : k + 1], [text_lab[k]]) for k in range(len(out_prob))]
+
+        return self._run_files(paths, finish, batch_size, num_workers, progress)
+
     def timeline(self, path: str | os.PathLike, n_samples: int | None = None) -> list[Segment]:
         """Decisions over windows of a file, each window pooled by the model's own pooling and head.
 
@@ -333,6 +520,22 @@ class EmotionRegressor(_ModelInterface):
         named = {name: round(float(v), 6) for name, v in zip(self.hparams.output_names, values)}
         return (named, self.last_transcript) if return_transcript else named
 
+    def predict_files(self, paths: Sequence[str | os.PathLike], batch_size: int = 8, num_workers: int | None = None, progress: bool = False) -> list:
+        """Named intensities of many files, batched as :meth:`EmotionClassifier.classify_files` (same exactness).
+
+        Returns
+        -------
+        list
+            In input order: :meth:`predict_file`'s dict, or the file's
+            :class:`~speechbrain_ext.audio.AudioLoadError`.
+        """
+
+        def finish(out: ModelOutput) -> list:
+            names = self.hparams.output_names
+            return [{name: round(float(v), 6) for name, v in zip(names, row)} for row in out.decision]
+
+        return self._run_files(paths, finish, batch_size, num_workers, progress)
+
     def uncertainty_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None, n_samples: int = 500) -> dict:
         """A Bayesian head's intensities: mean and standard deviation over ``n_samples`` weight draws, ``(batch, n_outputs)`` each."""
         self._require_bayesian()
@@ -350,6 +553,22 @@ class EmotionRegressor(_ModelInterface):
         return self.predict_batch(wavs, wav_lens)
 
 
+def _equal_runs(lengths: list[int]) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the runs of equal consecutive values.
+
+    Example
+    -------
+    >>> _equal_runs([5, 5, 3, 3, 3, 5])
+    [(0, 2), (2, 5), (5, 6)]
+    """
+    runs, start = [], 0
+    for k in range(1, len(lengths) + 1):
+        if k == len(lengths) or lengths[k] != lengths[start]:
+            runs.append((start, k))
+            start = k
+    return runs
+
+
 def interface_for(hparams_keys) -> type[_ModelInterface]:
     """The interface class of an inference hparams file, from its top-level keys.
 
@@ -361,4 +580,4 @@ def interface_for(hparams_keys) -> type[_ModelInterface]:
     return EmotionRegressor if "output_names" in hparams_keys else EmotionClassifier
 
 
-__all__ = ["EmotionClassifier", "EmotionRegressor", "Segment", "interface_for"]
+__all__ = ["EmotionClassifier", "EmotionRegressor", "Segment", "default_num_workers", "interface_for"]

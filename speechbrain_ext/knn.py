@@ -7,9 +7,15 @@ validation sets. For a query, the ``k`` nearest stored embeddings
 inverse-distance weights). The final posterior is
 ``p = alpha * p_knn + (1 - alpha) * p_model``.
 
-Search is a batched ``||q||^2 - 2 q.k + ||k||^2`` matrix product with
-``topk``, in query chunks, so a 100k-entry datastore stays fast and bounded
-in memory. :meth:`KNNInterpolator.tune` finds the neighbours once for the
+Search ranks stored entries by ``||k||^2 - 2 q.k`` (one ``addmm`` per query
+chunk into a reused block, ``||k||^2`` precomputed when entries are added;
+``||q||^2`` is added to the ``k`` winners only). On large datastores the
+``k`` smallest of a row are found in two steps (:func:`smallest_k`): the
+row's columns form interleaved groups of ``_GROUP``, the ``k`` groups with
+the smallest minima hold the ``k`` smallest entries, and ``topk`` runs on
+those groups' members only, so the full-row ``topk`` (the costly part after
+the matrix product) is avoided. Neighbours are those of a plain ``topk`` (ties
+aside). :meth:`KNNInterpolator.tune` finds the neighbours once for the
 largest ``k`` and scores every ``(k, alpha)`` pair from cumulative votes.
 """
 
@@ -21,6 +27,35 @@ import numpy as np
 import torch
 
 from speechbrain_ext.metrics import unweighted_average_recall
+
+_BLOCK_ELEMENTS = 1 << 24  # float32 entries of one (query chunk x datastore) block: 64 MiB
+_MIN_ROWS = 128  # fewer query rows per matrix product re-read the datastore too often
+_GROUP = 16  # members of each group in the two-step top-k
+
+
+def smallest_k(block: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.topk(block, k, dim=1, largest=False, sorted=True)`` of a 2-D block, faster on wide rows.
+
+    Column ``j`` of the first ``G * _GROUP`` columns (``G = n // _GROUP``) is in
+    group ``j % G``; the ``k`` groups with the smallest minima contain ``k``
+    smallest entries of the row (each entry left out has at least ``k``
+    group minima at or below it), so ``topk`` over their members plus the
+    ``n % _GROUP`` trailing columns gives the row's ``k`` smallest. Equal
+    values may come out in another order, or another of equal entries may
+    be chosen at the ``k``-th place, as ``topk`` itself does not define it.
+    """
+    rows, n = block.shape
+    groups = n // _GROUP
+    if groups < 4 * k:  # narrow rows: the plain top-k is as cheap
+        return torch.topk(block, k, dim=1, largest=False, sorted=True)
+    main = groups * _GROUP
+    minima = block[:, :main].view(rows, _GROUP, groups).amin(dim=1)  # (rows, groups)
+    chosen = torch.topk(minima, k, dim=1, largest=False, sorted=False).indices  # (rows, k)
+    members = (chosen.unsqueeze(-1) + torch.arange(0, main, groups)).reshape(rows, k * _GROUP)
+    if main < n:
+        members = torch.cat([members, torch.arange(main, n).expand(rows, n - main)], dim=1)
+    values, at = torch.topk(block.gather(1, members), k, dim=1, largest=False, sorted=True)
+    return values, members.gather(1, at)
 
 
 class KNNInterpolator:
@@ -37,7 +72,8 @@ class KNNInterpolator:
     weights : str
         ``"uniform"`` or ``"distance"`` (inverse distance, as scikit-learn).
     chunk_size : int
-        Queries per distance matrix.
+        Most queries per distance block (fewer when the block would pass
+        ``_BLOCK_ELEMENTS``, but at least ``_MIN_ROWS``).
 
     Example
     -------
@@ -69,7 +105,7 @@ class KNNInterpolator:
         if len(labels) and (labels.min() < 0 or labels.max() >= self.n_classes):
             raise ValueError(f"labels must lie in [0, {self.n_classes})")
         norms = (embeddings**2).sum(dim=1)  # only the new entries' norms are computed
-        self.keys = embeddings if self.keys is None else torch.cat([self.keys, embeddings])
+        self.keys = embeddings.contiguous() if self.keys is None else torch.cat([self.keys, embeddings])
         self.values = labels if self.values is None else torch.cat([self.values, labels])
         self._key_norms = norms if self._key_norms is None else torch.cat([self._key_norms, norms])
 
@@ -90,16 +126,20 @@ class KNNInterpolator:
         """
         if self.keys is None or len(self.keys) == 0:
             raise RuntimeError("the kNN datastore is empty: call add() first")
-        k = min(int(k), len(self.keys))
-        queries = torch.as_tensor(queries).detach().float().cpu()
-        dists, idx = [], []
-        for start in range(0, len(queries), self.chunk_size):
-            q = queries[start : start + self.chunk_size]
-            sq = (q**2).sum(dim=1, keepdim=True) - 2 * q @ self.keys.T + self._key_norms[None, :]
-            d, i = torch.topk(sq, k, dim=1, largest=False, sorted=True)
-            dists.append(d.clamp_min(0).sqrt())
-            idx.append(i)
-        return torch.cat(dists), torch.cat(idx)
+        n = len(self.keys)
+        k = min(int(k), n)
+        queries = torch.as_tensor(queries).detach().float().cpu().contiguous()
+        rows = max(1, min(self.chunk_size, len(queries), max(_MIN_ROWS, _BLOCK_ELEMENTS // n)))
+        block = torch.empty(rows, n)  # reused by every chunk
+        dists = torch.empty(len(queries), k)
+        idx = torch.empty(len(queries), k, dtype=torch.long)
+        for start in range(0, len(queries), rows):
+            q = queries[start : start + rows]
+            part = block[: len(q)]
+            torch.addmm(self._key_norms, q, self.keys.T, beta=1, alpha=-2, out=part)  # ||k||^2 - 2 q.k
+            dists[start : start + len(q)], idx[start : start + len(q)] = smallest_k(part, k)
+        dists += (queries**2).sum(dim=1, keepdim=True)
+        return dists.clamp_min_(0).sqrt_(), idx
 
     def _votes(self, distances: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """``(q, k, n_classes)`` per-neighbour votes."""

@@ -184,10 +184,12 @@ class TripletLoss(torch.nn.Module):
 
         Arguments are those of :meth:`mine`.
         """
-        a, p, n = self.mine(embeddings, labels, lengths, groups, mining)
-        if len(a) == 0:
-            return embeddings.sum() * 0.0
-        return self.from_triplets(embeddings[a], embeddings[p], embeddings[n])
+        with torch.autocast(embeddings.device.type, enabled=False):  # distances in fp32 under --precision=bf16/fp16
+            embeddings = embeddings.float()
+            a, p, n = self.mine(embeddings, labels, lengths, groups, mining)
+            if len(a) == 0:
+                return embeddings.sum() * 0.0
+            return self.from_triplets(embeddings[a], embeddings[p], embeddings[n])
 
 
 class SupConLoss(torch.nn.Module):
@@ -232,6 +234,10 @@ class SupConLoss(torch.nn.Module):
         -------
         torch.Tensor
         """
+        with torch.autocast(features.device.type, enabled=False):  # similarities in fp32 under --precision=bf16/fp16
+            return self._loss(features.float(), labels)
+
+    def _loss(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         labels = labels.reshape(-1)
         if features.dim() == 3:
             n_views = features.shape[1]

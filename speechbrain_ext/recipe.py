@@ -30,7 +30,7 @@ from pathlib import Path
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 from ruamel.yaml import YAML
-from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from speechbrain_ext.dataio import recipe_datasets
 from speechbrain_ext.stages import StageContext
@@ -92,6 +92,7 @@ def run_recipe(prepare: Callable[[dict], None], brains: Sequence[type], argv: li
         Split -> final report.
     """
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
+    sb.utils.distributed.ddp_init_group(run_opts)  # under torchrun: one process per GPU (or CPU with --distributed_backend=gloo)
     values = plain_values(hparams_file, overrides)
     brain_class = pick_brain(values, brains, hparams_file)
     brain_class.check_hparams(values)
@@ -99,7 +100,7 @@ def run_recipe(prepare: Callable[[dict], None], brains: Sequence[type], argv: li
 
     sb.create_experiment_directory(experiment_directory=values["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides)
     script = os.path.abspath(sys.argv[0])  # SpeechBrain copies the calling module; keep the recipe's own script
-    if script.endswith(".py") and os.path.isfile(script):
+    if script.endswith(".py") and os.path.isfile(script) and if_main_process():
         shutil.copy(script, os.path.join(values["output_folder"], os.path.basename(script)))
     if not values["skip_prep"]:
         run_on_main(prepare, kwargs={"hparams": values})
@@ -135,6 +136,6 @@ def run_recipe(prepare: Callable[[dict], None], brains: Sequence[type], argv: li
     reports = brain.fit_and_report(datasets, hparams)
     context = StageContext(brain, datasets, hparams, reports)
     for stage in hparams.get("post_training", []):
-        if stage.enabled:
-            stage.run(context)
+        if stage.enabled:  # Bayesian head, kNN, embeddings: on the main process, the others wait
+            run_on_main(stage.run, args=[context])
     return context.reports

@@ -183,7 +183,7 @@ class BayesianHeadStage:
         else:
             shutil.rmtree(self.save_folder, ignore_errors=True)  # a head of an older stage-one checkpoint
             checkpointer = Checkpointer(self.save_folder, recoverables={"model": self.model})
-            layer.load_state_dict(BayesianLinear.from_linear(context.brain.modules.model.head, prior=self.prior).state_dict())
+            layer.load_state_dict(BayesianLinear.from_linear(context.brain.model.head, prior=self.prior).state_dict())
             torch.manual_seed(seed)
             data = {f"{s}_{k}": embeddings[s][k].to(brain.device) for s in ("train", "valid") for k in ("embeddings", "targets")}
             fit = fit_bayesian_head(

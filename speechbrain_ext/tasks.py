@@ -224,7 +224,7 @@ class ClassificationTask(Task):
 
     def loss(self, scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean NLL of the labelled rows, class-weighted if asked (zero when no row is labelled)."""
-        targets = targets.reshape(-1)
+        targets, scores = targets.reshape(-1), scores.float()  # the loss in fp32 under --precision=bf16/fp16
         if not (targets != UNLABELLED).any():
             return scores.sum() * 0.0
         weight = None if self.weights is None else self.weights.to(device=scores.device, dtype=scores.dtype)
@@ -328,7 +328,7 @@ class RegressionTask(Task):
 
     def loss(self, scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """MSE over the labelled rows (zero when none is labelled)."""
-        keep = ~torch.isnan(targets).any(dim=-1)
+        keep, scores = ~torch.isnan(targets).any(dim=-1), scores.float()  # the loss in fp32 under --precision=bf16/fp16
         if not keep.any():
             return scores.sum() * 0.0
         return torch.nn.functional.mse_loss(scores[keep], targets[keep].to(scores.dtype))

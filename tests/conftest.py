@@ -248,6 +248,7 @@ SYNTHETIC = {
     "FESC": {"speakers": 9, "utterances_per_emotion": 2},
     "Hume-Prosody": {"speakers": 10, "files_per_speaker": 9},
     "HealthCall30": {"speakers": 10, "files_per_speaker": 8},
+    "MSP-IMPROV": {"speakers": 12, "utterances_per_speaker": 6},  # 6: every split of fold 1 holds all four classes
 }
 # Code that reads hparams: the shared library and every train.py.
 CODE_FILES = [*sorted((REPO / "speechbrain_ext").glob("*.py")), *sorted((REPO / "recipes").glob("*/train.py"))]

@@ -216,3 +216,16 @@ def test_unlabelled_rows_are_predicted_not_scored():
 def test_configuration_errors_are_raised_before_anything_is_built(brain_class, values, message):
     with pytest.raises(ValueError, match=message):
         brain_class.check_hparams({"task": 1, "model": 1, "opt_class": 1, "output_folder": "x", **values})
+
+
+def test_reported_evaluation_is_batched_only_when_the_encoder_makes_it_exact(tiny_models, tmp_path):
+    """Layer-norm front-end with an attention mask: valid's batch size; group norm: one utterance at a time (the YAMLs' 1)."""
+    from types import SimpleNamespace
+
+    from speechbrain_ext.encoders import SSLEncoder
+
+    hparams = {"test_dataloader_options": {"batch_size": 1, "num_workers": 0}, "valid_dataloader_options": {"batch_size": 8}}
+    for name, attention_mask, expected in (("wav2vec2_large", True, 8), ("wav2vec2_large", False, 1), ("wav2vec2", True, 1)):
+        encoder = SSLEncoder(tiny_models[name], str(tmp_path / "hf"), attention_mask=attention_mask)
+        options = UtteranceBrain.evaluation_loader_options(SimpleNamespace(model=torch.nn.Sequential(encoder)), hparams)
+        assert options == {"batch_size": expected, "num_workers": 0}, (name, attention_mask)

@@ -325,3 +325,13 @@ def test_text_run_transcribes_then_fuses_with_audio(registry_runs, tmp_path):
     singles = [json.loads((run / "valid_report.json").read_text())["mean_spearman"] for run in (text, audio)]
     assert reports["valid"]["mean_spearman"] >= max(singles) - 1e-4  # each run alone is a grid point
     assert reports["test"]["n"] == 0 and reports["test"]["n_predicted"] == len(json.loads((text / "prep" / "test.json").read_text()))
+
+
+def test_duration_batches_pad_less_and_log_it(registry_runs):
+    """attention.yaml's registry run batches by seconds (--max_batch_seconds=12), baseline.yaml's by 8 random files: both log their padding."""
+
+    def padding(method: str) -> float:
+        log = (registry_runs[f"recipes/RAVDESS/hparams/{method}.yaml"]["folder"] / "train_log.txt").read_text()
+        return float(re.search(r"train padding: ([0-9.e+-]+)", log).group(1))
+
+    assert padding("attention") < padding("baseline")

@@ -1,0 +1,354 @@
+"""probe: a linear SVM per layer of SSL embeddings (and on openSMILE/BoAW baselines), C by 5-fold CV on training speakers, scored on each fold's test speakers (w2v2_info_recovery Table I).
+
+The folds are a corpus protocol's: ``--folds`` names a fold runner's results
+folder (or one run, or prepared folders holding ``train.json`` and
+``test.json``). For each fold, each model and each layer: standardise, then
+``LinearSVC`` with C picked by ``GridSearchCV`` (balanced accuracy, i.e. UAR)
+over 5 folds of the training split grouped by speaker; the test split is
+seen once, for the score. ``--model`` may repeat; a fold runner's results
+folder as a model probes each fold's fine-tuned encoder on its own fold.
+
+    python -m speechbrain_ext.analysis probe --folds results/IEMOCAP/baseline/loso \\
+        --model facebook/wav2vec2-base --model facebook/wav2vec2-base-100h \\
+        --baselines compare_functionals boaw_compare_lld --out analysis/probe_iemocap
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from speechbrain_ext.analysis.runs import RecipeRun, RunError, find_runs, read_manifest
+from speechbrain_ext.fileio import atomic_write_json, atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+BASELINES = ("compare_functionals", "boaw_compare_lld")
+
+
+@dataclass
+class Fold:
+    """One fold of a protocol: its name, the training and test utterances with their entries."""
+
+    name: str
+    train: dict
+    test: dict
+    run: Path | None = None  # the fold's recipe run, when the folds come from runs
+
+    @property
+    def entries(self) -> dict:
+        return {**self.train, **self.test}
+
+
+def load_folds(source: str | Path, data_folder: str | None = None, train_splits: Sequence[str] = ("train", "valid"), split: str = "test") -> list[Fold]:
+    """The folds of a results folder (one per run), of one run, or of prepared folders (``train.json``, ``valid.json``, ``test.json``).
+
+    ``train_splits``: the manifests the probe trains on (the paper trains on
+    every session but the test one: train and valid here).
+    """
+    source = Path(source)
+    if (source / f"{split}.json").is_file():
+        manifests = {name: source / f"{name}.json" for name in (*train_splits, split)}
+        missing = [str(p) for p in manifests.values() if not p.is_file()]
+        if missing:
+            raise RunError(f"{source}: missing {missing}")
+        train = {k: v for name in train_splits for k, v in read_manifest(manifests[name], data_folder).items()}
+        return [Fold(source.name, train, read_manifest(manifests[split], data_folder))]
+    folds = []
+    for folder in find_runs(source, split):
+        run = RecipeRun(folder)
+        root = data_folder or run.values.get("data_folder")
+        train = {k: v for name in train_splits for k, v in read_manifest(run.manifest(name), root).items()}
+        name = str(folder.relative_to(source)) if folder != source else folder.name
+        folds.append(Fold(name, train, read_manifest(run.manifest(split), root), folder))
+    return folds
+
+
+def model_for_fold(model: str, fold: Fold, folds_root: Path | None) -> str:
+    """The model a fold is probed with: the model itself, or the fold's own run when ``model`` is a results folder of fold runs."""
+    path = Path(model)
+    if not path.is_dir() or (path / "hyperparams.yaml").is_file() or (path / "config.json").is_file():
+        return model
+    runs = {str(r.relative_to(path)): r for r in find_runs(path)}
+    if fold.run is not None and folds_root is not None and str(fold.run.relative_to(folds_root)) in runs:
+        return str(runs[str(fold.run.relative_to(folds_root))])
+    if len(runs) == 1:
+        return str(next(iter(runs.values())))
+    raise RunError(f"{model}: holds {len(runs)} runs and none is at fold {fold.name}'s path; give one run, or results folders with the same fold layout")
+
+
+def cv_splits(y: np.ndarray, groups: np.ndarray, n_splits: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Cross-validation folds of the training split: grouped by speaker (``StratifiedGroupKFold``) when there are enough speakers, else stratified.
+
+    Example
+    -------
+    >>> y = np.array([0, 1] * 10); groups = np.repeat(np.arange(10), 2)
+    >>> splits = cv_splits(y, groups)
+    >>> len(splits), all(not set(groups[a]) & set(groups[b]) for a, b in splits)
+    (5, True)
+    """
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    if len(np.unique(groups)) >= n_splits:
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        return list(splitter.split(np.zeros(len(y)), y, groups))
+    smallest = int(np.bincount(np.unique(y, return_inverse=True)[1]).min())
+    splitter = StratifiedKFold(n_splits=max(2, min(n_splits, smallest)), shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(y)), y))
+
+
+def svm_pipeline(seed: int = 0):
+    """Standardisation, then a linear SVM (C set by the grid search)."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    return make_pipeline(StandardScaler(), LinearSVC(max_iter=20000, random_state=seed))
+
+
+def probe_fold(
+    x: np.ndarray,
+    y: np.ndarray,
+    speakers: np.ndarray,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    grid: Sequence[float] = C_GRID,
+    n_splits: int = 5,
+    seed: int = 0,
+) -> dict:
+    """Grid-search C on ``train_idx`` only, refit, score on ``test_idx``; refuse a split whose speakers overlap.
+
+    Arguments
+    ---------
+    x : np.ndarray
+        ``(n, dim)`` features of the fold's utterances.
+    y : np.ndarray
+        Class indices.
+    speakers : np.ndarray
+        Speaker of each row (the cross-validation groups).
+    train_idx, test_idx : np.ndarray
+        Rows of the training and test split.
+    grid : sequence of float
+        C values.
+    n_splits : int
+        Cross-validation folds.
+    seed : int
+        Fold shuffling and SVM seed.
+
+    Returns
+    -------
+    dict
+        ``UAR``, ``WA``, ``C`` (chosen), ``cv_UAR`` (its mean validation UAR), ``n_train``, ``n_test``.
+
+    Example
+    -------
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 40); x = rng.normal(size=(80, 4)) + y[:, None]
+    >>> spk = np.tile(np.arange(8), 10); train = np.flatnonzero(spk < 6); test = np.flatnonzero(spk >= 6)
+    >>> r = probe_fold(x, y, spk, train, test, grid=(0.1, 1.0))
+    >>> r["UAR"] > 0.7, r["n_train"], r["n_test"]
+    (True, 60, 20)
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import GridSearchCV
+
+    leaked = set(speakers[train_idx]) & set(speakers[test_idx])
+    if leaked:
+        raise ValueError(f"speakers {sorted(leaked)[:5]} are in both the training and the test split")
+    x_train, y_train = x[train_idx], y[train_idx]
+    search = GridSearchCV(
+        svm_pipeline(seed), {"linearsvc__C": list(grid)}, cv=cv_splits(y_train, speakers[train_idx], n_splits, seed), scoring="balanced_accuracy", n_jobs=1
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(x_train, y_train)
+    predicted = search.predict(x[test_idx])
+    truth = y[test_idx]
+    recalls = [np.mean(predicted[truth == c] == c) for c in np.unique(truth)]
+    return {
+        "UAR": float(np.mean(recalls)),
+        "WA": float(np.mean(predicted == truth)),
+        "C": float(search.best_params_["linearsvc__C"]),
+        "cv_UAR": float(search.best_score_),
+        "n_train": int(len(train_idx)),
+        "n_test": int(len(test_idx)),
+    }
+
+
+def _fold_arrays(fold: Fold, label_key: str, labels: list[str]):
+    ids = list(fold.entries)
+    y = np.array([labels.index(str(fold.entries[i][label_key])) for i in ids])
+    speakers = np.array([str(fold.entries[i].get("speaker", i)) for i in ids])
+    train_idx = np.arange(len(fold.train))
+    test_idx = np.arange(len(fold.train), len(ids))
+    return ids, y, speakers, train_idx, test_idx
+
+
+def baseline_features(fold: Fold, names: Sequence[str], cache_folder: str | Path, codebook_size: int = 500, seed: int = 0, progress: bool = True) -> dict:
+    """Table I's handcrafted rows for one fold, rows in the fold's order (training files, then test files).
+
+    ``compare_functionals``: openSMILE ComParE 2016 functionals (6373);
+    ``boaw_compare_lld``: bag-of-audio-words over its 65 LLDs and 65 deltas,
+    standardisation and codebooks fitted on the fold's training files only.
+    Per-file features are cached under ``cache_folder``.
+    """
+    from speechbrain_ext.analysis.features import BagOfAudioWords, FeatureCache
+
+    paths = [entry["wav"] for entry in fold.entries.values()]
+    out = {}
+    if "compare_functionals" in names:
+        functionals = FeatureCache(cache_folder, "functionals")
+        functionals.ensure(paths, progress)
+        out["compare_functionals"] = functionals.get(paths)
+    if "boaw_compare_lld" in names:
+        lld = FeatureCache(cache_folder, "lld")
+        lld.ensure(paths, progress)
+        boaw = BagOfAudioWords(codebook_size=codebook_size, seed=seed).fit(lld.lazy([entry["wav"] for entry in fold.train.values()]))
+        out["boaw_compare_lld"] = boaw.transform(lld.lazy(paths))
+    return out
+
+
+def run_probe(
+    folds_source: str | Path,
+    models: Sequence[str],
+    out: str | Path,
+    baselines: Sequence[str] = (),
+    layers: Sequence[int] | None = None,
+    data_folder: str | None = None,
+    train_splits: Sequence[str] = ("train", "valid"),
+    label_key: str = "emo",
+    grid: Sequence[float] = C_GRID,
+    n_splits: int = 5,
+    seed: int = 0,
+    cache: str | Path | None = None,
+    progress: bool = True,
+    codebook_size: int = 500,
+) -> pd.DataFrame:
+    """Probe every model's layers (and the feature baselines) over the folds; write ``probe_folds.csv``, ``probe.csv``, ``probe.json``, ``probe_layers.png``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per feature set, layer and fold.
+    """
+    from speechbrain_ext.analysis.embed import EmbeddingCache
+
+    out = Path(out)
+    cache = Path(cache) if cache else out / "embeddings_cache"
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:
+        raise ValueError(f"unknown baseline(s) {unknown}; choose among {list(BASELINES)}")
+    if not models and not baselines:
+        raise ValueError("nothing to probe: give --model and/or --baselines")
+    folds = load_folds(folds_source, data_folder, train_splits)
+    folds_root = Path(folds_source)
+    labels = sorted({str(e[label_key]) for fold in folds for e in fold.entries.values()})
+    rows = []
+    for fold in folds:
+        ids, y, speakers, train_idx, test_idx = _fold_arrays(fold, label_key, labels)
+        features = {}
+        for model in models:
+            emb = EmbeddingCache(cache, model_for_fold(model, fold, folds_root)).embed(fold.entries, progress=progress)
+            chosen = range(emb.n_states) if layers is None else [range(emb.n_states)[layer] for layer in layers]
+            for layer in chosen:
+                features[(model, layer)] = emb.layer(layer)
+        for name, x in baseline_features(fold, baselines, cache / "opensmile", codebook_size, seed, progress).items():
+            features[(name, None)] = x
+        for (name, layer), x in features.items():
+            result = probe_fold(x, y, speakers, train_idx, test_idx, grid, n_splits, seed)
+            rows.append({"feature": name, "layer": layer, "fold": fold.name, **result})
+            logger.info("probe %s%s fold %s: UAR %.3f (C=%g)", name, "" if layer is None else f" layer {layer}", fold.name, result["UAR"], result["C"])
+    frame = pd.DataFrame(rows)
+    frame["layer"] = frame["layer"].astype("Int64")
+    summary = (
+        frame.groupby(["feature", "layer"], dropna=False, sort=False)
+        .agg(UAR=("UAR", "mean"), UAR_std=("UAR", "std"), WA=("WA", "mean"), WA_std=("WA", "std"), folds=("fold", "count"))
+        .reset_index()
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "probe_folds.csv", frame.to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(out / "probe.csv", summary.to_csv(index=False, float_format="%.6f"))
+    atomic_write_json(
+        out / "probe.json",
+        {
+            "folds": [f.name for f in folds],
+            "labels": labels,
+            "chance_UAR": 1 / len(labels),
+            "grid_C": list(grid),
+            "cv_folds": n_splits,
+            "train_splits": list(train_splits),
+            "results": summary.astype(object).where(summary.notna(), None).to_dict(orient="records"),
+        },
+    )
+    plot_layers(summary, 1 / len(labels), out / "probe_layers.png")
+    return frame
+
+
+def plot_layers(summary: pd.DataFrame, chance: float, path: str | Path) -> None:
+    """UAR per layer, one curve per model (± std over folds); baselines as horizontal lines; chance dotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for name, group in summary.groupby("feature", sort=False):
+        if group["layer"].isna().all():
+            ax.axhline(100 * group["UAR"].iloc[0], linestyle="--", linewidth=1, label=name, color=f"C{len(ax.lines) % 10}")
+            continue
+        layer = group["layer"].astype(int).to_numpy()
+        uar, std = 100 * group["UAR"].to_numpy(), 100 * group["UAR_std"].fillna(0).to_numpy()
+        ax.errorbar(layer, uar, yerr=std, marker="o", capsize=2, label=Path(name).name or name)
+    ax.axhline(100 * chance, linestyle=":", color="grey", label="chance")
+    ax.set_xlabel("layer (0: CNN projection)")
+    ax.set_ylabel("test UAR %")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The verb's options."""
+    parser.add_argument("--folds", required=True, help="fold runner's results folder, one run, or a prepared folder (train.json, valid.json, test.json)")
+    parser.add_argument("--model", action="append", default=[], help="hub id, HF folder, run folder or results folder of fold runs (repeatable)")
+    parser.add_argument("--baselines", nargs="*", default=[], choices=BASELINES, help="openSMILE ComParE 2016 functionals, bag-of-audio-words over its LLDs")
+    parser.add_argument("--layers", type=int, nargs="*", default=None, help="hidden states to probe (default all; 0 is the CNN projection, -1 the last)")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--data_folder", default=None, help="corpus folder, for prepared manifests with {data_root}")
+    parser.add_argument("--train_splits", default="train,valid", help="manifests the SVM trains on (comma-separated)")
+    parser.add_argument("--label_key", default="emo")
+    parser.add_argument("--C", type=float, nargs="*", default=list(C_GRID), help="grid of C values")
+    parser.add_argument("--cv_folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", default=None, help="embedding cache (default <out>/embeddings_cache)")
+    parser.add_argument("--codebook_size", type=int, default=500, help="bag-of-audio-words codebook per half (LLDs, deltas)")
+    parser.add_argument("--noprogressbar", action="store_true")
+
+
+def run(args: argparse.Namespace) -> None:
+    """Run the verb."""
+    run_probe(
+        args.folds,
+        args.model,
+        args.out,
+        args.baselines,
+        args.layers,
+        args.data_folder,
+        [s for s in args.train_splits.split(",") if s],
+        args.label_key,
+        args.C,
+        args.cv_folds,
+        args.seed,
+        args.cache,
+        not args.noprogressbar,
+        args.codebook_size,
+    )
