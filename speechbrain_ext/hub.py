@@ -355,8 +355,8 @@ def _fused_node(branches: list, head=None, activation=None, weights=None, log_pr
     return node
 
 
-def inference_document(model, task, model_inputs: list[str], exporter: Exporter) -> dict:
-    """The inference YAML document: the model node, the task's label set, the transcriber and the pretrainer."""
+def inference_document(model, task, model_inputs: list[str], exporter: Exporter, knn: bool = False) -> dict:
+    """The inference YAML document: the model node, the task's label set, the transcriber, the kNN datastore and the pretrainer."""
     classification = "label_encoder_file" in task
     reads_text = "transcript" in model_inputs
     lines = ["sample_rate: 16000", "max_chunk_seconds: 30  # longer files are encoded chunk by chunk"]
@@ -366,8 +366,11 @@ def inference_document(model, task, model_inputs: list[str], exporter: Exporter)
     if reads_text:
         lines += ["transcriber: &transcriber !new:speechbrain_ext.transcribe.Transcriber"]
         lines += [f"    {k}: {json.dumps(v)}" for k, v in exporter.transcribe.items()]
+    if knn:
+        lines += ["knn: &knn !new:speechbrain_ext.knn.KNNDatastore  # supcon_knn: p = alpha p_knn + (1 - alpha) p_model, k and alpha tuned on valid"]
     lines += ["modules: {}", "pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer", "    loadables:"]
     lines += ["        label_encoder: *label_encoder"] if classification else []
+    lines += ["        knn: *knn"] if knn else []
     lines += ["        whisper: *transcriber"] if reads_text else []
     doc = YAML(typ="rt").load("\n".join(lines) + "\n")
     if classification:
@@ -444,7 +447,10 @@ def check_standalone(folder: str | Path) -> dict:
     return values
 
 
-def export_model(train_hparams: str | Path, out: str | Path, checkpoint: str | Path | None = None, whisper: str | None = None) -> Path:
+KNN_DATASTORE = "knn_datastore.pt"  # written by a run's kNN stage (knn_eval: True)
+
+
+def export_model(train_hparams: str | Path, out: str | Path, checkpoint: str | Path | None = None, whisper: str | None = None, knn: bool = True) -> Path:
     """Build a stand-alone model folder from a training run (audio, text or early-fusion).
 
     Arguments
@@ -459,6 +465,9 @@ def export_model(train_hparams: str | Path, out: str | Path, checkpoint: str | P
     whisper : str, optional
         Whisper hub id or folder to pack for a text model, instead of the one
         the run's transcripts came from.
+    knn : bool
+        Carry the run's kNN datastore (``knn_datastore.pt``, when its kNN
+        stage ran) so that the model answers with the tuned ``k`` and ``alpha``.
 
     Returns
     -------
@@ -479,7 +488,8 @@ def export_model(train_hparams: str | Path, out: str | Path, checkpoint: str | P
     else:
         state, model, inputs = run.state_dict(checkpoint), run.node, run.inputs
         text_run = run if "transcript" in inputs else None
-    return _write_folder(out, exporter, model, state, run, inputs, text_run, whisper)
+    carry_knn = knn and (run.folder / KNN_DATASTORE).is_file() and "features" not in run.inputs
+    return _write_folder(out, exporter, model, state, run, inputs, text_run, whisper, knn=carry_knn)
 
 
 def export_fusion(fusion_folder: str | Path, out: str | Path, whisper: str | None = None) -> Path:
@@ -511,8 +521,10 @@ def export_fusion(fusion_folder: str | Path, out: str | Path, whisper: str | Non
     return _write_folder(Path(out), Exporter(Path(out)), model, state, report_run, inputs, text_run, whisper)
 
 
-def _write_folder(out: Path, exporter: Exporter, model, state: dict, run: RunModel, inputs: list[str], text_run: RunModel | None, whisper: str | None) -> Path:
-    """Write every file of an exported model folder."""
+def _write_folder(
+    out: Path, exporter: Exporter, model, state: dict, run: RunModel, inputs: list[str], text_run: RunModel | None, whisper: str | None, knn: bool = False
+) -> Path:
+    """Write every file of an exported model folder (``knn``: also the run's kNN datastore, as ``knn.ckpt``)."""
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
@@ -528,7 +540,9 @@ def _write_folder(out: Path, exporter: Exporter, model, state: dict, run: RunMod
     if label_file.is_file():
         shutil.copyfile(label_file, out / "label_encoder.txt")
         shutil.copyfile(label_file, out / "label_encoder.ckpt")  # the name the Pretrainer fetches
-    doc = inference_document(model, task, inputs, exporter)
+    if knn:
+        shutil.copyfile(run.folder / KNN_DATASTORE, out / "knn.ckpt")
+    doc = inference_document(model, task, inputs, exporter, knn=knn)
     interface = interface_for(doc).__name__
     buffer = io.StringIO()
     YAML(typ="rt").dump(doc, buffer)
@@ -655,6 +669,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     export.add_argument("--whisper", help="text models: Whisper hub id or folder to pack instead of the run's")
     export.add_argument("--out", required=True)
     export.add_argument("--onnx", action="store_true", help="also write model.onnx, run by onnxruntime (audio classifiers; see speechbrain_ext.onnx_model)")
+    export.add_argument("--no-knn", dest="knn", action="store_false", help="leave out the run's kNN datastore (a supcon/knn_eval run answers with it by default)")
     pub = sub.add_parser("publish", help="upload an exported folder to the Hugging Face hub")
     pub.add_argument("folder")
     pub.add_argument("--repo-id", required=True)
@@ -663,10 +678,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "export":
         reason = onnx_refusal(args.train_hparams, args.fusion) if args.onnx else None
+        if args.onnx and args.knn and args.train_hparams and (Path(args.train_hparams).parent / KNN_DATASTORE).is_file():
+            reason = "the run has a kNN datastore, which the ONNX graph cannot carry; export with --no-knn for a graph that answers as the model alone"
         if reason:
             parser.error(f"--onnx: {reason}")  # before anything is written
         folder = (
-            export_fusion(args.fusion, args.out, args.whisper) if args.fusion else export_model(args.train_hparams, args.out, args.checkpoint, args.whisper)
+            export_fusion(args.fusion, args.out, args.whisper) if args.fusion else export_model(args.train_hparams, args.out, args.checkpoint, args.whisper, knn=args.knn)
         )
         if args.onnx:
             print(f"ONNX graph: {add_onnx(folder)}")

@@ -328,6 +328,9 @@ class EmotionClassifier(_ModelInterface):
         out_prob = out.decision
         if n_samples and self.is_bayesian:
             out_prob = torch.log(self._mc(out.embeddings, n_samples).mean_probs.clamp_min(1e-12))
+        knn = getattr(self.hparams, "knn", None)
+        if knn is not None:  # an exported supcon_knn model: the tuned kNN interpolation (hub export --no-knn leaves it out)
+            out_prob = knn(out_prob, out.embeddings)
         score, index = torch.max(out_prob, dim=-1)
         return out_prob, score, index, self.hparams.label_encoder.decode_torch(index)
 

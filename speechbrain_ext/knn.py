@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, mark_as_transfer, register_checkpoint_hooks
 
 from speechbrain_ext.metrics import unweighted_average_recall
 
@@ -249,3 +250,48 @@ class KNNInterpolator:
         if state["keys"] is not None:
             obj.add(state["keys"], state["values"])
         return obj
+
+
+@register_checkpoint_hooks
+class KNNDatastore:
+    """The tuned kNN interpolation an exported model carries (``knn.ckpt``): its datastore, ``k`` and ``alpha``.
+
+    ``hub export`` packs a run's ``knn_datastore.pt`` (train + valid
+    embeddings, ``k`` and ``alpha`` tuned on validation) when the run has one;
+    the inference interfaces then return ``p = alpha p_knn + (1 - alpha) p_model``
+    as the run's ``knn/test_report.json`` scored it.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> store = KNNInterpolator(2, k=1, alpha=1.0)
+    >>> store.add(torch.tensor([[0.0], [1.0]]), torch.tensor([0, 1]))
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "knn.ckpt"
+    >>> torch.save(store.state_dict(), path)
+    >>> knn = KNNDatastore()
+    >>> knn.load(path)
+    >>> knn(torch.log(torch.tensor([[0.9, 0.1]])), torch.tensor([[0.9]])).exp().round(decimals=3).tolist()
+    [[0.0, 1.0]]
+    """
+
+    def __init__(self):
+        self.interpolator: KNNInterpolator | None = None
+
+    @mark_as_saver
+    def save(self, path) -> None:
+        torch.save(self.interpolator.state_dict(), path)
+
+    @mark_as_loader
+    def load(self, path, end_of_epoch: bool = False) -> None:
+        self.interpolator = KNNInterpolator.from_state_dict(torch.load(path, map_location="cpu", weights_only=False))
+
+    @mark_as_transfer
+    def transfer(self, path) -> None:
+        self.load(path)
+
+    def __call__(self, log_probs: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """Interpolated log-probabilities of a batch, from the model's log-probabilities and its head-input embeddings."""
+        if self.interpolator is None:
+            raise RuntimeError("KNNDatastore: no datastore loaded (knn.ckpt)")
+        probs = self.interpolator.interpolate(log_probs.detach().float().exp().cpu(), embeddings.detach().float().cpu())
+        return torch.log(probs.clamp_min(1e-12)).to(log_probs.device)

@@ -335,3 +335,27 @@ def test_duration_batches_pad_less_and_log_it(registry_runs):
         return float(re.search(r"train padding: ([0-9.e+-]+)", log).group(1))
 
     assert padding("attention") < padding("baseline")
+
+
+def test_exported_supcon_model_answers_with_its_tuned_knn(registry_runs, registry_corpora, tmp_path):
+    """hub export carries knn_datastore.pt: classify_file returns alpha p_knn + (1 - alpha) p_model with the run's k and alpha."""
+    from speechbrain_ext.classify import load_model
+    from speechbrain_ext.hub import export_model, main
+    from speechbrain_ext.knn import KNNInterpolator
+
+    run = registry_runs["recipes/RAVDESS/hparams/supcon.yaml"]["folder"]
+    with_knn = load_model(str(export_model(run / "hyperparams.yaml", tmp_path / "with_knn")), str(tmp_path / "a"))
+    alone = load_model(str(export_model(run / "hyperparams.yaml", tmp_path / "alone", knn=False)), str(tmp_path / "b"))
+    assert (tmp_path / "with_knn" / "knn.ckpt").is_file() and not (tmp_path / "alone" / "knn.ckpt").exists()
+    summary = json.loads((run / "knn_summary.json").read_text())
+    store = KNNInterpolator.from_state_dict(torch.load(run / "knn_datastore.pt", weights_only=False))
+    assert (store.k, store.alpha) == (summary["k"], summary["alpha"])
+    wavs = sorted(registry_corpora["RAVDESS"].rglob("*.wav"))[:3]
+    for wav in wavs:
+        model_probs = alone.classify_file(str(wav))[0].exp()
+        embedding = alone.encode_file(str(wav)).reshape(1, -1)
+        expected = summary["alpha"] * store.knn_probs(embedding) + (1 - summary["alpha"]) * model_probs
+        np.testing.assert_allclose(with_knn.classify_file(str(wav))[0].exp().numpy(), expected.numpy(), atol=1e-5)
+    with pytest.raises(SystemExit):  # the ONNX graph cannot carry the datastore: refused before anything is written
+        main(["export", "--train-hparams", str(run / "hyperparams.yaml"), "--out", str(tmp_path / "onnx"), "--onnx"])
+    assert not (tmp_path / "onnx").exists()
