@@ -669,7 +669,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     export.add_argument("--whisper", help="text models: Whisper hub id or folder to pack instead of the run's")
     export.add_argument("--out", required=True)
     export.add_argument("--onnx", action="store_true", help="also write model.onnx, run by onnxruntime (audio classifiers; see speechbrain_ext.onnx_model)")
-    export.add_argument("--no-knn", dest="knn", action="store_false", help="leave out the run's kNN datastore (a supcon/knn_eval run answers with it by default)")
+    export.add_argument(
+        "--no-knn", dest="knn", action="store_false", help="leave out the run's kNN datastore (a supcon/knn_eval run answers with it by default)"
+    )
     pub = sub.add_parser("publish", help="upload an exported folder to the Hugging Face hub")
     pub.add_argument("folder")
     pub.add_argument("--repo-id", required=True)
@@ -683,7 +685,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if reason:
             parser.error(f"--onnx: {reason}")  # before anything is written
         folder = (
-            export_fusion(args.fusion, args.out, args.whisper) if args.fusion else export_model(args.train_hparams, args.out, args.checkpoint, args.whisper, knn=args.knn)
+            export_fusion(args.fusion, args.out, args.whisper)
+            if args.fusion
+            else export_model(args.train_hparams, args.out, args.checkpoint, args.whisper, knn=args.knn)
         )
         if args.onnx:
             print(f"ONNX graph: {add_onnx(folder)}")

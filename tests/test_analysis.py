@@ -156,8 +156,10 @@ def test_asr_ser_then_compare_with_direct_ser(registry_runs, registry_corpora, t
     ctc = write_tiny_ctc(tiny_models["wav2vec2"], tmp_path / "tiny_ctc")
     results = tmp_path / "asr_ser"
     overrides = [o for o in RECIPE_OVERRIDES if o != "--noprogressbar"] + ["--number_of_epochs=1", "--noprogressbar"]
-    analysis(["asr-ser", str(REPO / "recipes/RAVDESS/hparams/baseline.yaml"), "--data_folder", str(registry_corpora["RAVDESS"]), "--results", str(results)]
-             + ["--asr", f"tinyASR={ctc}", "--ser", str(ser), "--", *overrides])
+    analysis(
+        ["asr-ser", str(REPO / "recipes/RAVDESS/hparams/baseline.yaml"), "--data_folder", str(registry_corpora["RAVDESS"]), "--results", str(results)]
+        + ["--asr", f"tinyASR={ctc}", "--ser", str(ser), "--", *overrides]
+    )
     table = list(csv.DictReader((results / "asr_ser.csv").open()))
     assert [r["system"] for r in table] == ["SER", "tinyASR->SER"]
     (asr_run,) = [p.parent for p in (results / "tinyASR").rglob("test_report.json") if "knn" not in p.parts]
@@ -216,8 +218,10 @@ def test_probe_feature_baselines(registry_corpora, tmp_path):
                 kept[utt] = entry
         (fold / f"{split}.json").write_text(json.dumps(kept))
     out = tmp_path / "probe"
-    analysis(["probe", "--folds", str(fold), "--data_folder", str(corpus), "--train_splits", "train", "--out", str(out)]
-             + ["--baselines", "compare_functionals", "boaw_compare_lld", "--codebook_size", "8", "--C", "0.01", "1", "--noprogressbar"])
+    analysis(
+        ["probe", "--folds", str(fold), "--data_folder", str(corpus), "--train_splits", "train", "--out", str(out)]
+        + ["--baselines", "compare_functionals", "boaw_compare_lld", "--codebook_size", "8", "--C", "0.01", "1", "--noprogressbar"]
+    )
     rows = {r["feature"]: r for r in csv.DictReader((out / "probe.csv").open())}
     assert set(rows) == {"compare_functionals", "boaw_compare_lld"} and all(r["layer"] == "" for r in rows.values())
     train, test = (read_manifest(fold / f"{s}.json", corpus) for s in ("train", "test"))
@@ -227,7 +231,9 @@ def test_probe_feature_baselines(registry_corpora, tmp_path):
     x_train, x_test = (functionals.get([e["wav"] for e in m.values()]) for m in (train, test))
     assert x_train.shape[1] == 6373
     folds = list(StratifiedKFold(n_splits=min(5, np.bincount(y_train).min()), shuffle=True, random_state=0).split(x_train, y_train))
-    search = GridSearchCV(make_pipeline(StandardScaler(), LinearSVC(max_iter=20000, random_state=0)), {"linearsvc__C": [0.01, 1.0]}, cv=folds, scoring="balanced_accuracy")
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), LinearSVC(max_iter=20000, random_state=0)), {"linearsvc__C": [0.01, 1.0]}, cv=folds, scoring="balanced_accuracy"
+    )
     search.fit(x_train, y_train)
     assert float(rows["compare_functionals"]["UAR"]) == pytest.approx(balanced_accuracy_score(y_test, search.predict(x_test)), abs=1e-6)
     assert (out / "probe_layers.png").stat().st_size > 0

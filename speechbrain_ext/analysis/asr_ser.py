@@ -87,7 +87,14 @@ def system_table(systems: dict[str, Path], split: str = "test") -> pd.DataFrame:
         reports = [json.loads((run / f"{split}_report.json").read_text(encoding="utf-8")) for run in find_runs(folder, split)]
         frame = pd.DataFrame([{"UAR": r["UAR"], "WA": r["WA"]} for r in reports])
         rows.append(
-            {"system": name, "runs": len(frame), "UAR": frame["UAR"].mean(), "UAR_std": frame["UAR"].std(), "WA": frame["WA"].mean(), "WA_std": frame["WA"].std()}
+            {
+                "system": name,
+                "runs": len(frame),
+                "UAR": frame["UAR"].mean(),
+                "UAR_std": frame["UAR"].std(),
+                "WA": frame["WA"].mean(),
+                "WA_std": frame["WA"].std(),
+            }
         )
     return pd.DataFrame(rows)
 
@@ -103,7 +110,9 @@ def write_table(table: pd.DataFrame, out: Path) -> None:
     atomic_write_text(out / "asr_ser.csv", table.to_csv(index=False, float_format="%.6f"))
     lines = ["| system | runs | UAR % | WA % |", "|---|---|---|---|"]
     for row in table.itertuples():
-        lines.append(f"| {row.system} | {row.runs} | {100 * row.UAR:.2f} ± {100 * (row.UAR_std if row.runs > 1 else 0):.2f} | {100 * row.WA:.2f} ± {100 * (row.WA_std if row.runs > 1 else 0):.2f} |")
+        lines.append(
+            f"| {row.system} | {row.runs} | {100 * row.UAR:.2f} ± {100 * (row.UAR_std if row.runs > 1 else 0):.2f} | {100 * row.WA:.2f} ± {100 * (row.WA_std if row.runs > 1 else 0):.2f} |"
+        )
     atomic_write_text(out / "asr_ser.md", "\n".join(lines) + "\n")
     atomic_write_json(out / "asr_ser.json", table.astype(object).where(table.notna(), None).to_dict(orient="records"))
     fig, ax = plt.subplots(figsize=(1.2 * len(table) + 2, 3.2))
@@ -156,7 +165,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data_folder", required=True)
     parser.add_argument("--results", required=True, help="one sub-folder of fold runs per ASR system; the table lands here")
     parser.add_argument(
-        "--asr", action="append", default=None, help=f"NAME=checkpoint of a CTC model (repeatable; default the paper's {', '.join(f'{k}={v}' for k, v in PAPER_ASR.items())})"
+        "--asr",
+        action="append",
+        default=None,
+        help=f"NAME=checkpoint of a CTC model (repeatable; default the paper's {', '.join(f'{k}={v}' for k, v in PAPER_ASR.items())})",
     )
     parser.add_argument("--ser", default=None, help="results folder (or run) of direct SER fine-tuning, the first row of the table")
     parser.add_argument("--table-only", dest="table_only", action="store_true", help="tabulate finished runs, train nothing")

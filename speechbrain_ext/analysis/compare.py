@@ -192,7 +192,9 @@ def compare_runs(
     summary["per_run"] = {name: decision_agreement(g["predicted_a"], g["predicted_b"]) for name, g in frame.groupby("run", sort=True)}
     labelled = frame["true"] != ""
     for side in "ab":
-        summary[f"accuracy_{side}"] = round(float((frame.loc[labelled, "true"] == frame.loc[labelled, f"predicted_{side}"]).mean()), 6) if labelled.any() else None
+        summary[f"accuracy_{side}"] = (
+            round(float((frame.loc[labelled, "true"] == frame.loc[labelled, f"predicted_{side}"]).mean()), 6) if labelled.any() else None
+        )
     if embeddings:
         distance = frame["cosine_distance"].to_numpy()
         summary["cosine"] = {"mean": round(float(distance.mean()), 6), "median": round(float(np.median(distance)), 6)}
