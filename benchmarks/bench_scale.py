@@ -42,16 +42,6 @@ HERE = Path(__file__).resolve().parent
 RAVDESS_SAMPLE = HERE.parent.parent / "shared" / "data" / "ravdess_sample"
 SECTIONS = ("padding", "precision", "onnx", "knn")
 WASTE_TARGET = 0.10
-# --small: a tiny wav2vec2 with the base model's convolution strides (20 ms frames)
-TINY_CONFIG = {
-    "hidden_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "intermediate_size": 128,
-    "conv_dim": (32,) * 7,
-    "num_conv_pos_embeddings": 16,
-    "num_conv_pos_embedding_groups": 4,
-}
 
 
 def _load(name: str):
@@ -169,7 +159,7 @@ def bench_precision(small: bool = False, repeats: int = 3, batch: int | None = N
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     torch.manual_seed(seed)
-    config = Wav2Vec2Config(**(TINY_CONFIG if small else {}), layerdrop=0.0)
+    config = Wav2Vec2Config(**(_tiny_config() if small else {}), layerdrop=0.0)
     encoder = Wav2Vec2Model(config).to(device).train()
     encoder.feature_extractor._freeze_parameters()  # the recipes' default freeze_feature_extractor
     head = torch.nn.Linear(config.hidden_size, 4).to(device)
@@ -210,6 +200,11 @@ def bench_precision(small: bool = False, repeats: int = 3, batch: int | None = N
 
 
 # c. inference throughput
+
+
+def _tiny_config() -> dict:
+    """--small: bench_onnx's tiny wav2vec2 (the base model's convolution strides), without its classifier size."""
+    return {k: v for k, v in _load("bench_onnx").SMALL.items() if k != "classifier_proj_size"}
 
 
 def bench_onnx(small: bool = False, threads: int = 2, repeats: int = 3) -> dict | None:

@@ -64,12 +64,19 @@ def _interval(pair) -> str:
     return "-" if pair is None or pair[0] is None else f"[{100 * pair[0]:.1f}, {100 * pair[1]:.1f}]"
 
 
-def plot_confusion_matrix(cm: np.ndarray, labels: Sequence[str], path: str | os.PathLike, title: str = "") -> None:
-    """Save a row-normalised confusion matrix with counts as a PNG."""
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion_matrix(cm: np.ndarray, labels: Sequence[str], path: str | os.PathLike, title: str = "") -> None:
+    """Save a row-normalised confusion matrix with counts as a PNG."""
+    plt = pyplot()
 
     cm = np.asarray(cm)
     rows = cm.sum(axis=1, keepdims=True)
@@ -91,10 +98,7 @@ def plot_confusion_matrix(cm: np.ndarray, labels: Sequence[str], path: str | os.
 
 def plot_confidence_by_correctness(confidence: np.ndarray, correct: np.ndarray, path: str | Path, title: str = "") -> None:
     """Density of the top MC-mean probability for correct and wrong predictions (compare2023, Figure 1)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
     bins = np.linspace(0.0, 1.0, 26)
@@ -414,10 +418,7 @@ def report_table(metrics: dict, title: str = "test") -> str:
 
 def plot_regression_scatter(targets: np.ndarray, preds: np.ndarray, names: Sequence[str], spearman: dict, path: str | Path, title: str = "") -> None:
     """Predicted vs true values, one panel per output, with its Spearman in the panel title."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     cols = min(3, len(names))
     rows = int(np.ceil(len(names) / cols))

@@ -20,7 +20,6 @@ The G-3 rows (probing the ASR checkpoints' own embeddings) come from
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import subprocess
 import sys
@@ -31,6 +30,8 @@ import pandas as pd
 
 from speechbrain_ext.analysis.runs import find_runs
 from speechbrain_ext.fileio import atomic_write_json, atomic_write_text
+from speechbrain_ext.folds import run_metrics
+from speechbrain_ext.reports import pyplot
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def system_table(systems: dict[str, Path], split: str = "test") -> pd.DataFrame:
     ...     run = root / f"fold_{fold}"; run.mkdir()
     ...     _ = (run / "hyperparams.yaml").write_text("x: 1")
     ...     _ = (run / "test_predictions.csv").write_text("id")
-    ...     _ = (run / "test_report.json").write_text(json.dumps({"UAR": uar, "WA": uar + 0.1}))
+    ...     _ = (run / "test_report.json").write_text(json.dumps({"UAR": uar, "WA": uar + 0.1, "n": 4, "summary_metrics": ["UAR", "WA"]}))
     >>> table = system_table({"SER": root})
     >>> row = table.iloc[0]
     >>> row["system"], int(row["runs"]), round(float(row["UAR"]), 3), round(float(row["UAR_std"]), 4)
@@ -84,8 +85,7 @@ def system_table(systems: dict[str, Path], split: str = "test") -> pd.DataFrame:
     """
     rows = []
     for name, folder in systems.items():
-        reports = [json.loads((run / f"{split}_report.json").read_text(encoding="utf-8")) for run in find_runs(folder, split)]
-        frame = pd.DataFrame([{"UAR": r["UAR"], "WA": r["WA"]} for r in reports])
+        frame = pd.DataFrame([run_metrics(run)[1] for run in find_runs(folder, split)])  # the fold runner's reading of a run
         rows.append(
             {
                 "system": name,
@@ -101,10 +101,7 @@ def system_table(systems: dict[str, Path], split: str = "test") -> pd.DataFrame:
 
 def write_table(table: pd.DataFrame, out: Path) -> None:
     """``asr_ser.csv``, ``asr_ser.md`` (percent, mean ± std), ``asr_ser.json`` and a bar plot."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "asr_ser.csv", table.to_csv(index=False, float_format="%.6f"))

@@ -40,6 +40,7 @@ from speechbrain_ext.analysis.runs import ModelSpec, read_manifest
 from speechbrain_ext.audio import TARGET_SAMPLE_RATE, load_audio
 from speechbrain_ext.encoders import SSLEncoder
 from speechbrain_ext.fileio import atomic_write_json, atomic_write_text, is_local_path
+from speechbrain_ext.reports import pyplot
 
 logger = logging.getLogger(__name__)
 
@@ -389,10 +390,7 @@ def plot_attention_distance(dist: np.ndarray, path: str | os.PathLike, title: st
     >>> path.read_bytes()[:4] == b"\\x89PNG"
     True
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     dist = np.asarray(dist, dtype=float)
     if dist.ndim != 2:

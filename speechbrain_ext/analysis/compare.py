@@ -22,6 +22,8 @@ import pandas as pd
 
 from speechbrain_ext.analysis.runs import RecipeRun, RunError, find_runs
 from speechbrain_ext.fileio import atomic_write_json, atomic_write_text
+from speechbrain_ext.metrics import agreement
+from speechbrain_ext.reports import pyplot
 
 logger = logging.getLogger(__name__)
 
@@ -63,14 +65,8 @@ def decision_agreement(pred_a, pred_b) -> dict:
     """
     pred_a, pred_b = np.asarray(pred_a), np.asarray(pred_b)
     labels = sorted(set(pred_a) | set(pred_b))
-    a = np.searchsorted(labels, pred_a)
-    b = np.searchsorted(labels, pred_b)
-    observed = float(np.mean(a == b))
-    counts_a = np.bincount(a, minlength=len(labels)) / len(a)
-    counts_b = np.bincount(b, minlength=len(labels)) / len(b)
-    expected = float(counts_a @ counts_b)
-    kappa = 1.0 if expected == 1 else (observed - expected) / (1 - expected)
-    return {"n": int(len(a)), "mismatch_percent": round(100 * (1 - observed), 4), "agreement": round(observed, 6), "kappa": round(kappa, 6)}
+    scores = agreement(np.searchsorted(labels, pred_a), np.searchsorted(labels, pred_b))
+    return {"n": int(len(pred_a)), "mismatch_percent": round(100 * (1 - scores["agreement"]), 4), **scores}
 
 
 def cosine_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -112,10 +108,7 @@ def threshold_table(distance: np.ndarray, match: np.ndarray, threshold: float) -
 
 def plot_cosine_histogram(distance: np.ndarray, threshold: float, path: str | Path, title: str = "", bins: int = 10) -> None:
     """Fig. 3: the distribution of cosine distances as a line-joined histogram (a marker per bin centre) and the threshold."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     counts, edges = np.histogram(distance, bins=bins, range=(0.0, max(1.0, float(distance.max()) if len(distance) else 1.0)))
     centres = (edges[:-1] + edges[1:]) / 2
@@ -217,10 +210,7 @@ def compare_runs(
 
 
 def _plot_mismatch(summary: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = list(summary["per_run"])
     fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(names) + 2), 3))

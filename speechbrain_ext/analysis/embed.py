@@ -23,6 +23,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from tqdm import tqdm
 from speechbrain_ext.analysis.runs import ModelSpec, RecipeRun, RunError, read_manifest
 from speechbrain_ext.audio import load_audio
 from speechbrain_ext.fileio import atomic_write_json, atomic_write_text
+from speechbrain_ext.reports import pyplot
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
@@ -71,12 +73,15 @@ class LayerEmbeddings:
     n_states: int
     dim: int
 
+    @cached_property
+    def _shards(self) -> list[dict]:
+        return json.loads((self.folder / "index.json").read_text(encoding="utf-8"))["shards"]
+
     def layer(self, index: int) -> np.ndarray:
         """``(len(ids), dim)`` float32 embeddings of hidden state ``index`` (0: the CNN's projection; -1: the last layer)."""
         index = range(self.n_states)[index]
-        index_file = json.loads((self.folder / "index.json").read_text(encoding="utf-8"))
         wanted, where, blocks = set(self.ids), {}, []
-        for shard in index_file["shards"]:
+        for shard in self._shards:
             rows = [i for i, utt in enumerate(shard["ids"]) if utt in wanted]
             if rows:
                 data = np.load(self.folder / f"L{index}" / f"{shard['name']}.npy", mmap_mode="r")
@@ -205,10 +210,7 @@ def layer_summary(emb: LayerEmbeddings, labels=None) -> pd.DataFrame:
 
 
 def _plot_summary(frame: pd.DataFrame, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     column = "class_separation" if "class_separation" in frame else "mean_norm"
     fig, ax = plt.subplots(figsize=(5.5, 3.3))

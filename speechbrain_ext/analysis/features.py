@@ -31,6 +31,7 @@ from tqdm import tqdm
 from speechbrain_ext.audio import TARGET_SAMPLE_RATE, load_audio
 
 FEATURE_SET = "ComParE_2016"
+BASELINES = ("compare_functionals", "boaw_compare_lld")  # Table I, G-1
 LEVELS = ("functionals", "lld")
 N_FUNCTIONALS = 6373
 N_LLD = 65  # and as many deltas: 130 columns at level "lld"
@@ -411,17 +412,10 @@ def read_manifest_paths(manifest: str | os.PathLike, data_folder: str | os.PathL
     >>> read_manifest_paths(path, "/data")
     (['u1', 'u2'], ['/data/a.wav', '/b.wav'])
     """
-    entries = json.loads(Path(manifest).read_text(encoding="utf-8"))
-    ids, paths = [], []
-    for utt, entry in entries.items():
-        wav = str(entry["wav"])
-        if "{data_root}" in wav:
-            if data_folder is None:
-                raise ValueError(f"{manifest}: its paths start with {{data_root}}; pass the corpus folder (data_folder)")
-            wav = wav.replace("{data_root}", str(data_folder))
-        ids.append(str(utt))
-        paths.append(wav)
-    return ids, paths
+    from speechbrain_ext.analysis.runs import read_manifest  # the analyses' one manifest reader
+
+    entries = read_manifest(manifest, None if data_folder is None else str(data_folder))
+    return [str(utt) for utt in entries], [str(entry["wav"]) for entry in entries.values()]
 
 
 def feature_baselines(
@@ -482,16 +476,40 @@ def feature_baselines(
     if fit_split not in manifests:
         raise ValueError(f"fit_split {fit_split!r} is not one of the manifests' splits {sorted(manifests)}")
     splits = {split: read_manifest_paths(path, data_folder) for split, path in manifests.items()}
-    functionals = FeatureCache(cache_folder, "functionals", sample_rate)
-    lld = FeatureCache(cache_folder, "lld", sample_rate)
     every_path = [p for _, paths in splits.values() for p in paths]
-    functionals.ensure(every_path, progress)
-    lld.ensure(every_path, progress)
-
-    boaw = BagOfAudioWords(codebook_size=codebook_size, seed=seed, max_fit_frames=max_fit_frames)
-    boaw.fit(lld.lazy(splits[fit_split][1]))
-    out: dict[str, dict[str, tuple[list[str], np.ndarray]]] = {"compare_functionals": {}, "boaw_compare_lld": {}}
+    matrices = baseline_matrices(splits[fit_split][1], every_path, BASELINES, cache_folder, codebook_size, seed, max_fit_frames, sample_rate, progress)
+    out: dict[str, dict[str, tuple[list[str], np.ndarray]]] = {name: {} for name in BASELINES}
+    start = 0
     for split, (ids, paths) in splits.items():
-        out["compare_functionals"][split] = (ids, functionals.get(paths))
-        out["boaw_compare_lld"][split] = (ids, boaw.transform(lld.lazy(paths)))
+        for name in BASELINES:
+            out[name][split] = (ids, matrices[name][start : start + len(paths)])
+        start += len(paths)
+    return out
+
+
+def baseline_matrices(
+    fit_paths: Sequence[str],
+    paths: Sequence[str],
+    names: Sequence[str] = BASELINES,
+    cache_folder: str | os.PathLike = "opensmile_cache",
+    codebook_size: int = 500,
+    seed: int = 0,
+    max_fit_frames: int = 200_000,
+    sample_rate: int | None = TARGET_SAMPLE_RATE,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Rows of ``paths`` for each baseline in ``names``; BoAW's standardisation and codebooks are fitted on ``fit_paths`` only.
+
+    The shared core of :func:`feature_baselines` and the ``probe`` verb; per-file features come from the cache.
+    """
+    out = {}
+    if "compare_functionals" in names:
+        functionals = FeatureCache(cache_folder, "functionals", sample_rate)
+        functionals.ensure(paths, progress)
+        out["compare_functionals"] = functionals.get(paths)
+    if "boaw_compare_lld" in names:
+        lld = FeatureCache(cache_folder, "lld", sample_rate)
+        lld.ensure([*fit_paths, *paths], progress)
+        boaw = BagOfAudioWords(codebook_size=codebook_size, seed=seed, max_fit_frames=max_fit_frames).fit(lld.lazy(list(fit_paths)))
+        out["boaw_compare_lld"] = boaw.transform(lld.lazy(list(paths)))
     return out

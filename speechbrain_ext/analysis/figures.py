@@ -40,6 +40,7 @@ import pandas as pd
 from speechbrain_ext.analysis.runs import RecipeRun, RunError, find_runs
 from speechbrain_ext.fileio import atomic_write_json, atomic_write_text
 from speechbrain_ext.metrics import bootstrap_classification, confusion_matrix, per_class_recall, unweighted_average_recall, weighted_accuracy
+from speechbrain_ext.reports import pyplot
 
 logger = logging.getLogger(__name__)
 
@@ -555,26 +556,17 @@ def _clean(value):
     return value
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _save(fig, path: Path) -> None:
     """Save a figure atomically (a temporary PNG, then a rename) and close it."""
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.tight_layout()
     fig.savefig(tmp, dpi=120)
     os.replace(tmp, path)
-    _pyplot().close(fig)
+    pyplot().close(fig)
 
 
 def _plot_per_class_recall(table: pd.DataFrame, path: Path, title: str) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.5 + 0.6 * len(table), 3.5))
     recall = 100 * table["recall"].to_numpy(dtype=float)
     low, high = 100 * table["low"].to_numpy(dtype=float), 100 * table["high"].to_numpy(dtype=float)
@@ -589,7 +581,7 @@ def _plot_per_class_recall(table: pd.DataFrame, path: Path, title: str) -> None:
 
 
 def _plot_confusion(norm: np.ndarray, counts: np.ndarray, labels: Sequence[str], path: Path, title: str) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.5 + 0.75 * len(labels), 1.2 + 0.7 * len(labels)))
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
@@ -604,7 +596,7 @@ def _plot_confusion(norm: np.ndarray, counts: np.ndarray, labels: Sequence[str],
 
 
 def _plot_confidence(confidence: np.ndarray, correct: np.ndarray, path: Path, title: str) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     bins = np.linspace(0.0, 1.0, CONFIDENCE_BINS + 1)
     for name, sel, colour in (("correct", correct, "tab:green"), ("wrong", ~correct, "tab:red")):
@@ -618,7 +610,7 @@ def _plot_confidence(confidence: np.ndarray, correct: np.ndarray, path: Path, ti
 
 
 def _plot_by_length(table: pd.DataFrame, path: Path, title: str) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(2.5 + 1.2 * len(table), 3.4))
     x = np.arange(len(table))
     for offset, metric, colour in ((-0.2, "UAR", "tab:blue"), (0.2, "WA", "tab:orange")):
@@ -649,7 +641,7 @@ def _plot_by_length(table: pd.DataFrame, path: Path, title: str) -> None:
 
 
 def _plot_tsne(table: pd.DataFrame, labels: Sequence[str], path: Path, title: str) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
     colours = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
     for k, label in enumerate(labels):

@@ -25,13 +25,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from speechbrain_ext.analysis.features import BASELINES, baseline_matrices
 from speechbrain_ext.analysis.runs import RecipeRun, RunError, find_runs, read_manifest
 from speechbrain_ext.fileio import atomic_write_json, atomic_write_text
+from speechbrain_ext.reports import pyplot
 
 logger = logging.getLogger(__name__)
 
 C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
-BASELINES = ("compare_functionals", "boaw_compare_lld")
 
 
 @dataclass
@@ -200,20 +201,15 @@ def baseline_features(fold: Fold, names: Sequence[str], cache_folder: str | Path
     standardisation and codebooks fitted on the fold's training files only.
     Per-file features are cached under ``cache_folder``.
     """
-    from speechbrain_ext.analysis.features import BagOfAudioWords, FeatureCache
-
-    paths = [entry["wav"] for entry in fold.entries.values()]
-    out = {}
-    if "compare_functionals" in names:
-        functionals = FeatureCache(cache_folder, "functionals")
-        functionals.ensure(paths, progress)
-        out["compare_functionals"] = functionals.get(paths)
-    if "boaw_compare_lld" in names:
-        lld = FeatureCache(cache_folder, "lld")
-        lld.ensure(paths, progress)
-        boaw = BagOfAudioWords(codebook_size=codebook_size, seed=seed).fit(lld.lazy([entry["wav"] for entry in fold.train.values()]))
-        out["boaw_compare_lld"] = boaw.transform(lld.lazy(paths))
-    return out
+    return baseline_matrices(
+        [entry["wav"] for entry in fold.train.values()],
+        [entry["wav"] for entry in fold.entries.values()],
+        names,
+        cache_folder,
+        codebook_size,
+        seed,
+        progress=progress,
+    )
 
 
 def run_probe(
@@ -294,10 +290,7 @@ def run_probe(
 
 def plot_layers(summary: pd.DataFrame, chance: float, path: str | Path) -> None:
     """UAR per layer, one curve per model (± std over folds); baselines as horizontal lines; chance dotted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for name, group in summary.groupby("feature", sort=False):

@@ -116,13 +116,13 @@ class RecipeRun:
 
     def encoder(self) -> SSLEncoder:
         """The run's fine-tuned SSL encoder (its selected checkpoint), frozen and in eval mode."""
-        from speechbrain_ext.hub import RunModel
+        from speechbrain_ext.hub import RunModel, _plain
 
         node = self.values.get("model", {})
         encoder = node.get("encoder") if hasattr(node, "get") else None
         if encoder is None or getattr(encoder, "tag", None) is None or encoder.tag.value != SSL_ENCODER_TAG:
             raise RunError(f"{self.folder}: its model has no SSL encoder (model.encoder is not {SSL_ENCODER_TAG})")
-        kwargs = {str(k): _plain(v) for k, v in encoder.items()}
+        kwargs = {str(k): v for k, v in _plain(encoder).items()}
         kwargs.update(freeze=True)
         model = SSLEncoder(**kwargs)
         state = RunModel.read(self.folder / "hyperparams.yaml", stage_one=True).state_dict()
@@ -143,16 +143,6 @@ class RecipeRun:
             raise RunError(f"{self.folder}: no checkpoint with a selection metric")
         stat = (Path(found.path) / "model.ckpt").stat()
         return f"{Path(found.path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-
-
-def _plain(value):
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return str(value)
 
 
 def read_manifest(path: str | os.PathLike, data_folder: str | None = None) -> dict:
