@@ -20,6 +20,10 @@ Label sets: ``4class`` (neu, hap with exc merged, sad, ang: 5531 utterances
 in the full corpus) or ``all`` (every consensus label but ``xxx``, no
 agreement). Protocols:
 
+- ``session`` (5 folds, segment_triplet and w2v2_info_recovery: "for testing
+  the k-th session, we trained the model on the remaining sessions"): fold k
+  tests both speakers of session k; the papers name no validation set, so
+  session k+1 (session 1 for fold 5) validates and the other three train;
 - ``loso`` (5 folds, flea_hubert): fold k holds out session k; one of its
   speakers is validation, the other test (``valid_gender`` picks which);
 - ``lo2so`` (10 folds, supcon_knn; SpeechBrain's speaker-independent split):
@@ -32,6 +36,7 @@ agreement). Protocols:
 Command line::
 
     python -m data_prep.iemocap /data/IEMOCAP_full_release results/prep --protocol loso --fold 1
+    python -m data_prep.iemocap /data/IEMOCAP_full_release results/prep_session1 --protocol session --fold 1
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ ALL_LABELS = ("ang", "hap", "exc", "sad", "fru", "fea", "sur", "neu", "dis", "ot
 FOUR_CLASS = {"neu": "neu", "hap": "hap", "exc": "hap", "sad": "sad", "ang": "ang"}
 FOUR_CLASS_COUNTS = {"ang": 1103, "hap": 1636, "neu": 1708, "sad": 1084}  # 5531, the papers' set
 SESSIONS = (1, 2, 3, 4, 5)
-PROTOCOLS = {"loso": 5, "lo2so": 10, "random": 1}
+PROTOCOLS = {"session": 5, "loso": 5, "lo2so": 10, "random": 1}
 SUMMARY_LINE = re.compile(r"^\[(\d+(?:\.\d+)?) - (\d+(?:\.\d+)?)\]\t(\S+)\t(\S+)\t\[([-\d.]+), ([-\d.]+), ([-\d.]+)\]\s*$")
 TRANSCRIPT_LINE = re.compile(r"^(Ses\d\d[FM]_\S+_[FMX]\d+)\s*\[[\d.]+-[\d.]+\]:\s*(.*)$")
 UTT_ID = re.compile(r"^Ses(\d\d)[FM]_.+_([FM])\d+$")
@@ -91,8 +96,13 @@ def fold_speakers(protocol: str, fold: int, valid_gender: str = "F") -> dict[str
     {'valid': ['Ses03F'], 'test': ['Ses03M']}
     >>> fold_speakers("lo2so", 4)
     {'valid': ['Ses02F'], 'test': ['Ses02M']}
+    >>> fold_speakers("session", 5)
+    {'valid': ['Ses01F', 'Ses01M'], 'test': ['Ses05F', 'Ses05M']}
     """
     check_fold(fold, PROTOCOLS[protocol], protocol)
+    if protocol == "session":
+        valid = fold % len(SESSIONS) + 1  # the next session, cyclically
+        return {"valid": [f"Ses{valid:02d}{g}" for g in "FM"], "test": [f"Ses{fold:02d}{g}" for g in "FM"]}
     if protocol == "loso":
         if valid_gender not in ("F", "M"):
             raise PreparationError(f"valid_gender must be 'F' or 'M', got {valid_gender!r}")
@@ -152,6 +162,7 @@ def prepare_iemocap(
     save_folder : str or Path
         Output folder (one per fold: the manifests are the fold's).
     protocol : str
+        ``session`` (5 folds: test session k, validation session k+1),
         ``loso`` (5 folds), ``lo2so`` (10 folds) or ``random`` (speaker-dependent).
     fold : int
         1-based fold number.

@@ -290,15 +290,18 @@ def fit_bayesian_head(
     valid_samples: int = 100,
     progress: bool = False,
     kind: str = "classification",
+    class_weights: torch.Tensor | None = None,
 ) -> dict:
     """Stochastic variational inference of a Bayesian output layer on fixed embeddings.
 
-    Stage two of compare2023_bayes_fusion: the encoder is frozen, so its
-    embeddings are computed once and the layer is trained on them. The loss
+    Stage two of compare2023_bayes_fusion, with the encoder frozen (a design
+    choice here: the paper does not say so), so its embeddings are computed
+    once and the layer is trained on them. The loss
     is the negative ELBO with torchbnn's scaling, ``data term + kl_weight * KL /
     n_params``, the data term averaged over ``train_samples`` weight draws per
-    batch (one batched product): the NLL of the softmax for classification,
-    the MSE of the sigmoid outputs for (intensity) regression. The state with
+    batch (one batched product): the NLL of the softmax for classification
+    (class-weighted as stage one's when ``class_weights`` is given), the MSE
+    of the sigmoid outputs for (intensity) regression. The state with
     the best validation score of the ``valid_samples``-sample MC mean is kept:
     UAR, or the mean Spearman over outputs.
 
@@ -320,6 +323,12 @@ def fit_bayesian_head(
         Show a progress bar over epochs.
     kind : str
         ``classification`` (softmax, NLL, UAR) or ``regression`` (sigmoid, MSE, mean Spearman).
+    class_weights : torch.Tensor, optional
+        ``(n_classes,)`` weights of each class's NLL, the task's stage-one
+        weights (``class_weights: balanced``): the data term is then the
+        weighted mean ``sum_i w[y_i] * nll_i / sum_i w[y_i]``, as torch's
+        weighted ``nll_loss``. Without them SVI refits an imbalanced task
+        towards its majority class. Classification only.
 
     Returns
     -------
@@ -334,6 +343,9 @@ def fit_bayesian_head(
     >>> out = fit_bayesian_head(BayesianLinear.from_linear(linear), x[:150], y[:150], x[150:], y[150:], epochs=20, lr=0.05)
     >>> out["valid_UAR"] > 0.9
     True
+    >>> balanced = torch.tensor([1.0, 1.0])  # e.g. ClassificationTask.weights
+    >>> fit_bayesian_head(BayesianLinear.from_linear(linear), x[:150], y[:150], x[150:], y[150:], epochs=2, class_weights=balanced)["best_epoch"] >= 1
+    True
     >>> t = torch.sigmoid(x[:, :2] * 2)  # two intensities driven by the embeddings
     >>> out = fit_bayesian_head(BayesianLinear.from_linear(linear), x[:150], t[:150], x[150:], t[150:], epochs=20, lr=0.05, kind="regression")
     >>> out["valid_mean_spearman"] > 0.9
@@ -347,6 +359,12 @@ def fit_bayesian_head(
         raise ValueError(f"kind must be 'classification' or 'regression', got {kind!r}")
     classification = kind == "classification"
     n_outputs = layer.n_neurons
+    if class_weights is not None:
+        if not classification:
+            raise ValueError("class_weights apply to classification only (kind='regression' got them)")
+        class_weights = torch.as_tensor(class_weights, dtype=train_x.dtype, device=train_x.device).reshape(-1)
+        if class_weights.numel() != n_outputs:
+            raise ValueError(f"class_weights has {class_weights.numel()} values but the layer has {n_outputs} classes")
     if classification:
         train_y, valid_y = train_y.reshape(-1).long(), valid_y.reshape(-1).long()
         metric_name = "valid_UAR"
@@ -362,7 +380,8 @@ def fit_bayesian_head(
         for index in torch.randperm(len(train_y)).split(batch_size):
             outputs = layer(train_x[index], n_samples=train_samples)  # (k, b, outputs), one batched product
             if classification:
-                data = nn.functional.cross_entropy(outputs.reshape(-1, n_outputs), train_y[index].repeat(train_samples))
+                # weighted 'mean' over all draws: the mean over draws of each draw's weighted NLL (same targets in every draw)
+                data = nn.functional.cross_entropy(outputs.reshape(-1, n_outputs), train_y[index].repeat(train_samples), weight=class_weights)
             else:
                 data = nn.functional.mse_loss(torch.sigmoid(outputs), train_y[index].expand_as(outputs))
             loss = data + kl_weight * layer.kl_divergence("mean")

@@ -1,7 +1,7 @@
 """Brains of the recipes: a base that owns what every recipe shares, and one small class per method family.
 
 :class:`RecipeBrain` brings two optimisers (the SSL encoder at ``lr_ssl``, the
-rest at ``lr``), annealing on the task's error, per-epoch logs, checkpoints
+rest at ``lr``), annealing on the task's error or the validation loss, per-epoch logs, checkpoints
 kept by the task's selection metric (UAR, mean Spearman, ...), the valid and
 test reports written by the task, and :meth:`RecipeBrain.embed` for the
 post-training stages. It runs ``hparams["model"]``
@@ -35,6 +35,7 @@ main process.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -53,6 +54,7 @@ from speechbrain_ext.tasks import UNLABELLED
 
 logger = logging.getLogger(__name__)
 AUXILIARY_LOSSES = ("triplet_loss", "supcon_loss")
+ANNEALED_ON = ("error", "loss")  # lr_annealing_on: 1 - the task's selection metric, or the validation loss
 
 
 def unwrap(module: torch.nn.Module) -> torch.nn.Module:
@@ -132,7 +134,11 @@ class RecipeBrain(sb.Brain):
     Required hparams: ``task`` (:mod:`speechbrain_ext.tasks`), ``model``
     (:mod:`speechbrain_ext.models`; also in ``modules``), ``opt_class``.
     Optional: ``ssl_opt_class``, ``lr_annealing``, ``lr_annealing_ssl``,
-    ``train_logger``.
+    ``train_logger``. A scheduler is SpeechBrain's kind (``!new:``, called
+    with the watched value) or PyTorch's ``ReduceLROnPlateau`` (``!name:``,
+    bound here to its optimiser and checkpointed with it);
+    ``lr_annealing_on`` names what they watch on validation: ``error`` (1 -
+    the task's selection metric, the default) or ``loss``.
     """
 
     REQUIRED: tuple[str, ...] = ("task", "model", "opt_class", "output_folder")
@@ -160,6 +166,8 @@ class RecipeBrain(sb.Brain):
             if key not in cls.USES:
                 owner = {"triplet_loss": "TripletBrain or SegmentTripletBrain", "supcon_loss": "SupConBrain"}[key]
                 problems.append(f"{key} is not read by {cls.__name__} ({owner} reads it)")
+        if values.get("lr_annealing_on", "error") not in ANNEALED_ON:
+            problems.append(f"lr_annealing_on must be one of {', '.join(ANNEALED_ON)}, not {values['lr_annealing_on']!r}")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -256,9 +264,14 @@ class RecipeBrain(sb.Brain):
         if trainable_ssl and getattr(self.hparams, "ssl_opt_class", None) is not None:
             self.ssl_optimizer = self.hparams.ssl_opt_class(trainable_ssl)
             self.optimizers_dict["ssl_optimizer"] = self.ssl_optimizer
+        # PyTorch's schedulers wrap their optimiser: the YAML names the class (!name:), bound here
+        self.lr_schedulers = {}
+        for name, opt in (("lr_annealing", self.optimizer), ("lr_annealing_ssl", self.ssl_optimizer)):
+            if opt is not None and isinstance(getattr(self.hparams, name, None), functools.partial):
+                self.lr_schedulers[name] = getattr(self.hparams, name)(opt)
         if self.checkpointer is not None:
-            for name, opt in self.optimizers_dict.items():
-                self.checkpointer.add_recoverable(name, opt)
+            for name, obj in {**self.optimizers_dict, **self.lr_schedulers}.items():
+                self.checkpointer.add_recoverable(name, obj)
 
     def on_stage_start(self, stage, epoch=None):
         """Reset the prediction store and the padding count, start the stage clock; a duration sampler draws the epoch's batches."""
@@ -269,13 +282,18 @@ class RecipeBrain(sb.Brain):
         if stage == sb.Stage.TRAIN and sampler is not None and epoch is not None and not self.distributed_launch:
             sampler.set_epoch(epoch)  # SpeechBrain does this only through its DDP wrapper
 
-    def _anneal(self, error: float) -> dict:
+    def _anneal(self, value: float) -> dict:
+        """Both optimisers' schedulers see the watched ``value``; returns the rates the epoch trained with."""
         lrs = {}
         for key, opt, scheduler_name in (("lr", self.optimizer, "lr_annealing"), ("lr_ssl", self.ssl_optimizer, "lr_annealing_ssl")):
-            scheduler = getattr(self.hparams, scheduler_name, None)
+            scheduler = getattr(self, "lr_schedulers", {}).get(scheduler_name, getattr(self.hparams, scheduler_name, None))
             if opt is None or scheduler is None:
                 continue
-            old_lr, new_lr = scheduler(error)
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                lrs[key] = opt.param_groups[0]["lr"]
+                scheduler.step(value)  # lowers its optimiser's rate itself
+                continue
+            old_lr, new_lr = scheduler(value)
             sb.nnet.schedulers.update_learning_rate(opt, new_lr)
             lrs[key] = old_lr
         return lrs
@@ -292,7 +310,7 @@ class RecipeBrain(sb.Brain):
         if stage == sb.Stage.VALID:
             metrics = self.task.stage_metrics(targets, outputs)
             stats.update(self.task.log_stats(metrics))
-            lrs = self._anneal(self.task.error(metrics))
+            lrs = self._anneal(loss if getattr(self.hparams, "lr_annealing_on", "error") == "loss" else self.task.error(metrics))
             if logger_ is not None:
                 logger_.log_stats({"epoch": epoch, **lrs}, train_stats=self.train_stats, valid_stats=stats)
             self.checkpointer.save_and_keep_only(meta=self.task.checkpoint_meta(metrics, stats["loss"]), **self.task.keep_kwargs())

@@ -384,3 +384,38 @@ def model_batch_exact(model: nn.Module) -> bool:
     """
     encoders = [m for m in model.modules() if isinstance(m, SSLEncoder)]
     return bool(encoders) and all(encoder_batch_exact(e) for e in encoders)
+
+
+def layer_for_target(layers: dict, target: str) -> int | str:
+    """The SSL layer a YAML's ``ssl_layer_by_target`` map gives the recipe's ``target``.
+
+    compare2023_bayes_fusion picks a layer per task (HealthCall30: 18 for
+    HC-Requests, 12 for HC-Complaints, 19 for the joint 4-class model), so the
+    HealthCall30 YAMLs derive ``ssl_layer`` from ``target`` with
+    ``!applyref:speechbrain_ext.encoders.layer_for_target``; that is resolved
+    with the references, so an explicit ``--ssl_layer`` override replaces it.
+
+    Arguments
+    ---------
+    layers : dict
+        Target -> layer (a ``hidden_states`` index or a name :class:`SSLEncoder` takes).
+    target : str
+        The recipe's target.
+
+    Returns
+    -------
+    int or str
+        The layer for ``target``.
+
+    Example
+    -------
+    >>> layer_for_target({"request": 18, "complaint": 12}, "complaint")
+    12
+    >>> layer_for_target({"request": 18, "complaint": 12}, "joint")
+    Traceback (most recent call last):
+    ...
+    ValueError: ssl_layer_by_target has no layer for target 'joint' (it has request, complaint): add one, or pass --ssl_layer
+    """
+    if target not in layers:
+        raise ValueError(f"ssl_layer_by_target has no layer for target {target!r} (it has {', '.join(map(str, layers))}): add one, or pass --ssl_layer")
+    return layers[target]

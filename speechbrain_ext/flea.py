@@ -319,14 +319,17 @@ def main(prepare: Callable[[dict], None], train_script: Path, argv: Sequence[str
     from speechbrain_ext.recipe import check_inputs, plain_values
 
     hparams_file, run_opts, overrides = sb.parse_arguments(list(sys.argv[1:] if argv is None else argv))
-    values = plain_values(hparams_file, overrides)
-    check_inputs(values, hparams_file)
-    for key in ("tapt_finetune_hparams", "finetune_hparams"):  # relative to the FLEA YAML
-        path = Path(hparams_file).parent / str(values[key])
-        if not path.is_file():
-            raise FileNotFoundError(f"{hparams_file}: {key} {str(path)!r} does not exist")
-        values[key] = str(path)
-    if values.get("tapt_kmeans_model") and not Path(str(values["tapt_kmeans_model"])).is_file():
-        raise FileNotFoundError(f"{hparams_file}: tapt_kmeans_model {values['tapt_kmeans_model']!r} does not exist")
+    try:  # bad input: one line, before any model is loaded
+        values = plain_values(hparams_file, overrides)
+        check_inputs(values, hparams_file)
+        for key in ("tapt_finetune_hparams", "finetune_hparams"):  # relative to the FLEA YAML
+            path = Path(hparams_file).parent / str(values[key])
+            if not path.is_file():
+                raise FileNotFoundError(f"{hparams_file}: {key} {str(path)!r} does not exist")
+            values[key] = str(path)
+        if values.get("tapt_kmeans_model") and not Path(str(values["tapt_kmeans_model"])).is_file():
+            raise FileNotFoundError(f"{hparams_file}: tapt_kmeans_model {values['tapt_kmeans_model']!r} does not exist")
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"error: {err}") from None
     chain = FleaChain(values, prepare, train_script, device=run_opts.get("device") or "cpu", progress=not run_opts.get("noprogressbar", False))
     return chain.run()

@@ -208,14 +208,14 @@ def weight_grid(n_runs: int, step: float = 0.1) -> np.ndarray:
     return grid[grid.max(axis=1) == 1.0]
 
 
-def selection_metric(classification: bool, truth: np.ndarray, scores: np.ndarray) -> float:
-    """The task's selection metric on the labelled rows: UAR (classification) or mean Spearman (regression)."""
+def selection_metric(classification: bool, truth: np.ndarray, scores: np.ndarray, names: Sequence[str] | None = None) -> float:
+    """The task's selection metric on the labelled rows: UAR (classification) or mean Spearman (regression; ``names``: the outputs')."""
     if classification:
         labelled = truth >= 0
         recall = per_class_recall(confusion_matrix(truth[labelled], scores[labelled].argmax(axis=1), scores.shape[1]))
         return float(np.nanmean(recall))
     labelled = ~np.isnan(truth).all(axis=1)
-    return float(np.nanmean(spearman_per_column(truth[labelled], scores[labelled])["per_column"]))
+    return spearman_per_column(truth[labelled], scores[labelled], names)["mean"]
 
 
 def tune_weights(runs: Sequence[RunPredictions], step: float = 0.1) -> tuple[np.ndarray, pd.DataFrame]:
@@ -235,7 +235,8 @@ def tune_weights(runs: Sequence[RunPredictions], step: float = 0.1) -> tuple[np.
         raise ValueError(f"{first.folder}: these predictions have no labels to tune the weights on")
     grid = weight_grid(len(runs), step)
     scores = [run.scores for run in runs]
-    metric = np.array([selection_metric(first.classification, first.truth, late_fusion(scores, w)) for w in grid])
+    names = None if first.classification else first.names
+    metric = np.array([selection_metric(first.classification, first.truth, late_fusion(scores, w), names) for w in grid])
     table = pd.DataFrame(grid, columns=[f"w{k}" for k in range(len(runs))])
     table["metric"] = metric
     best = np.lexsort((-grid.sum(axis=1), -np.round(metric, 12)))[0]

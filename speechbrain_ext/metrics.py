@@ -9,11 +9,13 @@ emotion column over all clips, then averages the columns.
 
 from __future__ import annotations
 
-import warnings
+import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy.stats import rankdata
+
+logger = logging.getLogger(__name__)
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
@@ -102,24 +104,63 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels:
     }
 
 
-def spearman_per_column(y_true, y_pred) -> dict:
+def mean_spearman(rho, axis: int = -1):
+    """Mean of per-column Spearman rhos, an undefined (NaN) column counting as 0.
+
+    A constant column (a saturated output, or a target that never varies)
+    has no ranking, so no defined rho; it adds 0 rather than being left out,
+    so a model cannot raise its score by freezing an output. Every mean of
+    Spearman scores in the collection (reports, bootstraps, checkpoint
+    selection, fusion tuning) goes through this function.
+
+    Arguments
+    ---------
+    rho : array-like
+        Per-column rhos, NaN where undefined.
+    axis : int
+        The column axis.
+
+    Returns
+    -------
+    float or np.ndarray
+        The mean over ``axis``.
+
+    Example
+    -------
+    >>> float(mean_spearman([0.6, float("nan"), 0.3]))
+    0.3
+    """
+    return np.nan_to_num(np.asarray(rho, dtype=np.float64), nan=0.0).mean(axis=axis)
+
+
+def spearman_per_column(y_true, y_pred, names: Sequence[str] | None = None) -> dict:
     """Spearman's rho per output column, and their mean (the ComParE Emotion Share score).
+
+    A column whose predictions (or targets) are all equal has no defined
+    rho: ``per_column`` gives NaN for it, while ``mean`` counts it as 0
+    (:func:`mean_spearman`), so a constant output lowers the score instead
+    of dropping out of it; a logged warning names such columns. With fewer
+    than two items nothing is defined and ``mean`` is NaN.
 
     Arguments
     ---------
     y_true, y_pred : array-like
         ``(n_items, n_outputs)`` (or ``(n_items,)``) targets and predictions.
+    names : sequence of str, optional
+        Output names, used in the warning (default: column indices).
 
     Returns
     -------
     dict
-        ``mean`` (NaN columns, e.g. constant ones, are left out) and ``per_column``.
+        ``mean`` (undefined columns count as 0) and ``per_column`` (NaN where undefined).
 
     Example
     -------
     >>> r = spearman_per_column([[1, 3], [2, 2], [3, 1]], [[10, 1], [20, 2], [30, 3]])
     >>> r["per_column"], r["mean"]
     ([1.0, -1.0], 0.0)
+    >>> spearman_per_column([[1, 3], [2, 2], [3, 1]], [[10, 1], [20, 1], [30, 1]], names=["a", "b"])["mean"]  # b: constant
+    0.5
     """
     y_true = np.asarray(y_true, dtype=np.float64)
     y_pred = np.asarray(y_pred, dtype=np.float64)
@@ -127,6 +168,13 @@ def spearman_per_column(y_true, y_pred) -> dict:
         y_true, y_pred = y_true[:, None], y_pred[:, None]
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true has shape {y_true.shape} but y_pred {y_pred.shape}")
+    names = [str(n) for n in names] if names is not None else [str(c) for c in range(y_true.shape[1])]
+    if len(names) != y_true.shape[1]:
+        raise ValueError(f"{len(names)} names {names} for {y_true.shape[1]} columns")
+    for label, values in (("y_true", y_true), ("y_pred", y_pred)):
+        bad = ~np.isfinite(values).all(axis=0)
+        if bad.any():  # ranks of NaN are NaN: the column would pass for a constant one
+            raise ValueError(f"{label} has NaN or infinite values in column(s) {[names[c] for c in np.flatnonzero(bad)]}")
     # Ties share their mean rank, as in scipy.stats.spearmanr.
     rt, rp = rankdata(y_true, axis=0), rankdata(y_pred, axis=0)
     rt -= rt.mean(axis=0)
@@ -134,7 +182,15 @@ def spearman_per_column(y_true, y_pred) -> dict:
     denom = np.sqrt((rt**2).sum(axis=0) * (rp**2).sum(axis=0))
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = np.where(denom > 0, (rt * rp).sum(axis=0) / denom, np.nan)
-    return {"mean": float(np.nanmean(rho)) if np.isfinite(rho).any() else float("nan"), "per_column": [float(r) for r in rho]}
+    if len(y_true) < 2:
+        return {"mean": float("nan"), "per_column": [float(r) for r in rho]}
+    constant = {label: [names[c] for c in np.flatnonzero((values == values[0]).all(axis=0))] for label, values in (("output", y_pred), ("target", y_true))}
+    if constant["output"] or constant["target"]:
+        logger.warning(
+            "Spearman undefined for constant %s: counted as 0 in the mean",
+            " and ".join(f"{label} column(s) {cols}" for label, cols in constant.items() if cols),
+        )
+    return {"mean": float(mean_spearman(rho)), "per_column": [float(r) for r in rho]}
 
 
 def concordance_correlation(y_true, y_pred) -> np.ndarray:
@@ -215,7 +271,9 @@ def bootstrap_spearman(y_true, y_pred, n_boot: int = 1000, confidence: float = 0
     Each resample draws clips with replacement and scores every column on the
     same clips, as the official metric does; ranks are recomputed per resample
     (ties share their mean rank), ``chunk`` resamples at a time so memory stays
-    ``chunk x n_items x n_outputs``.
+    ``chunk x n_items x n_outputs``. A column constant in a resample has no
+    rho there: it is left out of that column's interval and counts as 0 in
+    the resample's mean (:func:`mean_spearman`).
 
     Arguments
     ---------
@@ -258,10 +316,7 @@ def bootstrap_spearman(y_true, y_pred, n_boot: int = 1000, confidence: float = 0
         values = values[np.isfinite(values)]
         return (round(float(np.percentile(values, tail)), 4), round(float(np.percentile(values, 100 - tail)), 4)) if len(values) else (None, None)
 
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a resample with a constant column has no rho
-        mean = np.nanmean(rho, axis=1)
-    return {"per_column": [interval(rho[:, c]) for c in range(rho.shape[1])], "mean": interval(mean)}
+    return {"per_column": [interval(rho[:, c]) for c in range(rho.shape[1])], "mean": interval(mean_spearman(rho, axis=1))}
 
 
 def bootstrap_ci(metric: Callable, *arrays, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:

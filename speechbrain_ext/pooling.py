@@ -62,8 +62,12 @@ class SegmentPooling(torch.nn.Module):
     Arguments
     ---------
     segment_size : int
-        Window length in frames (segment_triplet: IEMOCAP 140, RAVDESS 80, FESC 120;
-        compare2023: 30).
+        Window length in encoder frames (segment_triplet: IEMOCAP 140, RAVDESS 80, FESC 120;
+        compare2023: 30). The recipes count these sizes in wav2vec2 frames of 20 ms, as
+        the paper's Sec. 3.1 splits the embeddings along their timesteps: 100 frames
+        are 2 s, IEMOCAP's 140 are 2.8 s. segment_triplet's Fig. 2 caption says "a
+        segment size of 100 refers to roughly 200ms", which 20 ms frames cannot give;
+        the recipes do not follow that caption.
     hop : int, optional
         Window shift in frames (default: half the window).
 

@@ -6,8 +6,10 @@
    built; check that the YAML's ``brain_class`` is one of the Brains the
    ``train.py`` offers and that the configuration fits it
    (:meth:`~speechbrain_ext.brains.RecipeBrain.check_hparams`), and that the
-   data folder exists: bad input fails here, before any model is loaded or
-   downloaded;
+   data folder exists, and that every local ``*_hub`` path exists: bad input
+   fails here with one line, before any model is loaded or downloaded; take
+   the output folder's run lock (a second live run in it is refused; a
+   killed run's lock is taken over);
 2. data preparation (unless ``skip_prep``); Whisper transcripts into the
    manifests when the YAML has ``transcribe:`` options (resumable, done
    entries kept), or those of a ``transcripts_file``; for augmentation, the
@@ -17,6 +19,11 @@
    test with the selected checkpoint;
 4. the ``post_training`` stages the YAML lists and enables
    (:mod:`speechbrain_ext.stages`), in order.
+
+Under torchrun the process group's collectives time out after
+``--ddp_timeout`` minutes (:mod:`speechbrain_ext.distributed`); the work of the
+main process alone (preparation, transcription, stages) is waited for
+without that limit.
 """
 
 from __future__ import annotations
@@ -30,9 +37,12 @@ from pathlib import Path
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 from ruamel.yaml import YAML
-from speechbrain.utils.distributed import if_main_process, run_on_main
+from speechbrain.utils.distributed import ddp_broadcast, if_main_process, run_on_main
 
+from speechbrain_ext import distributed
+from speechbrain_ext.checkpoints import CorruptCheckpointsError
 from speechbrain_ext.dataio import recipe_datasets
+from speechbrain_ext.fileio import RunLock, missing_local_sources
 from speechbrain_ext.stages import StageContext
 
 SPLITS = ("train", "valid", "test")
@@ -66,6 +76,9 @@ def check_inputs(values: dict, hparams_file: str) -> None:
     data_folder = values.get("data_folder")
     if not values.get("skip_prep", False) and not Path(str(data_folder)).is_dir():
         raise FileNotFoundError(f"{hparams_file}: data_folder {data_folder!r} is not a folder (pass --data_folder=/path/to/the/corpus)")
+    missing = missing_local_sources(values)
+    if missing:
+        raise FileNotFoundError(f"{hparams_file}: local model folder not found: {'; '.join(missing)} (pass an existing folder or a hub id)")
     for key in ("train_annotation", "valid_annotation", "test_annotation"):
         if values.get("skip_prep", False) and key in values and not Path(str(values[key])).is_file():
             raise FileNotFoundError(f"{hparams_file}: skip_prep is set but {key} {values[key]!r} does not exist")
@@ -92,18 +105,49 @@ def run_recipe(prepare: Callable[[dict], None], brains: Sequence[type], argv: li
         Split -> final report.
     """
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
-    sb.utils.distributed.ddp_init_group(run_opts)  # under torchrun: one process per GPU (or CPU with --distributed_backend=gloo)
-    values = plain_values(hparams_file, overrides)
-    brain_class = pick_brain(values, brains, hparams_file)
-    brain_class.check_hparams(values)
-    check_inputs(values, hparams_file)
+    try:
+        values = plain_values(hparams_file, overrides)
+        brain_class = pick_brain(values, brains, hparams_file)
+        brain_class.check_hparams(values)
+        check_inputs(values, hparams_file)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"error: {err}") from None  # one line, not a traceback: the input is wrong, not the code
+    distributed.init_process_group(run_opts, values.get("ddp_timeout", distributed.DEFAULT_TIMEOUT_MINUTES))
+    lock = _lock_output_folder(values["output_folder"])
+    try:
+        reports = _run(prepare, brain_class, hparams_file, run_opts, overrides, values)
+    except CorruptCheckpointsError as err:
+        raise SystemExit(f"error: {err}") from None
+    finally:
+        if lock is not None:
+            lock.release()
+    distributed.shutdown()
+    return reports
 
+
+def _lock_output_folder(folder: str) -> RunLock | None:
+    """The main process takes the folder's run lock; every rank stops with its message when another live run holds it."""
+    lock, refused = None, None
+    if if_main_process():
+        try:
+            lock = RunLock(folder).acquire()
+        except RuntimeError as err:
+            refused = str(err)
+    refused = ddp_broadcast(refused)
+    if refused:
+        raise SystemExit(f"error: {refused}")
+    if lock is not None and lock.previous:
+        print(f"Took over the run lock of {folder} from pid {lock.previous.get('pid')} on {lock.previous.get('host')}, which is no longer running")
+    return lock
+
+
+def _run(prepare, brain_class, hparams_file: str, run_opts: dict, overrides, values: dict) -> dict:
     sb.create_experiment_directory(experiment_directory=values["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides)
     script = os.path.abspath(sys.argv[0])  # SpeechBrain copies the calling module; keep the recipe's own script
     if script.endswith(".py") and os.path.isfile(script) and if_main_process():
         shutil.copy(script, os.path.join(values["output_folder"], os.path.basename(script)))
     if not values["skip_prep"]:
-        run_on_main(prepare, kwargs={"hparams": values})
+        distributed.run_on_main_unbounded(prepare, kwargs={"hparams": values}, name="prepare")
     if values.get("transcribe"):
         from speechbrain_ext.transcribe import import_transcripts, transcribe_manifests
 
@@ -113,7 +157,7 @@ def run_recipe(prepare: Callable[[dict], None], brains: Sequence[type], argv: li
         if transcripts_file:
             run_on_main(import_transcripts, args=[manifests, transcripts_file])
         else:
-            run_on_main(transcribe_manifests, args=[manifests, values["data_folder"]], kwargs=options)
+            distributed.run_on_main_unbounded(transcribe_manifests, args=[manifests, values["data_folder"]], kwargs=options, name="transcribe")
     if "augmentation_folder" in values:
         from speechbrain_ext.augment import generate_noise_and_rirs
 
@@ -135,7 +179,7 @@ def run_recipe(prepare: Callable[[dict], None], brains: Sequence[type], argv: li
     brain = brain_class(modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams, run_opts=run_opts, checkpointer=hparams["checkpointer"])
     reports = brain.fit_and_report(datasets, hparams)
     context = StageContext(brain, datasets, hparams, reports)
-    for stage in hparams.get("post_training", []):
+    for index, stage in enumerate(hparams.get("post_training", [])):
         if stage.enabled:  # Bayesian head, kNN, embeddings: on the main process, the others wait
-            run_on_main(stage.run, args=[context])
+            distributed.run_on_main_unbounded(stage.run, args=[context], name=f"stage{index}_{type(stage).__name__}")
     return context.reports

@@ -290,7 +290,9 @@ def write_regression_report(
     """Write the report of a multi-output regression: per-output Spearman, CCC and MSE.
 
     Spearman's rho is computed per output across clips and averaged over the
-    outputs (``mean_spearman``: the ComParE 2023 Emotion Share metric). Files:
+    outputs (``mean_spearman``: the ComParE 2023 Emotion Share metric); an
+    output with constant predictions or targets has no rho (null in
+    ``spearman``) and counts as 0 in the mean. Files:
     ``<split>_report.json``, ``<split>_report.md``, ``<split>_predictions.csv``
     (``id,true_<name>...,pred_<name>...``) and, with labelled rows,
     ``<split>_scatter.png`` (predicted vs true per output).
@@ -354,7 +356,8 @@ def write_regression_report(
         table = f"{title or split}: {len(ids)} rows, no labels: predictions only"
     else:
         t, p = targets[labelled], preds[labelled]
-        rho = spearman_per_column(t, p)["per_column"]
+        spearman = spearman_per_column(t, p, names)
+        rho = spearman["per_column"]
         ccc = concordance_correlation(t, p).tolist()
         mse = ((t - p) ** 2).mean(axis=0).tolist()
         r6 = lambda v: round(float(v), 6)  # noqa: E731
@@ -363,10 +366,10 @@ def write_regression_report(
             "n": int(labelled.sum()),
             "n_predicted": len(ids),
             "names": names,
-            "spearman": {n: r6(v) for n, v in zip(names, rho)},
+            "spearman": {n: None if np.isnan(v) else r6(v) for n, v in zip(names, rho)},  # null: constant column (0 in the mean)
             "CCC": {n: r6(v) for n, v in zip(names, ccc)},
             "MSE_per_output": {n: r6(v) for n, v in zip(names, mse)},
-            "mean_spearman": r6(np.nanmean(rho)),
+            "mean_spearman": r6(spearman["mean"]),
             "mean_CCC": r6(np.nanmean(ccc)),
             "MSE": r6(np.mean(mse)),
             "summary_metrics": ["mean_spearman", "mean_CCC", "MSE"],
@@ -403,7 +406,8 @@ def regression_table(metrics: dict, title: str = "test") -> str:
     middle = (lambda n: f" {fmt(ci[n])} |") if ci else (lambda n: "")
     lines = [f"| {title} (n={metrics['n']}) | Spearman |" + (" 95 % CI |" if ci else "") + " CCC | MSE |", "|---" * (4 + bool(ci)) + "|"]
     for n in metrics["names"]:
-        lines.append(f"| {n} | {metrics['spearman'][n]:.4f} |{middle(n)} {metrics['CCC'][n]:.4f} | {metrics['MSE_per_output'][n]:.5f} |")
+        rho = metrics["spearman"][n]
+        lines.append(f"| {n} | {'undefined' if rho is None else f'{rho:.4f}'} |{middle(n)} {metrics['CCC'][n]:.4f} | {metrics['MSE_per_output'][n]:.5f} |")
     mean_ci = f" {fmt(metrics.get('mean_spearman_CI95'))} |" if ci else ""
     lines.append(f"| mean | {metrics['mean_spearman']:.4f} |{mean_ci} {metrics['mean_CCC']:.4f} | {metrics['MSE']:.5f} |")
     return "\n".join(lines)
@@ -429,7 +433,8 @@ def plot_regression_scatter(targets: np.ndarray, preds: np.ndarray, names: Seque
             continue
         ax.scatter(targets[:, k], preds[:, k], s=8, alpha=0.6)
         ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8)
-        ax.set_title(f"{names[k]}: rho {spearman[names[k]]:.3f}", fontsize=9)
+        rho = spearman[names[k]]
+        ax.set_title(f"{names[k]}: rho {'undefined' if rho is None else f'{rho:.3f}'}", fontsize=9)
         ax.set_xlabel("true", fontsize=8)
         ax.set_ylabel("predicted", fontsize=8)
     fig.suptitle(title)

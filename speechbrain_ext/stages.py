@@ -8,7 +8,8 @@ the corpus again, and a stage's outputs are keyed to the checkpoint they came
 from.
 
 - :class:`BayesianHeadStage` (compare2023_bayes_fusion): a Bayesian output
-  layer trained by SVI on the frozen fine-tuned encoder's embeddings;
+  layer trained by SVI on the fine-tuned encoder's embeddings, the encoder
+  kept frozen (a design choice here: the paper does not say so);
 - :class:`KNNStage` (supcon_knn): kNN interpolation at inference;
 - :class:`EmbeddingsStage`: only the cached embeddings, which an early-fusion
   run (:class:`~speechbrain_ext.fusion.EarlyFusionFeatures`) reads.
@@ -24,9 +25,9 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from speechbrain.utils.checkpoints import Checkpointer
 
 from speechbrain_ext.bayesian import BayesianLinear, fit_bayesian_head
+from speechbrain_ext.checkpoints import Checkpointer
 from speechbrain_ext.fileio import atomic_write_text
 from speechbrain_ext.knn import KNNInterpolator
 from speechbrain_ext.reports import plot_confidence_by_correctness, report_table
@@ -111,12 +112,16 @@ def _require_classification(context: StageContext, stage: str) -> Classification
 
 
 class BayesianHeadStage:
-    """Stage two of compare2023_bayes_fusion: a Bayesian output layer on the frozen fine-tuned encoder.
+    """Stage two of compare2023_bayes_fusion: a Bayesian output layer on the fine-tuned encoder.
+
+    The encoder stays frozen in this stage, a design choice here (the paper
+    does not say whether its Bayesian models' encoders were trained again).
 
     The priors come from the trained linear head (``prior``: ``scalar`` =
     mean/std of its weights, the paper's choice, or ``per_weight``); SVI on
-    the cached train embeddings (:func:`~speechbrain_ext.bayesian.fit_bayesian_head`)
-    with model selection on valid; the model (encoder + Bayesian head) is
+    the cached train embeddings (:func:`~speechbrain_ext.bayesian.fit_bayesian_head`,
+    with the task's class weights when stage one used them) with model
+    selection on valid; the model (encoder + Bayesian head) is
     saved in ``save_folder`` with the stage-one checkpoint it came from, so a
     newer stage-one checkpoint trains it again. Stage one's report files are
     kept in ``linear_stage/``.
@@ -186,6 +191,7 @@ class BayesianHeadStage:
             layer.load_state_dict(BayesianLinear.from_linear(context.brain.model.head, prior=self.prior).state_dict())
             torch.manual_seed(seed)
             data = {f"{s}_{k}": embeddings[s][k].to(brain.device) for s in ("train", "valid") for k in ("embeddings", "targets")}
+            classification = isinstance(task, ClassificationTask)
             fit = fit_bayesian_head(
                 layer,
                 data["train_embeddings"],
@@ -193,7 +199,8 @@ class BayesianHeadStage:
                 data["valid_embeddings"],
                 data["valid_targets"],
                 progress=not getattr(brain, "noprogressbar", False),
-                kind="classification" if isinstance(task, ClassificationTask) else "regression",
+                kind="classification" if classification else "regression",
+                class_weights=task.weights if classification else None,  # stage one's NLL weights (class_weights: balanced)
                 **self.fit_options,
             )
             fit["stage1_checkpoint"] = tag

@@ -340,7 +340,7 @@ class RegressionTask(Task):
     def stage_metrics(self, targets: np.ndarray, predictions: np.ndarray) -> dict:
         """Mean Spearman over outputs (per output across clips) and MSE, on the labelled rows."""
         keep = ~np.isnan(targets).any(axis=1)
-        rho = spearman_per_column(targets[keep], predictions[keep])
+        rho = spearman_per_column(targets[keep], predictions[keep], self.output_names)
         return {"mean_spearman": rho["mean"], "MSE": float(np.mean((targets[keep] - predictions[keep]) ** 2))}
 
     def log_stats(self, metrics: dict) -> dict:
@@ -367,13 +367,13 @@ class RegressionTask(Task):
 
 
 def best_checkpoint(save_folder: str | os.PathLike):
-    """The checkpoint a run selected: best by the metric and direction recorded in its meta.
+    """The checkpoint a run selected: best by the metric and direction recorded in its meta (corrupt ones skipped).
 
     Returns
     -------
     speechbrain.utils.checkpoints.Checkpoint or None
     """
-    from speechbrain.utils.checkpoints import Checkpointer
+    from speechbrain_ext.checkpoints import Checkpointer
 
     checkpoints = [c for c in Checkpointer(str(save_folder)).list_checkpoints() if "selection_metric" in c.meta]
     if not checkpoints:

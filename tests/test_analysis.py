@@ -6,6 +6,7 @@ on the embedding files as saved, hand-counted agreement, scipy's cosine.
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -82,7 +83,7 @@ def test_probe_matches_scikit_learn_and_never_sees_test_speakers(registry_runs, 
     from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import LinearSVC
+    from sklearn.svm import SVC
 
     run = registry_runs["recipes/RAVDESS/hparams/baseline.yaml"]["folder"]  # two epochs on six actors
     data_folder = next(line.split(": ", 1)[1] for line in (run / "hyperparams.yaml").read_text().splitlines() if line.startswith("data_folder:"))
@@ -93,9 +94,11 @@ def test_probe_matches_scikit_learn_and_never_sees_test_speakers(registry_runs, 
     monkeypatch.setattr(GridSearchCV, "fit", lambda self, x, y=None, **kw: seen.append(np.asarray(x)) or fit(self, x, y, **kw))
     grid = [0.001, 0.01, 0.1, 1.0]
     out = tmp_path / "probe"
-    analysis(["probe", "--folds", str(run), "--model", str(run), "--out", str(out), "--C", *map(str, grid), "--noprogressbar"])
+    # RAVDESS manifests carry no sessions: its validation actors are other speakers, fit to train on
+    analysis(["probe", "--folds", str(run), "--model", str(run), "--train_splits", "train,valid", "--out", str(out), "--C", *map(str, grid), "--noprogressbar"])
     seen_calls = list(seen)
     rows = list(csv.DictReader((out / "probe.csv").open()))
+    chosen_c = [float(r["C"]) for r in csv.DictReader((out / "probe_folds.csv").open())]
     assert [int(r["layer"]) for r in rows] == [0, 1, 2, 3]
 
     cache = out / "embeddings_cache" / ModelSpec(str(run)).key
@@ -105,7 +108,7 @@ def test_probe_matches_scikit_learn_and_never_sees_test_speakers(registry_runs, 
     y_test = np.array([labels.index(test[i]["emo"]) for i in test_ids])
     groups = np.array([train[i]["speaker"] for i in train_ids])
     assert not set(groups) & {test[i]["speaker"] for i in test_ids}
-    for row, x_seen in zip(rows, seen_calls):
+    for row, x_seen, c in zip(rows, seen_calls, chosen_c):
         layer = int(row["layer"])
         x_train, x_test = saved_layer(cache, layer, train_ids), saved_layer(cache, layer, test_ids)
         # the grid search was given exactly the training rows: no test utterance among them
@@ -115,10 +118,10 @@ def test_probe_matches_scikit_learn_and_never_sees_test_speakers(registry_runs, 
             folds = list(StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0).split(x_train, y_train, groups))
         else:  # the registry corpus's 4 training actors: too few for 5 grouped folds, stratified folds
             folds = list(StratifiedKFold(n_splits=min(5, np.bincount(y_train).min()), shuffle=True, random_state=0).split(x_train, y_train))
-        search = GridSearchCV(
-            make_pipeline(StandardScaler(), LinearSVC(max_iter=20000, random_state=0)), {"linearsvc__C": grid}, cv=folds, scoring="balanced_accuracy"
-        )
+        # the paper's SVM with a linear kernel, as libsvm computes it
+        search = GridSearchCV(make_pipeline(StandardScaler(), SVC(kernel="linear")), {"svc__C": grid}, cv=folds, scoring="balanced_accuracy")
         search.fit(x_train, y_train)
+        assert c == search.best_params_["svc__C"]
         assert float(row["UAR"]) == pytest.approx(balanced_accuracy_score(y_test, search.predict(x_test)), abs=1e-6)
     best = max(float(r["UAR"]) for r in rows)
     print(f"\nprobe of the trained tiny run: UAR per layer {[round(float(r['UAR']), 3) for r in rows]} (chance {1 / len(labels):.3f})")
@@ -134,6 +137,85 @@ def test_probe_refuses_a_split_sharing_speakers():
     speakers = np.array(["a", "b"] * 4)
     with pytest.raises(ValueError, match="both the training and the test"):
         probe_fold(x, y, speakers, np.arange(6), np.arange(6, 8))
+
+
+def test_probe_is_a_linear_kernel_svm_where_features_outnumber_utterances():
+    """More features than utterances (as 6373 functionals): the probe gives SVC(kernel="linear") with the default grid and the same CV splits, in parallel too."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    from speechbrain_ext.analysis.probe import probe_fold
+
+    rng = np.random.default_rng(0)
+    n_classes, n_speakers, dim = 4, 12, 400
+    speakers = np.repeat(np.arange(n_speakers), 8)
+    y = np.tile(np.arange(n_classes), 2 * n_speakers)
+    # weak class means, speaker offsets and columns on scales far apart, stored as float32 like the caches
+    x = 0.12 * rng.normal(size=(n_classes, dim))[y] + 0.5 * rng.normal(size=(n_speakers, dim))[speakers] + rng.normal(size=(len(y), dim))
+    x = (x * 10.0 ** rng.uniform(-3, 3, dim)).astype(np.float32)
+    train, test = np.flatnonzero(speakers < 10), np.flatnonzero(speakers >= 10)
+    x_train, y_train = x[train], y[train]
+    folds = list(StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0).split(x_train, y_train, speakers[train]))
+    grid = [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0]  # the probe's default grid
+    search = GridSearchCV(make_pipeline(StandardScaler(), SVC(kernel="linear")), {"svc__C": grid}, cv=folds, scoring="balanced_accuracy").fit(x_train, y_train)
+    predicted = search.predict(x[test])
+    expected = {
+        "UAR": balanced_accuracy_score(y[test], predicted),
+        "WA": accuracy_score(y[test], predicted),
+        "C": search.best_params_["svc__C"],
+        "cv_UAR": search.best_score_,
+        "n_train": 80,
+        "n_test": 16,
+    }
+    assert len(set(np.round(search.cv_results_["mean_test_score"], 9))) > 1  # C matters here: the search has something to pick
+    for n_jobs in (1, 2):
+        assert probe_fold(x, y, speakers, train, test, n_jobs=n_jobs) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "key, train_value, test_value",
+    [("session", 3, 3), ("dialog", "Ses02F_script01_1", "Ses02F_script01_1")],
+)
+def test_probe_refuses_training_rows_sharing_a_session_or_dialog(tmp_path, key, train_value, test_value):
+    """Different speakers, but a training row of the test row's session (or dialog): refused, the row and the value named."""
+    from speechbrain_ext.analysis.probe import load_folds
+
+    fold = tmp_path / "fold"
+    fold.mkdir()
+    train = {"u1": {"wav": "/x/u1.wav", "speaker": "A", "emo": "ang", key: "other"}, "u2": {"wav": "/x/u2.wav", "speaker": "B", "emo": "sad", key: train_value}}
+    test = {"u3": {"wav": "/x/u3.wav", "speaker": "C", "emo": "ang", key: test_value}}
+    (fold / "train.json").write_text(json.dumps(train))
+    (fold / "test.json").write_text(json.dumps(test))
+    with pytest.raises(ValueError, match=f"train.json: training row u2 shares {key} {test_value} with test row u3 "):
+        load_folds(fold)
+    train["u2"][key] = "elsewhere"
+    (fold / "train.json").write_text(json.dumps(train))
+    assert set(load_folds(fold)[0].train) == {"u1", "u2"}
+
+
+def test_probe_trains_on_train_only_by_default_and_refuses_loso_valid(registry_corpora, tmp_path):
+    """IEMOCAP loso: train (the other four sessions) passes; valid, the test speaker's partner in session 1, is refused by the CLI."""
+    from data_prep.iemocap import prepare_iemocap
+    from speechbrain_ext.analysis.probe import load_folds
+
+    corpus = registry_corpora["IEMOCAP"]
+    prep = tmp_path / "loso1"
+    prepare_iemocap(corpus, prep, protocol="loso", fold=1, allow_subset=True)
+    train, valid, test = (json.loads((prep / f"{s}.json").read_text()) for s in ("train", "valid", "test"))
+    [fold] = load_folds(prep, str(corpus))
+    assert set(fold.train) == set(train) and set(fold.test) == set(test)
+    assert not {u[:5] for u in fold.train} & {u[:5] for u in fold.test}  # sessions from the ids: Ses01 is the test's alone
+    out = tmp_path / "probe"
+    with pytest.raises(SystemExit) as refused:
+        analysis(["probe", "--folds", str(prep), "--data_folder", str(corpus), "--train_splits", "train,valid", "--model", "unused", "--out", str(out)])
+    message = str(refused.value.code)
+    shared = re.search(r"valid\.json: training row (\S+) shares session 1 with test row (\S+) \((\d+) training row", message)
+    assert shared, message
+    assert shared.group(1) in valid and shared.group(2) in test and int(shared.group(3)) == len(valid)
+    assert not out.exists()  # refused before anything was encoded
 
 
 def write_tiny_ctc(base: str, folder: Path) -> str:
@@ -202,7 +284,7 @@ def test_probe_feature_baselines(registry_corpora, tmp_path):
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import LinearSVC
+    from sklearn.svm import SVC
 
     from data_prep.ravdess import prepare_ravdess
     from speechbrain_ext.analysis.features import FeatureCache
@@ -231,9 +313,7 @@ def test_probe_feature_baselines(registry_corpora, tmp_path):
     x_train, x_test = (functionals.get([e["wav"] for e in m.values()]) for m in (train, test))
     assert x_train.shape[1] == 6373
     folds = list(StratifiedKFold(n_splits=min(5, np.bincount(y_train).min()), shuffle=True, random_state=0).split(x_train, y_train))
-    search = GridSearchCV(
-        make_pipeline(StandardScaler(), LinearSVC(max_iter=20000, random_state=0)), {"linearsvc__C": [0.01, 1.0]}, cv=folds, scoring="balanced_accuracy"
-    )
+    search = GridSearchCV(make_pipeline(StandardScaler(), SVC(kernel="linear")), {"svc__C": [0.01, 1.0]}, cv=folds, scoring="balanced_accuracy")
     search.fit(x_train, y_train)
     assert float(rows["compare_functionals"]["UAR"]) == pytest.approx(balanced_accuracy_score(y_test, search.predict(x_test)), abs=1e-6)
     assert (out / "probe_layers.png").stat().st_size > 0

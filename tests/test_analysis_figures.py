@@ -109,9 +109,15 @@ def test_per_class_intervals_equal_a_naive_bootstrap(two_folds, tmp_path):
         assert row["n"] == support
         assert row["recall"] == pytest.approx(hits / support, abs=1e-6)
         assert (row["low"], row["high"]) == pytest.approx(per_class[c], abs=6e-5)  # the library rounds to 4 decimals
-    assert result["UAR_CI95"] == pytest.approx(list(uar_ci), abs=6e-5)
-    assert result["WA_CI95"] == pytest.approx(list(wa_ci), abs=6e-5)
+    assert result["pooled_UAR_CI95"] == pytest.approx(list(uar_ci), abs=6e-5)
+    assert result["pooled_WA_CI95"] == pytest.approx(list(wa_ci), abs=6e-5)
     assert result["n"] == len(pooled) and result["runs"] == [str(root / "fold_1"), str(root / "fold_2")]
+    # one score over both folds' rows, named so it cannot pass for run_folds's UAR (the mean of the per-fold UARs)
+    assert result["pooled_UAR"] == pytest.approx(balanced_accuracy_score(truth, pred), abs=6e-5)
+    assert result["pooled_WA"] == pytest.approx(accuracy_score(truth, pred), abs=6e-5)
+    per_fold = [balanced_accuracy_score(*zip(*[(t, p) for r, t, p in zip(pooled, truth, pred) if r["id"].startswith(f"f{k}_")])) for k in (1, 2)]
+    assert abs(result["pooled_UAR"] - np.mean(per_fold)) > 1e-3
+    assert "UAR" not in result and "WA" not in result
     # the rare class is missing from some resamples: its interval is only over those that have it
     assert sum(t == 3 for t in truth) < 8
     saved = json.loads((tmp_path / "fig" / "figures.json").read_text())
@@ -261,6 +267,7 @@ def test_the_fold_runner_writes_figures_without_tsne_and_survives_their_failure(
     run_folds(script, yaml, [1, 2], [1], results, runs_below_results=True)
     saved = json.loads((results / "figures" / "figures.json").read_text())
     assert saved["n"] == 16 and "tsne" not in saved and len(saved["runs"]) == 2
+    assert "pooled_UAR" in saved and "UAR" not in saved  # results.md holds the per-fold mean, figures.json the pooled score
     assert (results / "figures" / "per_class_recall.png").is_file() and not (results / "figures" / "tsne.csv").exists()
 
     # a broken run folder: the table is still written, the figures' failure only logged

@@ -5,10 +5,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import balanced_accuracy_score
 from speechbrain.nnet.linear import Linear as SBLinear
 from torch.distributions import Normal, kl_divergence
 
-from speechbrain_ext.bayesian import BayesianLinear, bayesian_kl_loss
+from speechbrain_ext.bayesian import BayesianLinear, bayesian_kl_loss, fit_bayesian_head
 from speechbrain_ext.uncertainty import confidence_by_correctness, expected_calibration_error, mc_predictive
 
 
@@ -180,3 +181,77 @@ def test_yaml_built_layer_loads_either_prior(prior):
         float(kl_divergence(Normal(posterior.loc[i, j], posterior.scale[i, j]), Normal(prior_mu[i, j], prior_sigma[i, j]))) for i in range(4) for j in range(6)
     )
     assert float(layer.kl_divergence(reduction="sum")) == pytest.approx(naive, rel=1e-5)
+
+
+def _imbalanced_split(generator, n, shift=0.8):
+    """16-dim embeddings, ~10 % positives whose first four dimensions are shifted."""
+    y = (torch.rand(n, generator=generator) < 0.1).long()
+    x = torch.randn(n, 16, generator=generator)
+    x[:, :4] += shift * y[:, None]
+    return x, y
+
+
+def test_svi_keeps_stage_one_class_weights_on_an_imbalanced_task():
+    """Issue 22: SVI with the task's balanced weights keeps stage one's UAR; plain NLL drifts to the majority class."""
+    g = torch.Generator().manual_seed(0)
+    (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = (_imbalanced_split(g, n) for n in (1000, 500, 1000))
+    # stage one, written out in plain torch: a linear head on inverse-frequency weighted NLL (ClassificationTask's "balanced")
+    weights = len(train_y) / (2 * torch.bincount(train_y, minlength=2).float())
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(16, 2)
+    optimizer = torch.optim.Adam(linear.parameters(), lr=0.05)
+    for _ in range(100):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(linear(train_x), train_y, weight=weights).backward()
+        optimizer.step()
+    with torch.no_grad():
+        stage_one = linear(test_x).argmax(1).numpy()
+    stage_one_uar = balanced_accuracy_score(test_y.numpy(), stage_one)
+    assert stage_one_uar > 0.7 and stage_one.mean() > 0.2  # balanced: far more positives predicted than the 10 % prior
+
+    def bayes_test_predictions(class_weights):
+        torch.manual_seed(0)
+        layer = BayesianLinear.from_linear(linear)
+        fit_bayesian_head(layer, train_x, train_y, valid_x, valid_y, epochs=4, lr=0.01, batch_size=32, valid_samples=50, class_weights=class_weights)
+        with torch.no_grad():
+            return torch.softmax(layer(test_x, n_samples=200), dim=-1).mean(0).argmax(1).numpy()
+
+    weighted, unweighted = bayes_test_predictions(weights), bayes_test_predictions(None)
+    print(
+        "\nUAR (predicted positive): "
+        + ", ".join(
+            f"{name} {balanced_accuracy_score(test_y.numpy(), p):.3f} ({p.mean():.1%})"
+            for name, p in (("stage one", stage_one), ("SVI weighted", weighted), ("SVI unweighted", unweighted))
+        )
+    )
+    assert balanced_accuracy_score(test_y.numpy(), weighted) == pytest.approx(stage_one_uar, abs=0.02)
+    # the bug: without the weights, SVI refits towards the majority class (the best of its epochs included)
+    assert balanced_accuracy_score(test_y.numpy(), unweighted) < stage_one_uar - 0.08
+    assert unweighted.mean() < stage_one.mean() / 2
+
+
+def test_svi_data_term_is_the_weighted_mean_nll():
+    """With KL off, no update and (near) zero posterior std, the logged loss is sum_i w[y_i] nll_i / sum_i w[y_i] (naive numpy)."""
+    torch.manual_seed(0)
+    x, y = torch.randn(40, 3), torch.tensor([0] * 30 + [1] * 7 + [2] * 3)
+    layer = BayesianLinear.from_linear(torch.nn.Linear(3, 3), init_sigma=1e-9)
+    weights = torch.tensor([0.5, 2.0, 4.0])
+    logits = (x @ layer.weight_mu.T + layer.bias_mu).detach().numpy().astype(np.float64)
+    nll = [np.log(np.exp(row).sum()) - row[t] for row, t in zip(logits, y.tolist())]
+    w = weights.numpy()[y.numpy()]
+    expected = {"weighted": float((w * nll).sum() / w.sum()), "plain": float(np.mean(nll))}
+    for name, class_weights in (("weighted", weights), ("plain", None)):
+        out = fit_bayesian_head(
+            layer, x, y, x, y, epochs=1, lr=0.0, batch_size=40, kl_weight=0.0, train_samples=3, valid_samples=2, class_weights=class_weights
+        )
+        assert out["history"][0]["loss"] == pytest.approx(expected[name], abs=2e-6), name
+    assert abs(expected["weighted"] - expected["plain"]) > 0.05  # the two definitions differ on this data
+
+
+def test_fit_bayesian_head_rejects_bad_class_weights():
+    layer, x = BayesianLinear(3, 2), torch.randn(8, 3)
+    y = torch.tensor([0, 1] * 4)
+    with pytest.raises(ValueError, match="3 values but the layer has 2 classes"):
+        fit_bayesian_head(layer, x, y, x, y, epochs=1, class_weights=torch.ones(3))
+    with pytest.raises(ValueError, match="classification only"):
+        fit_bayesian_head(layer, x, torch.rand(8, 2), x, torch.rand(8, 2), epochs=1, kind="regression", class_weights=torch.ones(2))

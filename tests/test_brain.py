@@ -7,17 +7,25 @@ Brain's wiring is checked independently of the losses' own implementations
 (which ``test_pooling_losses.py`` checks against references).
 """
 
+import io
 import math
+from pathlib import Path
 
 import pytest
 import speechbrain as sb
 import torch
+from hyperpyyaml import load_hyperpyyaml
+from ruamel.yaml import YAML
+from sklearn.metrics import balanced_accuracy_score
 from speechbrain.dataio.batch import PaddedBatch
+from speechbrain.nnet.schedulers import NewBobScheduler
 
 from speechbrain_ext.brains import SegmentBrain, SegmentTripletBrain, SupConBrain, TripletBrain, UtteranceBrain
+from speechbrain_ext.checkpoints import Checkpointer
 from speechbrain_ext.losses import MultiTaskLoss
 from speechbrain_ext.models import SegmentModel, UtteranceModel
 from speechbrain_ext.pooling import MaskedMeanPooling, SegmentPooling
+from speechbrain_ext.recipe import plain_values
 from speechbrain_ext.tasks import UNLABELLED, ClassificationTask
 
 DIM, N_CLASSES, FRAMES = 4, 3, [7, 7, 3, 5, 7, 2]
@@ -211,6 +219,7 @@ def test_unlabelled_rows_are_predicted_not_scored():
         (TripletBrain, {"triplet_loss": 1, "supcon_loss": 1, "loss_weighting": 1}, "name triplet_loss and supcon_loss"),
         (UtteranceBrain, {"triplet_loss": 1}, "triplet_loss is not read by UtteranceBrain"),
         (SupConBrain, {"supcon_loss": 1}, "SupConBrain needs wav_augment, loss_weighting"),
+        (UtteranceBrain, {"lr_annealing_on": "accuracy"}, "lr_annealing_on must be one of error, loss, not 'accuracy'"),
     ],
 )
 def test_configuration_errors_are_raised_before_anything_is_built(brain_class, values, message):
@@ -229,3 +238,122 @@ def test_reported_evaluation_is_batched_only_when_the_encoder_makes_it_exact(tin
         encoder = SSLEncoder(tiny_models[name], str(tmp_path / "hf"), attention_mask=attention_mask)
         options = UtteranceBrain.evaluation_loader_options(SimpleNamespace(model=torch.nn.Sequential(encoder)), hparams)
         assert options == {"batch_size": expected, "num_workers": 0}, (name, attention_mask)
+
+
+# supcon_knn's learning-rate rule ---------------------------------------------
+SUPCON_YAMLS = sorted(Path(__file__).resolve().parents[1].glob("recipes/*/hparams/supcon.yaml"))
+# Validation losses: the best at epoch 1, never beaten for 40 epochs though every other epoch goes
+# below the one before; then a new best at epoch 42, never beaten again.
+LOSSES = [0.40] + [0.41, 0.405] * 20 + [0.30] + [0.31, 0.305] * 12
+START_LR = 0.1
+
+
+def supcon_schedule(yaml_path):
+    """The YAML's annealing keys, built as the recipe builds them (nothing else of the YAML is built)."""
+    values = plain_values(yaml_path, {"data_folder": "unused"})
+    text = io.StringIO()
+    YAML(typ="rt").dump({k: values[k] for k in ("lr_annealing_on", "lr_annealing", "lr_annealing_ssl")}, text)
+    return load_hyperpyyaml(text.getvalue())
+
+
+def papers_rule(losses, epochs=20):
+    """1-based epochs at whose end supcon_knn lowers the rate: the loss "has not decreased for 20 consecutive epochs" below its best (counted anew after a reduction)."""
+    best, since, lowered = math.inf, 0, []
+    for epoch, loss in enumerate(losses, 1):
+        if loss < best:
+            best, since = loss, 0
+        else:
+            since += 1
+        if since == epochs:
+            lowered.append(epoch)
+            since = 0
+    return lowered
+
+
+class NoCheckpoints:
+    """Stands in for the checkpointer where no epoch needs saving (saving every epoch would cost seconds)."""
+
+    def add_recoverable(self, name, obj):
+        pass
+
+    def save_and_keep_only(self, **kwargs):
+        pass
+
+
+def annealing_brain(save_folder=None, **schedule):
+    """A Brain with both optimisers (encoder and head, SGD at START_LR), ``schedule``'s hparams and a checkpointer in ``save_folder``."""
+    sgd = lambda params: torch.optim.SGD(params, lr=START_LR)  # noqa: E731
+    brain, _ = make_brain(UtteranceBrain, ssl_opt_class=sgd, **schedule)
+    brain.hparams.opt_class = sgd
+    brain.checkpointer = NoCheckpoints() if save_folder is None else Checkpointer(save_folder, recoverables={"model": brain.modules.model})
+    brain.init_optimizers()
+    return brain
+
+
+def run_epochs(brain, losses, first_epoch=1):
+    """Validation epochs that report ``losses``; the (head, encoder) learning rates after each."""
+    batch, rates = make_batch(), []
+    for epoch, loss in enumerate(losses, first_epoch):
+        brain.on_stage_start(sb.Stage.VALID, epoch)
+        brain.evaluate_batch(batch, sb.Stage.VALID)
+        brain.on_stage_end(sb.Stage.VALID, loss, epoch)
+        rates.append((brain.optimizer.param_groups[0]["lr"], brain.ssl_optimizer.param_groups[0]["lr"]))
+    return rates
+
+
+def test_supcon_lowers_both_rates_after_20_epochs_without_a_new_best_validation_loss(tmp_path):
+    schedule = supcon_schedule(SUPCON_YAMLS[-1])
+    assert [p.parts[-3] for p in SUPCON_YAMLS] == ["FESC", "IEMOCAP", "MSP-IMPROV", "RAVDESS"]
+    for other in map(supcon_schedule, SUPCON_YAMLS[:-1]):  # every corpus follows the same rule
+        assert other["lr_annealing_on"] == schedule["lr_annealing_on"]
+        for key in ("lr_annealing", "lr_annealing_ssl"):
+            assert (other[key].func, other[key].keywords) == (schedule[key].func, schedule[key].keywords)
+    factor = schedule["lr_annealing"].keywords["factor"]  # a stated choice: the paper gives none
+    rates = run_epochs(annealing_brain(**schedule), LOSSES)
+    expected = papers_rule(LOSSES)
+    assert expected == [21, 41, 62]  # the 1 - UAR of these epochs is constant: watching it would lower at 61
+    lowered = [epoch for epoch, (before, after) in enumerate(zip([(START_LR, START_LR)] + rates, rates), 1) if after != before]
+    assert lowered == expected
+    for epoch, rate in enumerate(rates, 1):
+        assert rate == pytest.approx((START_LR * factor ** sum(e <= epoch for e in expected),) * 2, rel=1e-12), epoch
+    # NewBob as the YAMLs had it (patient 20, each epoch against the one before) lowers nothing in the first 41 epochs
+    newbob = NewBobScheduler(initial_value=START_LR, annealing_factor=0.9, improvement_threshold=0.0025, patient=20)
+    assert [newbob(loss)[1] for loss in LOSSES[:41]] == [START_LR] * 41
+    assert papers_rule(LOSSES[:41]) == [21, 41]
+
+
+def test_supcon_schedule_resumes_with_its_best_and_count(tmp_path):
+    """Killed after epoch 30 (lowered at 21, 9 epochs since): the resumed run lowers at 41 as the whole run does."""
+    schedule = supcon_schedule(SUPCON_YAMLS[-1])
+    whole = run_epochs(annealing_brain(**schedule), LOSSES[:45])
+    killed = annealing_brain(tmp_path, **schedule)
+    checkpointer, killed.checkpointer = killed.checkpointer, NoCheckpoints()
+    run_epochs(killed, LOSSES[:29])
+    killed.checkpointer = checkpointer  # epoch 30 is checkpointed, then the run is killed
+    run_epochs(killed, LOSSES[29:30], first_epoch=30)
+    resumed = annealing_brain(tmp_path, **schedule)
+    resumed.checkpointer.recover_if_possible()
+    resumed.checkpointer = NoCheckpoints()
+    assert resumed.optimizer.param_groups[0]["lr"] == whole[29][0] < START_LR
+    assert run_epochs(resumed, LOSSES[30:45], first_epoch=31) == whole[30:]  # a fresh scheduler would lower at 51, not 41
+
+
+class WatchSpy:
+    """A SpeechBrain-style scheduler that records what it is given and keeps the rate."""
+
+    def __init__(self):
+        self.values = []
+
+    def __call__(self, value):
+        self.values.append(value)
+        return START_LR, START_LR
+
+
+@pytest.mark.parametrize("watched", [None, "error", "loss"])
+def test_annealing_watches_one_minus_uar_unless_the_yaml_names_the_loss(watched):
+    spy = WatchSpy()
+    brain = annealing_brain(lr_annealing=spy, **({} if watched is None else {"lr_annealing_on": watched}))
+    batch = make_batch()
+    run_epochs(brain, [0.73])
+    uar = balanced_accuracy_score(batch.target.data.reshape(-1).tolist(), brain._outputs[0].argmax(-1).tolist())
+    assert spy.values == pytest.approx([0.73 if watched == "loss" else 1.0 - uar], abs=1e-4)  # the logged UAR has 4 decimals

@@ -304,29 +304,98 @@ print("RESULT" + json.dumps(out))
 def test_compare_yamls_default_to_the_papers_models():
     """Every ComParE YAML names the paper's encoders, layers and text models by their hub ids."""
     expected = {
-        "HealthCall30/audio": ("jonatasgrosman/wav2vec2-large-xlsr-53-french", 18),
-        "HealthCall30/audio_bayes": ("jonatasgrosman/wav2vec2-large-xlsr-53-french", 18),
+        "HealthCall30/audio": ("jonatasgrosman/wav2vec2-large-xlsr-53-french", {"request": 18, "complaint": 12}),
+        "HealthCall30/audio_bayes": ("jonatasgrosman/wav2vec2-large-xlsr-53-french", {"request": 18, "complaint": 12, "joint": 19}),
         "HealthCall30/audio_4class": ("jonatasgrosman/wav2vec2-large-xlsr-53-french", 19),
         "Hume-Prosody/audio": ("facebook/wav2vec2-large-960h-lv60-self", "last"),
         "Hume-Prosody/audio_bayes": ("facebook/wav2vec2-large-960h-lv60-self", "last"),
         "Hume-Prosody/segments": ("facebook/wav2vec2-large-xlsr-53", 18),
         "HealthCall30/text": ("camembert-base", "fr"),
         "HealthCall30/text_bayes": ("camembert-base", "fr"),
-        "Hume-Prosody/text": ("bert-large-cased", "en"),
+        "Hume-Prosody/text": ("bert-large-cased", None),  # Whisper detects each clip's language (US, South African, Venezuelan speakers)
     }
     for name, (hub, setting) in expected.items():
         values = YAML(typ="rt").load((REPO / "recipes" / f"{name.replace('/', '/hparams/')}.yaml").read_text())
         if "text" in name:
-            assert (values["text_hub"], values["transcribe"]["language"], values["whisper_hub"], values["text_pooling"]) == (
+            language = values["whisper_language"] if "whisper_language" in values else values["transcribe"]["language"]  # Hume: !ref <whisper_language>
+            assert (values["text_hub"], language, values["whisper_hub"], values["text_pooling"]) == (
                 hub,
                 setting,
                 "openai/whisper-large-v2",
                 "cls",
             )
         else:
-            assert (values["ssl_hub"], values["ssl_layer"], values["encoder_dim"]) == (hub, setting, 1024), name
+            layer = values["ssl_layer_by_target"] if isinstance(setting, dict) else values["ssl_layer"]
+            assert (values["ssl_hub"], layer, values["encoder_dim"]) == (hub, setting, 1024), name
     segments = YAML(typ="rt").load((HUME / "segments.yaml").read_text())
     assert (segments["segment_size"], segments["segment_hop"]) == (30, 10)
+
+
+def test_compare_audio_yamls_train_the_conv_feature_encoder():
+    """compare2023_bayes_fusion Sec. 2.1/2.2: the convolutional feature encoder is trained with the Transformer layers (issue 22)."""
+
+    def ssl_encoders(node):
+        if isinstance(node, dict):
+            if getattr(node, "tag", None) is not None and str(node.tag.value).endswith("SSLEncoder"):
+                yield node
+            for value in node.values():
+                yield from ssl_encoders(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from ssl_encoders(value)
+
+    def resolved(values, value):
+        """A top-level ``!ref <key>`` read from the YAML; anything else as written."""
+        if getattr(value, "tag", None) is not None and value.tag.value == "!ref":
+            return values[re.fullmatch(r"<(\w+)>", value.value).group(1)]
+        return value
+
+    checked = []
+    for folder in (HC30, HUME):
+        for path in sorted(folder.glob("*.yaml")):
+            values = YAML(typ="rt").load(path.read_text())
+            for encoder in ssl_encoders(values):
+                # SSLEncoder freezes the feature extractor by default, so the key must be there and false
+                assert "freeze_feature_extractor" in encoder, path
+                assert resolved(values, encoder["freeze_feature_extractor"]) is False, path
+                assert resolved(values, encoder["freeze"]) is False, path
+                checked.append(f"{folder.parent.name}/{path.stem}")
+    assert sorted(checked) == sorted(
+        [
+            "HealthCall30/audio",
+            "HealthCall30/audio_4class",
+            "HealthCall30/audio_bayes",
+            "Hume-Prosody/audio",
+            "Hume-Prosody/audio_bayes",
+            "Hume-Prosody/segments",
+        ]
+    )
+    registry = pd.read_csv(REPO / "recipes" / "registry.csv", dtype=str).fillna("")
+    compare = registry[registry["corpus"].isin(["HealthCall30", "Hume-Prosody"])]
+    assert len(compare) and not compare["debug_overrides"].str.contains("freeze_ssl").any()
+
+
+@pytest.mark.parametrize("yaml_name", ["audio", "audio_bayes"])
+def test_healthcall30_layer_follows_the_target(yaml_name, tmp_path):
+    """The encoder's layer is the paper's for the target (Table 1: 18 HC-Requests, 12 HC-Complaints, 19 joint); --ssl_layer still wins."""
+    import speechbrain as sb
+    from hyperpyyaml import resolve_references
+
+    def encoder_layer(*args):
+        hparams_file, _, overrides = sb.parse_arguments([str(HC30 / f"{yaml_name}.yaml"), f"--data_folder={tmp_path}", *args])
+        with open(hparams_file, encoding="utf-8") as handle:
+            values = YAML(typ="rt").load(resolve_references(handle, overrides).getvalue())
+        assert values["ssl_layer"] == values["ssl"]["layer"]  # the SSLEncoder node gets the resolved layer
+        return values["ssl_layer"]
+
+    paper = {"request": 18, "complaint": 12, **({"joint": 19} if yaml_name == "audio_bayes" else {})}
+    assert {target: encoder_layer(f"--target={target}") for target in paper} == paper
+    assert encoder_layer() == 18  # the default target, request
+    assert encoder_layer("--target=complaint", "--ssl_layer=7") == 7
+    assert encoder_layer("--ssl_layer=last", "--target=complaint") == "last"
+    if yaml_name == "audio":  # the 4-class model is audio_4class.yaml: a clear error, not a silent layer
+        with pytest.raises(ValueError, match="ssl_layer_by_target has no layer for target 'joint'"):
+            encoder_layer("--target=joint")
 
 
 def test_bayesian_regressor_export_gives_intensities_with_std(registry_runs, registry_corpora, tmp_path):

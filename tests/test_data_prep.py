@@ -161,6 +161,23 @@ def test_iemocap_folds_by_hand(corpora, tmp_path, protocol, table):
         prepare_iemocap(corpora["IEMOCAP"], tmp_path / "x", protocol=protocol, fold=len(table) + 1, allow_subset=True)
 
 
+def test_iemocap_session_folds_by_utterance_id(corpora, tmp_path):
+    """``session`` (segment_triplet, w2v2_info_recovery): test = session k, valid = session k+1 (5 -> 1), train = the other three."""
+    truth = {u.meta["id"]: u.meta["label"] for u in iemocap_layout(**SIZES["IEMOCAP"])[0]}
+    kept = {utt for utt, label in truth.items() if label in ("neu", "hap", "exc", "sad", "ang")}
+    for fold, valid in ((1, 2), (3, 4), (5, 1)):
+        paths = prepare_iemocap(corpora["IEMOCAP"], tmp_path / f"session{fold}", protocol="session", fold=fold, allow_subset=True)
+        splits = {name: load(path) for name, path in paths.items()}
+        assert set(splits["test"]) == {u for u in kept if u.startswith(f"Ses0{fold}")}
+        assert set(splits["valid"]) == {u for u in kept if u.startswith(f"Ses0{valid}")}
+        assert set(splits["train"]) == {u for u in kept if not u.startswith((f"Ses0{fold}", f"Ses0{valid}"))}
+        assert speakers(paths["test"]) == {f"Ses0{fold}F", f"Ses0{fold}M"}
+        for entries in splits.values():  # every row carries its session and dialog (the probe's leakage check reads them)
+            assert all(e["session"] == int(u[3:5]) and e["dialog"] == u.rsplit("_", 1)[0] for u, e in entries.items())
+    with pytest.raises(PreparationError, match="folds 1..5"):
+        prepare_iemocap(corpora["IEMOCAP"], tmp_path / "x", protocol="session", fold=6, allow_subset=True)
+
+
 def test_iemocap_loso_reverse_option(corpora, tmp_path):
     paths = prepare_iemocap(corpora["IEMOCAP"], tmp_path / "p", protocol="loso", fold=2, valid_gender="M", allow_subset=True)
     assert speakers(paths["valid"]) == {"Ses02M"} and speakers(paths["test"]) == {"Ses02F"}

@@ -2,6 +2,9 @@
 
 supcon.yaml covers the most shared work: preparation, the augmentation files,
 a post-training stage (kNN) and reports, all of which must happen once.
+triplet_seg.yaml over three epochs deletes checkpoints that are neither the
+best nor the newest: the path where the ranks once disagreed and hung
+(``tests/stress_ddp.py`` runs it many times).
 """
 
 import csv
@@ -17,8 +20,8 @@ from sklearn.metrics import balanced_accuracy_score
 from tests.conftest import RECIPE_OVERRIDES, REPO
 
 
-def launch(corpus, tiny_wav2vec2: str, folder, epochs: int) -> str:
-    """``torchrun --standalone --nproc_per_node=2 train.py supcon.yaml ... --distributed_backend=gloo``; returns what both processes printed."""
+def launch(corpus, tiny_wav2vec2: str, folder, epochs: int, method: str = "supcon", extra: tuple = ("--knn_max_k=8", "--max_audio_seconds=2.0")) -> str:
+    """``torchrun --standalone --nproc_per_node=2 train.py <method>.yaml ... --distributed_backend=gloo``; returns what both processes printed."""
     cmd = [
         sys.executable,
         "-m",
@@ -26,14 +29,13 @@ def launch(corpus, tiny_wav2vec2: str, folder, epochs: int) -> str:
         "--standalone",
         "--nproc_per_node=2",
         str(REPO / "recipes/RAVDESS/train.py"),
-        str(REPO / "recipes/RAVDESS/hparams/supcon.yaml"),
+        str(REPO / f"recipes/RAVDESS/hparams/{method}.yaml"),
         f"--data_folder={corpus}",
         f"--output_folder={folder}",
         f"--ssl_hub={tiny_wav2vec2}",
         *RECIPE_OVERRIDES,
         f"--number_of_epochs={epochs}",
-        "--knn_max_k=8",
-        "--max_audio_seconds=2.0",
+        *extra,
         "--distributed_backend=gloo",
         "--device=cpu",
     ]
@@ -64,3 +66,14 @@ def test_two_processes_prepare_once_gather_every_utterance_and_resume(registry_c
     assert "Going into epoch 1" not in second and "Going into epoch 2" in second
     epochs = re.findall(r"^epoch: (\d+),", (folder / "train_log.txt").read_text(), re.M)
     assert epochs == ["1", "2"]
+
+
+def test_keep_best_deletion_under_two_processes(registry_corpora, tiny_models, tmp_path):
+    """Three epochs keep the best and the newest checkpoint: at least one is deleted, every rank leaves the same folder, the run exits cleanly."""
+    folder = tmp_path / "triplet_seg"
+    output = launch(registry_corpora["RAVDESS"], tiny_models["wav2vec2"], folder, epochs=3, method="triplet_seg", extra=("--max_audio_seconds=2.0",))
+    assert output.count("Deleted checkpoint in") >= 1  # by the main process alone
+    assert re.findall(r"^epoch: (\d+),", (folder / "train_log.txt").read_text(), re.M) == ["1", "2", "3"]
+    kept = sorted((folder / "save").glob("CKPT+*"))
+    assert 1 <= len(kept) <= 2 and not list((folder / "save" / ".staging").glob("*"))
+    assert "terminate called" not in output  # the process group is destroyed before exit

@@ -1,6 +1,8 @@
 """The fold runner with a stand-in train.py that writes reports instantly: layout, skipping, directions, aggregation."""
 
 import json
+import re
+import runpy
 import textwrap
 
 import numpy as np
@@ -8,6 +10,7 @@ import pandas as pd
 import pytest
 
 from speechbrain_ext.folds import main
+from tests.conftest import REPO
 
 FAKE_TRAIN = """
 import json, os, pathlib, sys
@@ -79,6 +82,19 @@ def test_iemocap_loso_runs_both_directions_and_aggregates(recipe, capsys):
     assert (root / "results/IEMOCAP/seg/loso/fold_3/valid_M/seed_1986/test_report.json").is_file()
     main(folder / "train.py", {"loso": 5}, argv, directions={"loso": ["F", "M"]})
     assert len(calls()) == 10 and capsys.readouterr().out.count("finished earlier, skipped") == 10
+
+
+def test_iemocap_session_protocol_runs_five_folds_once(recipe):
+    """IEMOCAP's run_folds.py: ``session`` (the segment_triplet and w2v2_info_recovery YAMLs' default) is 5 folds, one run each."""
+    make, calls, root = recipe
+    folder = make()
+    iemocap = runpy.run_path(str(REPO / "recipes/IEMOCAP/run_folds.py"), run_name="not_main")
+    main(folder / "train.py", iemocap["FOLDS_PER_PROTOCOL"], [str(folder / "seg.yaml"), f"--data_folder={root}", "--protocol=session"], iemocap["DIRECTIONS"])
+    assert [(c["fold"], c["protocol"], "valid_gender" in c) for c in calls()] == [(str(k), "session", False) for k in range(1, 6)]
+    table = pd.read_csv(root / "results/IEMOCAP/seg/session/results.csv", keep_default_na=False)
+    assert list(table["fold"]) == ["1", "2", "3", "4", "5", "mean", "std"]
+    for method in ("baseline", "seg", "triplet", "triplet_seg"):
+        assert re.search(r"^protocol: (\S+)", (REPO / f"recipes/IEMOCAP/hparams/{method}.yaml").read_text(), re.M).group(1) == "session"
 
 
 def test_a_chain_yaml_names_its_own_script(recipe):

@@ -132,6 +132,36 @@ def test_regression_average_and_masked_test(tmp_path):
         fuse_runs(runs, tmp_path / "v", vote=True)
 
 
+def test_tuning_counts_a_constant_fused_output_as_zero(tmp_path, caplog):
+    # truth rises in both outputs; run A ranks Anger right and saturates Calmness,
+    # run B ranks Anger backwards and Calmness right. Fused over the grid (step 0.5):
+    #   w     Anger  Calmness  0-counted  nanmean
+    #   0 1    -1      1         0          0
+    #   .5 1   -1      1         0          0
+    #   1 0     1    const      0.5         1
+    #   1 .5    1      1         1          1
+    #   1 1   const    1        0.5         1   (nanmean's tie rule: the largest weight sum wins)
+    rising = np.arange(1.0, 6.0)
+    runs = {"a": {"Anger": rising, "Calmness": np.full(5, 0.9)}, "b": {"Anger": rising[::-1], "Calmness": rising}}
+    for run, preds in runs.items():
+        for split in ("valid", "test"):
+            frame = pd.DataFrame({"id": [f"c{i}" for i in range(5)]})
+            for name in ("Anger", "Calmness"):
+                frame[f"true_{name}"] = rising if split == "valid" else np.nan
+            for name in ("Anger", "Calmness"):
+                frame[f"pred_{name}"] = preds[name]
+            (tmp_path / run).mkdir(exist_ok=True)
+            frame.to_csv(tmp_path / run / f"{split}_predictions.csv", index=False)
+    with caplog.at_level("WARNING", logger="speechbrain_ext.metrics"):
+        tuned = fuse_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "tuned", tune_on="valid", step=0.5)
+    grid = pd.read_csv(tmp_path / "tuned" / "fusion_grid.csv")
+    np.testing.assert_allclose(grid.iloc[:, :2].to_numpy(), [[0, 1], [0.5, 1], [1, 0], [1, 0.5], [1, 1]])
+    np.testing.assert_allclose(grid["metric"], [0, 0, 0.5, 1, 0.5], atol=1e-9)
+    assert tuned["fusion"]["weights"] == [1.0, 0.5] and tuned["valid"]["mean_spearman"] == pytest.approx(1.0)
+    messages = [rec.getMessage() for rec in caplog.records if rec.name == "speechbrain_ext.metrics"]
+    assert any("output column(s) ['Calmness']" in m for m in messages) and any("output column(s) ['Anger']" in m for m in messages)
+
+
 def test_runs_of_other_utterances_or_labels_are_refused(classification_runs, tmp_path):
     runs, _ = classification_runs
     other = tmp_path / "other"

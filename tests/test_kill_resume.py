@@ -1,13 +1,19 @@
-"""A recipe killed with SIGKILL (mid-epoch, and while writing a checkpoint) and started again with the same command ends as if never killed."""
+"""A recipe killed with SIGKILL (mid-epoch, and while writing a checkpoint) and started again with the same command ends as if never killed.
+
+The mid-epoch case also finds a newer, corrupt checkpoint beside the intact one, which recovery must skip.
+"""
 
 import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+import yaml
 
 from tests.conftest import RECIPE_OVERRIDES, REPO
 
@@ -55,12 +61,25 @@ def command(corpus, tiny_wav2vec2: str, folder, kill: tuple[str, int] | None = N
     ]
 
 
-def run(cmd, expect_killed: bool = False) -> None:
+def run(cmd, expect_killed: bool = False) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
     if expect_killed:
         assert proc.returncode == -9, proc.stderr[-3000:]
     else:
         assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def plant_corrupt_newer_copy(checkpoint: Path) -> Path:
+    """A copy of ``checkpoint`` that is newer and whose model file was cut short (a disk fault, a partial copy)."""
+    copy = checkpoint.with_name(checkpoint.name + "-newer")
+    shutil.copytree(checkpoint, copy)
+    meta = yaml.safe_load((copy / "CKPT.yaml").read_text())
+    meta["unixtime"] += 60
+    (copy / "CKPT.yaml").write_text(yaml.dump(meta))
+    data = (copy / "model.ckpt").read_bytes()
+    (copy / "model.ckpt").write_bytes(data[: len(data) // 2])
+    return copy
 
 
 def probabilities(folder) -> np.ndarray:
@@ -80,7 +99,11 @@ def test_killed_runs_resume_to_the_uninterrupted_result(registry_runs, registry_
         run(command(corpus, tiny, folder, kill), expect_killed=True)
         checkpoints = sorted((folder / "save").glob("CKPT+*"))
         assert len(checkpoints) == 1  # the epoch-1 checkpoint only: epoch 2's was never finished (and never listed)
-        run(command(corpus, tiny, folder))
+        corrupt = plant_corrupt_newer_copy(checkpoints[0]) if name == "mid_epoch" else None
+        resumed = run(command(corpus, tiny, folder))
+        assert "Took over the run lock" in resumed.stdout  # the killed run's lock
+        if corrupt is not None:  # skipped with a warning naming the file; the intact epoch-1 checkpoint is resumed
+            assert f"{corrupt / 'model.ckpt'} (checksum mismatch)" in resumed.stderr + resumed.stdout
         epochs = re.findall(r"^epoch: (\d+),", (folder / "train_log.txt").read_text(), re.M)
         # epoch 1 is never redone; epoch 2 is logged once, or twice when the kill came after its log line (in its checkpoint)
         assert epochs == (["1", "2"] if name == "mid_epoch" else ["1", "2", "2"]), name

@@ -110,9 +110,9 @@ def test_spearman_per_column_matches_scipy():
     assert abs(per_clip - ours["mean"]) > 1e-3
 
 
-def test_spearman_constant_column_is_left_out():
+def test_spearman_constant_target_column_counts_as_zero():
     r = spearman_per_column([[1, 0], [2, 0], [3, 0]], [[1, 5], [2, 6], [3, 7]])
-    assert np.isnan(r["per_column"][1]) and r["mean"] == 1.0
+    assert np.isnan(r["per_column"][1]) and r["mean"] == 0.5  # (1 + 0) / 2
 
 
 def test_ccc_matches_definition():

@@ -261,6 +261,7 @@ def test_run_folds_iemocap_loso(registry_corpora, tiny_models, tmp_path):
         "recipes/IEMOCAP/hparams/baseline.yaml",
         f"--data_folder={registry_corpora['IEMOCAP']}",
         f"--results_folder={results}",
+        "--protocol=loso",  # baseline.yaml's own protocol is session
         "--valid_gender=F",
         f"--ssl_hub={tiny_models['wav2vec2']}",
         "--number_of_epochs=1",
@@ -314,13 +315,16 @@ def test_bad_input_fails_before_any_model_is_built(tmp_path, hparams, overrides,
 
 
 def test_text_run_transcribes_then_fuses_with_audio(registry_runs, tmp_path):
-    """text.yaml writes Whisper transcripts into its manifests, trains on them, and fuses with the audio run."""
+    """text.yaml writes Whisper transcripts, with each clip's detected language, into its manifests, trains on them, and fuses with the audio run."""
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
     from speechbrain_ext.fusion import fuse_runs
 
     text, audio = (registry_runs[f"recipes/Hume-Prosody/hparams/{m}.yaml"]["folder"] for m in ("text", "audio"))
     for split in ("train", "valid", "test"):
         entries = json.loads((text / "prep" / f"{split}.json").read_text()).values()
-        assert all(isinstance(e["transcript_whisper"], str) and e["transcript_whisper_options"]["language"] == "en" for e in entries)
+        assert all(isinstance(e["transcript_whisper"], str) and e["transcript_whisper_options"]["language"] is None for e in entries)
+        assert all(e["transcript_whisper_language"] in LANGUAGES for e in entries)
     reports = fuse_runs([text, audio], tmp_path / "fused", tune_on="valid")
     singles = [json.loads((run / "valid_report.json").read_text())["mean_spearman"] for run in (text, audio)]
     assert reports["valid"]["mean_spearman"] >= max(singles) - 1e-4  # each run alone is a grid point

@@ -3,9 +3,10 @@
 
     python recipes/IEMOCAP/run_folds.py recipes/IEMOCAP/hparams/<method>.yaml --data_folder=/data/IEMOCAP_full_release [--folds 1,3] [--seeds 1986,1987] [--valid_gender F]
 
-loso runs 10 times by default (5 sessions, each with its F speaker
-validating and M tested, then the reverse; ``--valid_gender F`` runs one
-direction), lo2so 10 times.
+session (the YAML's ``protocol``, or ``--protocol=session``) runs 5 times
+(test session k, validation session k+1); loso 10 times by default (5
+sessions, each with its F speaker validating and M tested, then the reverse;
+``--valid_gender F`` runs one direction), lo2so 10 times.
 
 Finished runs are skipped, an interrupted one resumes from its checkpoint;
 results.csv and results.md land in results/IEMOCAP/<method>/... (see
@@ -14,9 +15,9 @@ results.csv and results.md land in results/IEMOCAP/<method>/... (see
 
 from pathlib import Path
 
+from data_prep.iemocap import PROTOCOLS as FOLDS_PER_PROTOCOL  # protocol -> number of folds
 from speechbrain_ext.folds import main
 
-FOLDS_PER_PROTOCOL = {"loso": 5, "lo2so": 10, "random": 1}
 # loso: each held-out session is run twice, its F speaker validating and M tested, then the reverse
 DIRECTIONS = {"loso": ["F", "M"]}
 

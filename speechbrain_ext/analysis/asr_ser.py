@@ -11,7 +11,7 @@ Options after ``--`` go to every run (``--key=value``, as train.py takes them).
 
     python -m speechbrain_ext.analysis asr-ser recipes/IEMOCAP/hparams/baseline.yaml \\
         --data_folder /data/IEMOCAP --results results/IEMOCAP/asr_ser \\
-        --ser results/IEMOCAP/baseline/loso -- --seed=1337
+        --ser results/IEMOCAP/baseline/session -- --seed=1337
 
 The G-3 rows (probing the ASR checkpoints' own embeddings) come from
 ``probe --model <checkpoint>``.

@@ -7,8 +7,8 @@ between the two runs' fine-tuned encoders' last-layer embeddings (mean over
 frames) of each test utterance; the share of utterances under
 ``--threshold`` and the decision match among them is Table III.
 
-    python -m speechbrain_ext.analysis compare results/IEMOCAP/baseline/loso \\
-        results/IEMOCAP/asr100_ser/loso --out analysis/ser_vs_asr100 --threshold 0.6
+    python -m speechbrain_ext.analysis compare results/IEMOCAP/baseline/session \\
+        results/IEMOCAP/asr100_ser/session --out analysis/ser_vs_asr100 --threshold 0.6
 """
 
 from __future__ import annotations

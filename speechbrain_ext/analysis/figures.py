@@ -6,8 +6,11 @@ fold run with several seeds counts each utterance once per seed). Into
 ``--out`` (default ``RUN/figures``):
 
 - ``per_class_recall.csv``/``.png``: recall of each class with its 95 %
-  percentile bootstrap interval (segment_triplet, Fig. 4); UAR and WA with
-  theirs in ``figures.json``;
+  percentile bootstrap interval (segment_triplet, Fig. 4); the UAR and WA of
+  all pooled rows, with their intervals, in ``figures.json`` (``pooled_UAR``,
+  ``pooled_WA``, ``pooled_*_CI95``). ``run_folds`` (:mod:`speechbrain_ext.folds`)
+  reports something else as UAR and WA: the mean of the per-fold values;
+  with folds of unequal size or class mix the two differ;
 - ``confusion_normalised.csv``/``.png``: the confusion counts summed over the
   folds, each row divided by its class's count (supcon_knn, Fig. 3);
 - ``confidence_by_correctness.png``: densities of the confidence of correct
@@ -432,7 +435,9 @@ def write_figures(
     Returns
     -------
     dict
-        What ``figures.json`` holds (``{"skipped": ...}`` for a regression run: nothing is written).
+        What ``figures.json`` holds (``{"skipped": ...}`` for a regression run: nothing is written);
+        ``pooled_UAR`` and ``pooled_WA`` score all runs' rows at once, whereas
+        ``run_folds`` reports the mean of the per-fold UARs and WAs.
 
     Example
     -------
@@ -444,7 +449,7 @@ def write_figures(
     >>> rows = ["u0,neu,neu,0.9,0.1", "u1,neu,sad,0.4,0.6", "u2,sad,sad,0.2,0.8", "u3,sad,sad,0.3,0.7", "u4,neu,neu,0.8,0.2", "u5,sad,neu,0.6,0.4"]
     >>> _ = (run / "test_predictions.csv").write_text("id,true,predicted,p_neu,p_sad\\n" + "\\n".join(rows) + "\\n")
     >>> result = write_figures(run, tsne=False, n_boot=50)
-    >>> result["UAR"], result["confidence"]["source"], [b["n"] for b in result["uar_by_length"]]
+    >>> result["pooled_UAR"], result["confidence"]["source"], [b["n"] for b in result["uar_by_length"]]
     (0.6667, 'max posterior', [3, 3])
     >>> sorted(p.name for p in (run / "figures").iterdir())  # doctest: +NORMALIZE_WHITESPACE
     ['confidence_by_correctness.png', 'confusion_normalised.csv', 'confusion_normalised.png', 'figures.json',
@@ -466,10 +471,13 @@ def write_figures(
     result: dict = {"run": str(root), "runs": [str(f) for f in folders], "split": split, "labels": labels, "n_boot": n_boot, "seed": seed}
 
     table, summary = per_class_recall_ci(y_true, y_pred, labels, n_boot, seed)
-    result.update(summary)
+    # "pooled_": one score over every run's rows, unlike run_folds's UAR (the mean over folds)
+    result.update({"n": summary.pop("n"), **{f"pooled_{k}": v for k, v in summary.items()}})
     result["per_class_recall"] = {r.label: {"recall": r.recall, "low": r.low, "high": r.high, "n": r.n} for r in table.itertuples()}
     atomic_write_text(out / "per_class_recall.csv", _csv(table))
-    _plot_per_class_recall(table, out / "per_class_recall.png", f"{name}: UAR {100 * summary['UAR']:.1f} % [{_pct(summary['UAR_CI95'])}], n={summary['n']}")
+    _plot_per_class_recall(
+        table, out / "per_class_recall.png", f"{name}: pooled UAR {100 * result['pooled_UAR']:.1f} % [{_pct(result['pooled_UAR_CI95'])}], n={result['n']}"
+    )
 
     counts, norm = normalised_confusion(y_true, y_pred, len(labels))
     result["confusion_counts"], result["confusion_normalised"] = counts.tolist(), norm.round(6).tolist()
@@ -501,7 +509,7 @@ def write_figures(
         lengths = uar_by_length(y_true[known], y_pred[known], durations[known], len(labels), length_edges, n_boot, seed)
         result["uar_by_length"] = _records(lengths)
         atomic_write_text(out / "uar_by_length.csv", _csv(lengths))
-        _plot_by_length(lengths, out / "uar_by_length.png", f"{name}: UAR / WA by utterance length")
+        _plot_by_length(lengths, out / "uar_by_length.png", f"{name}: pooled UAR / WA by utterance length")
     except (RunError, FileNotFoundError) as err:
         logger.warning("UAR by utterance length skipped: %s", err)
         result["uar_by_length"] = {"skipped": str(err)}
@@ -517,12 +525,12 @@ def write_figures(
     result = _clean(result)
     atomic_write_json(out / "figures.json", result)
     logger.info(
-        "%s: UAR %.4f %s, WA %.4f %s over %d %s rows of %d run(s); figures in %s",
+        "%s: pooled UAR %.4f %s, pooled WA %.4f %s over %d %s rows of %d run(s); figures in %s",
         root,
-        result["UAR"],
-        result["UAR_CI95"],
-        result["WA"],
-        result["WA_CI95"],
+        result["pooled_UAR"],
+        result["pooled_UAR_CI95"],
+        result["pooled_WA"],
+        result["pooled_WA_CI95"],
         result["n"],
         split,
         len(folders),
