@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         corpora[corpus] = generate_corpus(corpus, out / "corpora" / corpus, seed=SEED, progress=False, **SYNTHETIC[corpus])
     rows = {row["hparams"]: row for row in TRAIN_ROWS}
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
-    results = {name: {"clean": 0, "hang": 0, "failed": 0, "seconds": []} for name in names}
+    results = {name: {"clean": 0, "hang": 0, "failed": 0, "deleted_a_checkpoint": 0, "seconds": []} for name in names}
     for i in range(args.runs):
         for name in names:
             hparams, extra = RECIPES[name]
@@ -121,12 +121,14 @@ def main(argv: list[str] | None = None) -> int:
             cmd += [*extra, f"--number_of_epochs={args.epochs}", "--distributed_backend=gloo", "--device=cpu"]
             outcome, seconds = watch(cmd, out / f"{name}_{i:03d}.log", folder, args.stall, env)
             results[name][outcome] += 1
+            log = folder / "log.txt"
+            results[name]["deleted_a_checkpoint"] += int(log.is_file() and "Deleted checkpoint in" in log.read_text())
             results[name]["seconds"].append(round(seconds, 1))
             print(f"run {i + 1}/{args.runs} {name}: {outcome} ({seconds:.0f} s)", flush=True)
-    print("\n| recipe | runs | clean | hangs | non-zero exits | mean s |\n|---|---|---|---|---|---|")
+    print("\n| recipe | runs | clean | hangs | non-zero exits | runs that deleted a checkpoint | mean s |\n|---|---|---|---|---|---|---|")
     for name, r in results.items():
         n = len(r["seconds"])
-        print(f"| {name} | {n} | {r['clean']} | {r['hang']} | {r['failed']} | {sum(r['seconds']) / max(n, 1):.0f} |")
+        print(f"| {name} | {n} | {r['clean']} | {r['hang']} | {r['failed']} | {r['deleted_a_checkpoint']} | {sum(r['seconds']) / max(n, 1):.0f} |")
     (out / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0 if all(r["hang"] == r["failed"] == 0 for r in results.values()) else 1
 
