@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 REQUESTS = ("affil", "presta")
 COMPLAINTS = ("no", "yes")
-JOINT = tuple(f"{c}_{r}" for r in REQUESTS for c in COMPLAINTS)
 
 
 def joint_label(complaint: str, request: str) -> str:

@@ -214,6 +214,52 @@ class BayesianLinear(nn.Module):
         out = out.reshape(k, *x.shape[:-1], self.n_neurons)
         return out.squeeze(0) if squeeze else out
 
+    def sample(self, x: torch.Tensor, n: int, seed: int | None = None) -> torch.Tensor:
+        """``n`` sets of outputs, each from its own posterior weight draw: the one way to draw MC outputs.
+
+        The post-training stage's reports and the inference interface's
+        uncertainty both draw here. Draws are posterior samples even in
+        mean-weights mode (the mode comes back after), without gradients,
+        with ``x`` moved to the layer's device.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            ``(..., input_size)``.
+        n : int
+            Number of weight draws.
+        seed : int, optional
+            ``torch.manual_seed(seed)`` before drawing, so a call draws the same
+            weights every time; only the CPU generator's state is restored after
+            (a CUDA generator stays seeded). ``None``: the draws continue torch's stream.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(n, ..., n_neurons)`` outputs before any activation, on the layer's device.
+
+        Example
+        -------
+        >>> layer = BayesianLinear(8, 3, mean_weights=True)
+        >>> x = torch.randn(4, 8)
+        >>> draws = layer.sample(x, 100, seed=0)
+        >>> draws.shape, bool(draws.std(dim=0).min() > 0), layer.mean_weights
+        (torch.Size([100, 4, 3]), True, True)
+        >>> torch.equal(draws, layer.sample(x, 100, seed=0))
+        True
+        """
+        mean_mode, self.mean_weights = self.mean_weights, False
+        try:
+            with torch.no_grad():
+                x = x.to(self.weight_mu.device)
+                if seed is None:
+                    return self(x, n_samples=n)
+                with torch.random.fork_rng(devices=[]):  # the caller's CPU stream is left as it was
+                    torch.manual_seed(seed)
+                    return self(x, n_samples=n)
+        finally:
+            self.mean_weights = mean_mode
+
     def kl_divergence(self, reduction: str = "mean") -> torch.Tensor:
         """Closed-form KL from the posterior to the prior.
 

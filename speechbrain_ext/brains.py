@@ -532,6 +532,3 @@ class EmbeddingBrain(RecipeBrain):
     def compute_objectives(self, predictions: ModelOutput, batch, stage) -> torch.Tensor:
         """The task's loss (NLL, or MSE on intensities)."""
         return self.task.loss(predictions.scores, self.targets(batch))
-
-
-BRAINS = (UtteranceBrain, TripletBrain, SupConBrain, SegmentBrain, SegmentTripletBrain, SegmentAverageBrain, TextBrain, EmbeddingBrain)

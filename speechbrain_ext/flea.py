@@ -17,8 +17,9 @@
    (``hubert_hub``) on the pseudo-labels (masked frames only): CPT-HuBERT,
    a Hugging Face folder.
 4. **finetune**: SER fine-tuning of CPT-HuBERT with attention pooling
-   (``finetune_hparams``; ``hparams/baseline.yaml`` gives the average-pooling
-   ablation).
+   (``finetune_hparams``; ``finetune_pooling: mean`` gives the average-pooling
+   ablation). Both fine-tuning YAMLs must have ``pooling_type``, which the
+   chain sets.
 
 Every stage writes its outputs and is skipped when they exist: the TAPT
 stage below ``fold_folder`` (shared by every layer, cluster count and
@@ -316,10 +317,11 @@ def main(prepare: Callable[[dict], None], train_script: Path, argv: Sequence[str
     """Command line of a corpus's ``train_flea.py``: ``FLEA_YAML --data_folder=... [--fold=k] [--key=value ...] [--device=cuda]``."""
     import speechbrain as sb
 
-    from speechbrain_ext.recipe import check_inputs, plain_values
+    from speechbrain_ext.recipe import check_inputs, check_overrides, plain_values
 
     hparams_file, run_opts, overrides = sb.parse_arguments(list(sys.argv[1:] if argv is None else argv))
     try:  # bad input: one line, before any model is loaded
+        check_overrides(hparams_file, overrides, extra=())  # the chain reads only the FLEA YAML's keys
         values = plain_values(hparams_file, overrides)
         check_inputs(values, hparams_file)
         for key in ("tapt_finetune_hparams", "finetune_hparams"):  # relative to the FLEA YAML

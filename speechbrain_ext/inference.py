@@ -284,16 +284,6 @@ class _ModelInterface(Pretrained):
         if not self.is_bayesian:
             raise ValueError("uncertainty needs a Bayesian head (a run of a *bayes.yaml recipe); this model's head is deterministic")
 
-    def _draws(self, embeddings: torch.Tensor, n_samples: int) -> torch.Tensor:
-        """``(n_samples, batch, outputs)`` head outputs of weight draws (before the activation)."""
-        head = self.model.head
-        mean_mode, head.mean_weights = head.mean_weights, False
-        try:
-            with torch.no_grad():
-                return head(embeddings, n_samples=int(n_samples))
-        finally:
-            head.mean_weights = mean_mode
-
 
 class EmotionClassifier(_ModelInterface):
     """The exported classification model, loaded with ``from_hparams`` or ``foreign_class``.
@@ -322,7 +312,7 @@ class EmotionClassifier(_ModelInterface):
         return [encoder.ind2lab[i] for i in range(len(encoder))]
 
     def _mc(self, embeddings: torch.Tensor, n_samples: int):
-        return mc_predictive(self._draws(embeddings, n_samples))
+        return mc_predictive(self.model.head.sample(embeddings, n_samples))
 
     def _decide(self, out: ModelOutput, n_samples: int | None = None):
         out_prob = out.decision
@@ -542,13 +532,13 @@ class EmotionRegressor(_ModelInterface):
     def uncertainty_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None, n_samples: int = 500) -> dict:
         """A Bayesian head's intensities: mean and standard deviation over ``n_samples`` weight draws, ``(batch, n_outputs)`` each."""
         self._require_bayesian()
-        draws = self.model.activation(self._draws(self.encode_batch(wavs, wav_lens), n_samples))
+        draws = self.model.activation(self.model.head.sample(self.encode_batch(wavs, wav_lens), n_samples))
         return {"mean": draws.mean(dim=0), "std": draws.std(dim=0)}
 
     def uncertainty_file(self, path: str | os.PathLike, n_samples: int = 500) -> dict[str, dict[str, float]]:
         """Named mean intensities and their predictive standard deviations for one file: ``{name: {"mean": m, "std": s}}``."""
         self._require_bayesian()
-        draws = self.model.activation(self._draws(self.encode_file(path), n_samples))[:, 0]
+        draws = self.model.activation(self.model.head.sample(self.encode_file(path), n_samples))[:, 0]
         return {name: {"mean": round(float(m), 6), "std": round(float(sd), 6)} for name, m, sd in zip(self.hparams.output_names, draws.mean(0), draws.std(0))}
 
     def forward(self, wavs, wav_lens=None):

@@ -2,8 +2,10 @@
 
 ``run_recipe(prepare, brains)`` does, in order:
 
-1. read the YAML's plain values with the command-line overrides, nothing
-   built; check that the YAML's ``brain_class`` is one of the Brains the
+1. check that every command-line override names a key of the YAML (a
+   misspelt one is refused with the close matches, :func:`check_overrides`);
+   read the YAML's plain values with the overrides, nothing built; check
+   that the YAML's ``brain_class`` is one of the Brains the
    ``train.py`` offers and that the configuration fits it
    (:meth:`~speechbrain_ext.brains.RecipeBrain.check_hparams`), and that the
    data folder exists, and that every local ``*_hub`` path exists: bad input
@@ -28,10 +30,11 @@ without that limit.
 
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import speechbrain as sb
@@ -60,6 +63,70 @@ def plain_values(hparams_file: str | os.PathLike, overrides: str | dict | None =
         except (ValueError, KeyError) as err:
             raise ValueError(f"{hparams_file}: {err}") from None
     return YAML(typ="rt").load(text)
+
+
+# Overrides a recipe YAML need not hold: run options the runner reads with a default (``values.get``).
+RUNNER_KEYS = ("ddp_timeout",)
+
+
+def override_problems(overrides: str | dict | None, keys: Iterable[str]) -> list[str]:
+    """One line per override whose top-level key is not among ``keys``, naming the close matches.
+
+    hyperpyyaml adds an unknown top-level key silently when it resolves
+    references and refuses it only when it builds the objects, after data
+    preparation. A nested override (``--dataloader_options={batch_size: 8}``)
+    counts as its top-level key, as hyperpyyaml checks it.
+
+    Arguments
+    ---------
+    overrides : str or dict or None
+        ``sb.parse_arguments``'s overrides (a YAML string of ``key: value``) or a dict.
+    keys : iterable of str
+        The keys an override may set.
+
+    Returns
+    -------
+    list of str
+        Empty when every override is known.
+
+    Example
+    -------
+    >>> override_problems("numbr_of_epochs: 2", ["number_of_epochs", "batch_size"])
+    ['--numbr_of_epochs (did you mean --number_of_epochs?)']
+    >>> override_problems({"dataloader_options": {"batch_size": 8}, "foo": 1}, ["dataloader_options"])
+    ['--foo (no key of that name or close to it)']
+    >>> override_problems("", ["batch_size"])
+    []
+    """
+    if isinstance(overrides, str):
+        overrides = YAML(typ="rt").load(overrides)
+    keys = [str(k) for k in keys]
+    problems = []
+    for key in map(str, overrides or {}):
+        if key not in keys:
+            close = difflib.get_close_matches(key, keys, n=3)
+            hint = f"did you mean {' or '.join(f'--{c}' for c in close)}?" if close else "no key of that name or close to it"
+            problems.append(f"--{key} ({hint})")
+    return problems
+
+
+def check_overrides(hparams_file: str | os.PathLike, overrides: str | dict | None, extra: Sequence[str] = RUNNER_KEYS) -> None:
+    """Raise ``ValueError`` (one line) when an override sets a top-level key that ``hparams_file`` lacks (see :func:`override_problems`).
+
+    Arguments
+    ---------
+    hparams_file : str or os.PathLike
+        The YAML the overrides apply to.
+    overrides : str or dict or None
+        ``sb.parse_arguments``'s overrides.
+    extra : sequence of str
+        Keys accepted though the YAML lacks them (default :data:`RUNNER_KEYS`).
+    """
+    with open(hparams_file, encoding="utf-8") as handle:
+        keys = list(YAML(typ="rt").load(handle) or {})
+    problems = override_problems(overrides, [*keys, *extra])
+    if problems:
+        raise ValueError(f"{hparams_file}: not a key of this YAML: {'; '.join(problems)}")
 
 
 def pick_brain(values: dict, brains: Sequence[type], hparams_file: str) -> type:
@@ -106,6 +173,7 @@ def run_recipe(prepare: Callable[[dict], None], brains: Sequence[type], argv: li
     """
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
     try:
+        check_overrides(hparams_file, overrides)
         values = plain_values(hparams_file, overrides)
         brain_class = pick_brain(values, brains, hparams_file)
         brain_class.check_hparams(values)
@@ -164,7 +232,7 @@ def _run(prepare, brain_class, hparams_file: str, run_opts: dict, overrides, val
         run_on_main(generate_noise_and_rirs, kwargs={"folder": values["augmentation_folder"], "sample_rate": values["sample_rate"]})
 
     with open(hparams_file, encoding="utf-8") as handle:
-        hparams = load_hyperpyyaml(handle, overrides)
+        hparams = load_hyperpyyaml(handle, overrides, overrides_must_match=False)  # checked by check_overrides, RUNNER_KEYS allowed
     manifests = {split: hparams[f"{split}_annotation"] for split in SPLITS}
     datasets = recipe_datasets(
         manifests,

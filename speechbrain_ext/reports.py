@@ -21,8 +21,6 @@ import pandas as pd
 from speechbrain_ext.fileio import atomic_write_text
 from speechbrain_ext.metrics import bootstrap_classification, bootstrap_spearman, classification_metrics, concordance_correlation, spearman_per_column
 
-REPORT_FILE = "test_report.json"
-
 
 def metrics_table(metrics: dict, title: str = "test") -> str:
     """Markdown table of UAR / WA / macro-F1 and per-class recall (percent), with the bootstrap interval and sub-task rows when present.

@@ -85,23 +85,13 @@ class StageContext:
 
 def mc_probabilities(layer: BayesianLinear, embeddings: torch.Tensor, n_samples: int, seed: int):
     """MC predictive of a Bayesian classification head with a fixed seed (the same draws every call)."""
-    return mc_predictive(_mc_draws(layer, embeddings, n_samples, seed))
+    return mc_predictive(layer.sample(embeddings, n_samples, seed).cpu())
 
 
 def mc_intensities(layer: BayesianLinear, embeddings: torch.Tensor, n_samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and standard deviation over weight draws of a Bayesian regression head's sigmoid outputs (fixed seed)."""
-    draws = torch.sigmoid(_mc_draws(layer, embeddings, n_samples, seed))
+    draws = torch.sigmoid(layer.sample(embeddings, n_samples, seed).cpu())
     return draws.mean(dim=0), draws.std(dim=0)
-
-
-def _mc_draws(layer: BayesianLinear, embeddings: torch.Tensor, n_samples: int, seed: int) -> torch.Tensor:
-    mean_mode, layer.mean_weights = layer.mean_weights, False
-    try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(seed)
-            return layer(embeddings.to(layer.weight_mu.device), n_samples=n_samples).cpu()
-    finally:
-        layer.mean_weights = mean_mode
 
 
 def _require_classification(context: StageContext, stage: str) -> ClassificationTask:

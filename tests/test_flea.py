@@ -206,3 +206,14 @@ def test_flea_table_from_run_reports(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "| 9 | 50 | 75.0/74.0 (2) | 77.0/76.0 (2) |" in proc.stdout
     assert "| 6 | 100 | - | 74.0/73.0 (2) |" in proc.stdout
+
+
+def test_misspelt_override_fails_before_the_chain(tmp_path):
+    """A key the FLEA YAML lacks is one line naming the close match; nothing is prepared."""
+    from speechbrain_ext.flea import main
+
+    prepared = []
+    argv = [str(REPO / "recipes/IEMOCAP/hparams/flea.yaml"), f"--data_folder={tmp_path}", f"--fold_folder={tmp_path / 'fold'}", "--label_clustres=4"]
+    with pytest.raises(SystemExit, match=r"--label_clustres \(did you mean --label_clusters"):
+        main(prepared.append, REPO / "recipes/IEMOCAP/train.py", argv)
+    assert prepared == [] and not (tmp_path / "fold").exists()

@@ -300,6 +300,7 @@ def test_run_folds_iemocap_loso(registry_corpora, tiny_models, tmp_path):
         ("recipes/RAVDESS/hparams/baseline.yaml", ["--data_folder=/nonexistent/RAVDESS"], "data_folder '/nonexistent/RAVDESS' is not a folder"),
         ("recipes/RAVDESS/hparams/triplet_seg.yaml", ["--triplet_on=segment"], "triplet_on must be 'segments' or 'utterance'"),
         ("recipes/IEMOCAP/hparams/seg.yaml", ["--brain_class=EmotionBrain"], "brain_class 'EmotionBrain' is not one of this recipe's Brains"),
+        ("recipes/RAVDESS/hparams/baseline.yaml", ["--numbr_of_epochs=2"], "--numbr_of_epochs (did you mean --number_of_epochs?)"),
     ],
 )
 def test_bad_input_fails_before_any_model_is_built(tmp_path, hparams, overrides, message):
@@ -310,6 +311,7 @@ def test_bad_input_fails_before_any_model_is_built(tmp_path, hparams, overrides,
     cmd += [f"--output_folder={tmp_path / 'out'}", "--ssl_hub=no-such-org/no-such-model", *overrides]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr  # one line, the input's problem
     assert "no-such-model" not in proc.stderr  # nothing tried to load the encoder
     assert not (tmp_path / "out" / "prep").exists()  # nor to prepare data
 

@@ -10,6 +10,8 @@ kNN inference with ``--knn_eval=True``) is the YAML's; the YAML's
 ``compute_forward``/``compute_objectives`` hold one method family. To change
 a method, subclass one here and add it to ``BRAINS``. What is FESC's own
 is here: its preparation from ``listing.csv`` (leave-one-speaker-out).
+
+The Brains are defined in ``speechbrain_ext.brains``.
 """
 
 from data_prep.fesc import prepare_fesc

@@ -13,6 +13,8 @@ finished audio run and a finished text run). Late fusion and majority votes
 of finished runs: ``python -m speechbrain_ext.fuse``. The challenge's test
 labels are masked: the test split is predicted into ``test_submission.csv``
 (``filename,prediction``) and scored nowhere; the devel report holds the numbers.
+
+The Brains are defined in ``speechbrain_ext.brains``.
 """
 
 from data_prep.healthcall30 import prepare_healthcall30

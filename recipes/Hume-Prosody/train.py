@@ -12,6 +12,8 @@ BERT [CLS]) or early fusion (a head on the cached embeddings of a finished
 audio run and a finished text run). The test partition of the challenge
 release is masked: it is predicted into ``test_submission.csv`` and scored
 nowhere; the devel report (``valid_report.json``) holds the numbers.
+
+The Brains are defined in ``speechbrain_ext.brains``.
 """
 
 from data_prep.hume_prosody import prepare_hume_prosody

@@ -10,6 +10,8 @@ kNN inference with ``--knn_eval=True``) is the YAML's; the YAML's
 ``compute_forward``/``compute_objectives`` hold one method family. To change
 a method, subclass one here and add it to ``BRAINS``. What is IEMOCAP's
 own is here: its preparation (four classes, speaker-independent folds).
+
+The Brains are defined in ``speechbrain_ext.brains``.
 """
 
 from data_prep.iemocap import prepare_iemocap

@@ -11,6 +11,8 @@ kNN inference with ``--knn_eval=True``) is the YAML's; the YAML's
 a method, subclass one here and add it to ``BRAINS``. What is MSP-IMPROV's
 own is here: its preparation (four classes, leave-one-session-out folds:
 fold k tests session k and validates on session k+1).
+
+The Brains are defined in ``speechbrain_ext.brains``.
 """
 
 from data_prep.msp_improv import prepare_msp_improv

@@ -10,6 +10,8 @@ kNN inference with ``--knn_eval=True``) is the YAML's; the YAML's
 a method, subclass one here and add it to ``BRAINS``. What is RAVDESS's
 own is here: its preparation (actors 1-20 / 21-22 / 23-24, calm merged into
 neutral).
+
+The Brains are defined in ``speechbrain_ext.brains``.
 """
 
 from data_prep.ravdess import prepare_ravdess

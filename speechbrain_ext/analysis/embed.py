@@ -172,11 +172,6 @@ class EmbeddingCache:
         return pooled
 
 
-def embed_entries(model: str, entries: Mapping[str, dict], cache_folder: str | os.PathLike, progress: bool = True) -> LayerEmbeddings:
-    """Per-layer embeddings of manifest ``entries`` by ``model`` (run folder, HF folder or hub id), through the cache."""
-    return EmbeddingCache(cache_folder, model).embed(entries, progress=progress)
-
-
 def class_separation(x: np.ndarray, labels) -> float:
     """Between-class over within-class scatter (traces), the Fisher criterion of one layer's embeddings.
 
