@@ -35,31 +35,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml, resolve_references
-from ruamel.yaml import YAML
+from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import ddp_broadcast, if_main_process, run_on_main
 
 from speechbrain_ext import distributed
 from speechbrain_ext.checkpoints import CorruptCheckpointsError
 from speechbrain_ext.dataio import recipe_datasets
 from speechbrain_ext.fileio import RunLock, missing_local_sources
+from speechbrain_ext.hyperparams import plain_values
+from speechbrain_ext.manifests import SPLITS
 from speechbrain_ext.stages import StageContext
-
-SPLITS = ("train", "valid", "test")
-
-
-def plain_values(hparams_file: str | os.PathLike, overrides: str | dict | None = None) -> dict:
-    """The YAML's values with overrides and references resolved, without building any object.
-
-    Tagged nodes (``!new:`` ...) stay unbuilt ruamel nodes; plain values are
-    usable as they are.
-    """
-    with open(hparams_file, encoding="utf-8") as handle:
-        try:
-            text = resolve_references(handle, overrides or {}).getvalue()
-        except (ValueError, KeyError) as err:
-            raise ValueError(f"{hparams_file}: {err}") from None
-    return YAML(typ="rt").load(text)
 
 
 def pick_brain(values: dict, brains: Sequence[type], hparams_file: str) -> type:
