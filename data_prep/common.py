@@ -23,12 +23,10 @@ import soundfile
 from tqdm import tqdm
 
 from speechbrain_ext.fileio import atomic_write_json, atomic_write_text  # noqa: F401 (re-exported for the preparation modules)
+from speechbrain_ext.manifests import DATA_ROOT  # the placeholder, read back by speechbrain_ext.manifests.read_manifest
 
 logger = logging.getLogger(__name__)
 
-#: Placeholder written into manifests instead of the absolute corpus path, so a
-#: prepared folder survives moving the corpus (SpeechBrain ``replacements``).
-DATA_ROOT = "{data_root}"
 OPTIONS_FILE = "prepare_options.json"
 
 

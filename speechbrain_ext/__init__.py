@@ -6,8 +6,9 @@ segment and attention pooling), :mod:`losses` (segment NLL, triplet,
 SupCon, multi-task), :mod:`bayesian` (Bayesian linear layer),
 :mod:`uncertainty` (MC predictive summaries, calibration), :mod:`encoders`
 (SSL encoders with layer selection), :mod:`knn` (kNN interpolation),
-:mod:`dataio` (datasets, label encoders), :mod:`augment` (pitch shift,
-locally generated noise and room responses), :mod:`brain` (the Brain of
+:mod:`manifests` (the one manifest reader), :mod:`hyperparams` (a YAML's
+plain values, nothing built), :mod:`dataio` (datasets, label encoders),
+:mod:`augment` (pitch shift, locally generated noise and room responses), :mod:`brain` (the Brain of
 every method), :mod:`recipe` (a recipe run: preparation, training, test,
 Bayesian and kNN stages), :mod:`folds` (the cross-validation runner),
 :mod:`reports` (test reports), :mod:`inference` (pretrained-model

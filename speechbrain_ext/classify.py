@@ -47,12 +47,11 @@ def load_model(source: str, savedir: str | None = None, device: str | None = Non
     """Load an exported folder or hub repo with the interface its hparams call for, on ``device`` (default: SpeechBrain's guess, a GPU if any)."""
     from pathlib import Path
 
-    from ruamel.yaml import YAML
-
+    from speechbrain_ext.hyperparams import plain_values
     from speechbrain_ext.inference import EmotionClassifier, interface_for
 
     hparams = Path(source) / "hyperparams.yaml"
-    cls = interface_for(YAML(typ="rt").load(hparams.read_text(encoding="utf-8"))) if hparams.is_file() else EmotionClassifier
+    cls = interface_for(plain_values(hparams)) if hparams.is_file() else EmotionClassifier
     run_opts = {"device": device} if device else None
     return cls.from_hparams(source=source, savedir=savedir or f"pretrained_models/{Path(source).name}", run_opts=run_opts)
 

@@ -9,15 +9,13 @@ The task (:mod:`speechbrain_ext.tasks`) turns each entry's label field into
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import speechbrain as sb
-from speechbrain.dataio.dataio import load_data_json
 from speechbrain.dataio.dataset import DynamicItemDataset
 
 from speechbrain_ext.audio import TARGET_SAMPLE_RATE, load_audio
+from speechbrain_ext.manifests import read_manifest
 from speechbrain_ext.transcribe import TRANSCRIPT_KEY
 
 
@@ -38,7 +36,7 @@ def load_split(manifest: str, data_folder: str, sorting: str = "random", fill_ke
     """One manifest as a dataset: ``{data_root}`` resolved, missing ``fill_keys`` set to None, sorted by ``duration`` if asked."""
     if sorting not in ("random", "ascending", "descending"):
         raise ValueError(f"sorting must be random, ascending or descending, not {sorting!r}")
-    data = load_data_json(manifest, replacements={"data_root": str(data_folder)})
+    data = read_manifest(manifest, data_folder)
     for entry in data.values():
         for key in fill_keys:
             entry.setdefault(key, None)
@@ -117,7 +115,7 @@ def transcript_pipeline(text):
 def check_transcripts(manifests: Mapping[str, str]) -> None:
     """Every entry has a Whisper transcript, or a ``ValueError`` names the manifest and how many lack one."""
     for path in manifests.values():
-        entries = json.loads(Path(path).read_text(encoding="utf-8"))
+        entries = read_manifest(path)
         missing = [utt for utt, entry in entries.items() if entry.get(TRANSCRIPT_KEY) is None]
         if missing:
             raise ValueError(f"{path}: {len(missing)} entries have no {TRANSCRIPT_KEY} (e.g. {missing[:3]}); run python -m speechbrain_ext.transcribe first")

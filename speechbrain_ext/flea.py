@@ -317,7 +317,8 @@ def main(prepare: Callable[[dict], None], train_script: Path, argv: Sequence[str
     """Command line of a corpus's ``train_flea.py``: ``FLEA_YAML --data_folder=... [--fold=k] [--key=value ...] [--device=cuda]``."""
     import speechbrain as sb
 
-    from speechbrain_ext.recipe import check_inputs, check_overrides, plain_values
+    from speechbrain_ext.hyperparams import plain_values
+    from speechbrain_ext.recipe import check_inputs, check_overrides
 
     hparams_file, run_opts, overrides = sb.parse_arguments(list(sys.argv[1:] if argv is None else argv))
     try:  # bad input: one line, before any model is loaded

@@ -40,6 +40,8 @@ import pandas as pd
 import speechbrain as sb
 
 from speechbrain_ext.fileio import atomic_write_text, read_done_marker, write_done_marker
+from speechbrain_ext.hyperparams import plain_values
+from speechbrain_ext.reports import csv_text
 
 DONE_FILE = "run_complete.json"
 PERCENT = ("UAR", "WA")  # classification metrics print in percent (and their kNN variants)
@@ -61,8 +63,6 @@ def _override(passthrough: Sequence[str], key: str) -> str | None:
 
 def resolved_values(hparams_file: str | Path, args: Sequence[str]) -> dict:
     """The YAML's plain values under a command line's overrides (nothing built)."""
-    from speechbrain_ext.recipe import plain_values
-
     _, _, overrides = sb.parse_arguments([str(hparams_file), *args])
     return plain_values(hparams_file, overrides)
 
@@ -151,7 +151,7 @@ def results_markdown(frame: pd.DataFrame, title: str) -> str:
 def write_results(folder: Path, frame: pd.DataFrame, title: str) -> str:
     """Write ``results.csv`` (runs, then mean and std rows) and ``results.md``; return the Markdown."""
     table = pd.concat([frame, summary_rows(frame)], ignore_index=True)
-    atomic_write_text(folder / "results.csv", table.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+    atomic_write_text(folder / "results.csv", csv_text(table))
     markdown = results_markdown(frame, title)
     atomic_write_text(folder / "results.md", markdown + "\n")
     return markdown
@@ -272,9 +272,7 @@ def recipe_run_finished(folder: str | Path) -> bool:
     log, hparams = folder / "train_log.txt", folder / "hyperparams.yaml"
     if not (log.is_file() and hparams.is_file() and (folder / "test_report.json").is_file()):
         return False
-    from ruamel.yaml import YAML
-
-    limit = YAML(typ="rt").load(hparams.read_text()).get("number_of_epochs")
+    limit = plain_values(hparams).get("number_of_epochs")
     epochs = [line for line in log.read_text().splitlines() if line.startswith("epoch:")]
     return limit is not None and len(epochs) >= int(limit)
 

@@ -44,10 +44,12 @@ import numpy as np
 import pandas as pd
 
 from speechbrain_ext.fileio import atomic_write_text
+from speechbrain_ext.manifests import SPLITS, read_manifest
 from speechbrain_ext.metrics import confusion_matrix, per_class_recall, spearman_per_column
-from speechbrain_ext.reports import factor_decisions, report_table, write_classification_report, write_regression_report
+from speechbrain_ext.reports import csv_text, factor_decisions, report_table, write_classification_report, write_regression_report
 
-SPLITS = ("valid", "test")
+#: The splits a late fusion reads and reports: weights are tuned on valid, never on test.
+FUSED_SPLITS = ("valid", "test")
 
 
 @dataclass
@@ -283,13 +285,13 @@ def fuse_runs(
         raise ValueError("fusion needs at least two run folders")
     if sum(x is not None and x is not False for x in (weights, tune_on, vote)) > 1:
         raise ValueError("choose one of: given weights, tuned weights, majority vote")
-    if tune_on is not None and tune_on not in SPLITS[:1]:
+    if tune_on is not None and tune_on != "valid":
         raise ValueError(f"weights are tuned on the valid split only (got {tune_on!r}): tuning on test would report a tuned-on-test number")
     if weights is not None and (len(weights) != len(run_folders) or min(weights) < 0 or sum(weights) <= 0):
         raise ValueError(f"need one non-negative weight per run, not all zero; got {list(weights)} for {len(run_folders)} runs")
     out = Path(out)
     read = (lambda folder, split: RunPredictions.read(folder, split).subtask(subtask)) if subtask else RunPredictions.read
-    splits = {split: align_runs([read(folder, split) for folder in run_folders]) for split in SPLITS}
+    splits = {split: align_runs([read(folder, split) for folder in run_folders]) for split in FUSED_SPLITS}
     first = splits["valid"][0]
     if vote and not first.classification:
         raise ValueError("a majority vote needs class decisions; for regression the ensemble is the averaged intensities (no --vote)")
@@ -297,7 +299,7 @@ def fuse_runs(
     if tune_on:
         weights, table = tune_weights(splits[tune_on], step)
         table.columns = [*map(str, run_folders), "metric"]
-        atomic_write_text(out / "fusion_grid.csv", table.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+        atomic_write_text(out / "fusion_grid.csv", csv_text(table))
     method = "majority_vote" if vote else "late_fusion"
     weights = None if vote else np.ones(len(run_folders)) if weights is None else np.asarray(weights, dtype=float)
     info = {
@@ -333,7 +335,7 @@ def summary(reports: dict) -> str:
     """The fused reports as Markdown tables, with the weights."""
     info = reports["fusion"]
     head = f"{info['method']} of {len(info['runs'])} runs" + (f", weights {info['weights']}" if info["weights"] is not None else "")
-    return "\n\n".join([head, *(report_table(reports[split], split) for split in SPLITS)])
+    return "\n\n".join([head, *(report_table(reports[split], split) for split in FUSED_SPLITS)])
 
 
 class EarlyFusionFeatures:
@@ -353,8 +355,6 @@ class EarlyFusionFeatures:
         input size); a mismatch fails with each run's dimension.
     """
 
-    SPLITS = ("train", "valid", "test")
-
     def __init__(self, runs: Sequence[str | os.PathLike], dim: int):
         import torch
 
@@ -368,7 +368,7 @@ class EarlyFusionFeatures:
             if selected is None:
                 raise FileNotFoundError(f"{run}: no trained checkpoint (is it a finished run folder?)")
             table = {}
-            for split in self.SPLITS:
+            for split in SPLITS:
                 path = run / "embeddings" / f"{split}.pt"
                 if not path.is_file():
                     raise FileNotFoundError(f"{path}: missing; run the recipe with its embeddings stage (save_embeddings: True) first")
@@ -389,7 +389,7 @@ class EarlyFusionFeatures:
     def check_ids(self, manifests: dict) -> None:
         """Every utterance of the manifests has an embedding in every run (else the run and ids are named)."""
         for split, manifest in manifests.items():
-            ids = json.loads(Path(manifest).read_text(encoding="utf-8"))
+            ids = read_manifest(manifest)
             for run, table in self.tables.items():
                 missing = [utt for utt in ids if utt not in table]
                 if missing:

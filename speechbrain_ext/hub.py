@@ -29,17 +29,15 @@ refused before anything is written.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ruamel.yaml import YAML
-
 from speechbrain_ext.encoders import export_config
 from speechbrain_ext.fileio import atomic_write_text, is_local_path
+from speechbrain_ext.hyperparams import dump_yaml, load_yaml, plain_values, to_plain
 from speechbrain_ext.inference import interface_for
 from speechbrain_ext.reports import report_table
 from speechbrain_ext.tasks import best_checkpoint
@@ -64,20 +62,6 @@ except ImportError as err:  # pragma: no cover - a message for users without the
 
 __all__ = ["EmotionClassifier", "EmotionRegressor", "Segment"]
 '''
-
-
-def read_plain_values(hparams_file: str | Path, keys: Sequence[str] = (), optional: Sequence[str] = ()) -> dict:
-    """Plain values of a (resolved) HyperPyYAML file, read without building its objects."""
-    data = YAML(typ="rt").load(Path(hparams_file).read_text(encoding="utf-8"))
-    missing = [k for k in keys if k not in data]
-    if missing:
-        raise KeyError(f"{hparams_file}: missing keys {missing}")
-    return {k: data[k] for k in (*keys, *optional) if k in data}
-
-
-def _plain(value):
-    """ruamel containers to plain Python (for JSON and the card)."""
-    return json.loads(json.dumps(value, default=str))
 
 
 def model_card(
@@ -130,7 +114,7 @@ def model_card(
             "",
         ]
     if protocol:
-        lines += ["Preparation and protocol options:", "", "```json", json.dumps(_plain(protocol), indent=2, sort_keys=True), "```", ""]
+        lines += ["Preparation and protocol options:", "", "```json", json.dumps(to_plain(protocol), indent=2, sort_keys=True), "```", ""]
     lines += ["## Results", ""]
     if report:
         lines += [
@@ -243,7 +227,7 @@ class RunModel:
         train_hparams = Path(train_hparams)
         if not train_hparams.is_file():
             raise FileNotFoundError(f"{train_hparams}: no such file (give the hyperparams.yaml of a recipe run)")
-        values = YAML(typ="rt").load(train_hparams.read_text(encoding="utf-8"))
+        values = plain_values(train_hparams)
         missing = [k for k in ("model", "task", "save_folder") if k not in values]
         if missing:
             raise KeyError(f"{train_hparams}: missing {missing}; is this the hyperparams.yaml of a recipe run?")
@@ -346,7 +330,7 @@ class Exporter:
 def _fused_node(branches: list, head=None, activation=None, weights=None, log_probs: bool = True):
     """A ``!new:speechbrain_ext.models.FusedModel`` node over the given branch nodes."""
     text = "m: !new:speechbrain_ext.models.FusedModel\n    branches: []\n"
-    node = YAML(typ="rt").load(text)["m"]
+    node = load_yaml(text)["m"]
     node["branches"].extend(branches)
     if head is not None:
         node["head"], node["activation"] = head, activation
@@ -372,7 +356,7 @@ def inference_document(model, task, model_inputs: list[str], exporter: Exporter,
     lines += ["        label_encoder: *label_encoder"] if classification else []
     lines += ["        knn: *knn"] if knn else []
     lines += ["        whisper: *transcriber"] if reads_text else []
-    doc = YAML(typ="rt").load("\n".join(lines) + "\n")
+    doc = load_yaml("\n".join(lines) + "\n")
     if classification:
         doc.insert(0, "n_classes", int(task["n_classes"]))
     else:
@@ -383,7 +367,7 @@ def inference_document(model, task, model_inputs: list[str], exporter: Exporter,
     if reads_text:
         doc["modules"]["transcriber"] = doc["transcriber"]
     if doc["pretrainer"]["loadables"] is None:  # a regressor of audio: nothing but the model to load
-        doc["pretrainer"]["loadables"] = YAML(typ="rt").load("{}")
+        doc["pretrainer"]["loadables"] = load_yaml("{}")
     loadables = doc["pretrainer"]["loadables"]
     loadables.insert(0, "model", model)
     for name, node in exporter.loadables.items():
@@ -428,7 +412,7 @@ def check_standalone(folder: str | Path) -> dict:
     ``hyperparams.yaml``.
     """
     folder = Path(folder)
-    values = YAML(typ="rt").load((folder / "hyperparams.yaml").read_text(encoding="utf-8"))
+    values = plain_values(folder / "hyperparams.yaml")
     for kind in (SSL_ENCODER, TEXT_ENCODER):
         for encoder in _nodes(values.get("model"), kind):
             if "config" not in encoder:
@@ -544,9 +528,7 @@ def _write_folder(
         shutil.copyfile(run.folder / KNN_DATASTORE, out / "knn.ckpt")
     doc = inference_document(model, task, inputs, exporter, knn=knn)
     interface = interface_for(doc).__name__
-    buffer = io.StringIO()
-    YAML(typ="rt").dump(doc, buffer)
-    atomic_write_text(out / "hyperparams.yaml", INFERENCE_HEADER.format(interface=interface) + buffer.getvalue())
+    atomic_write_text(out / "hyperparams.yaml", INFERENCE_HEADER.format(interface=interface) + dump_yaml(doc))
     atomic_write_text(out / "custom_interface.py", CUSTOM_INTERFACE.format(source=out.name, classname=interface))
     report = None
     for name in ("test_report.json", "valid_report.json"):

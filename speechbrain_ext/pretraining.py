@@ -48,6 +48,7 @@ from tqdm import tqdm
 from speechbrain_ext.audio import load_audio
 from speechbrain_ext.encoders import normalize_waveforms
 from speechbrain_ext.fileio import atomic_write_json, is_local_path
+from speechbrain_ext.manifests import read_manifest
 
 logger = logging.getLogger(__name__)
 PRETRAINING_FILE = "pretraining.json"
@@ -57,8 +58,8 @@ def manifest_items(manifests: Sequence[str | os.PathLike], data_folder: str | os
     """``{"id", "path", "duration"}`` of every entry of the manifests, in order."""
     items = []
     for manifest in manifests:
-        for utt, entry in json.loads(Path(manifest).read_text(encoding="utf-8")).items():
-            items.append({"id": utt, "path": str(entry["wav"]).replace("{data_root}", str(data_folder)), "duration": float(entry.get("duration", 0.0))})
+        for utt, entry in read_manifest(manifest, data_folder).items():
+            items.append({"id": utt, "path": str(entry["wav"]), "duration": float(entry.get("duration", 0.0))})
     return items
 
 

@@ -38,32 +38,16 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml, resolve_references
-from ruamel.yaml import YAML
+from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import ddp_broadcast, if_main_process, run_on_main
 
 from speechbrain_ext import distributed
 from speechbrain_ext.checkpoints import CorruptCheckpointsError
 from speechbrain_ext.dataio import recipe_datasets
 from speechbrain_ext.fileio import RunLock, missing_local_sources
+from speechbrain_ext.hyperparams import load_yaml, plain_values
+from speechbrain_ext.manifests import SPLITS
 from speechbrain_ext.stages import StageContext
-
-SPLITS = ("train", "valid", "test")
-
-
-def plain_values(hparams_file: str | os.PathLike, overrides: str | dict | None = None) -> dict:
-    """The YAML's values with overrides and references resolved, without building any object.
-
-    Tagged nodes (``!new:`` ...) stay unbuilt ruamel nodes; plain values are
-    usable as they are.
-    """
-    with open(hparams_file, encoding="utf-8") as handle:
-        try:
-            text = resolve_references(handle, overrides or {}).getvalue()
-        except (ValueError, KeyError) as err:
-            raise ValueError(f"{hparams_file}: {err}") from None
-    return YAML(typ="rt").load(text)
-
 
 # Overrides a recipe YAML need not hold: run options the runner reads with a default (``values.get``).
 RUNNER_KEYS = ("ddp_timeout",)
@@ -99,7 +83,7 @@ def override_problems(overrides: str | dict | None, keys: Iterable[str]) -> list
     []
     """
     if isinstance(overrides, str):
-        overrides = YAML(typ="rt").load(overrides)
+        overrides = load_yaml(overrides)
     keys = [str(k) for k in keys]
     problems = []
     for key in map(str, overrides or {}):
@@ -122,8 +106,7 @@ def check_overrides(hparams_file: str | os.PathLike, overrides: str | dict | Non
     extra : sequence of str
         Keys accepted though the YAML lacks them (default :data:`RUNNER_KEYS`).
     """
-    with open(hparams_file, encoding="utf-8") as handle:
-        keys = list(YAML(typ="rt").load(handle) or {})
+    keys = list(load_yaml(Path(hparams_file).read_text(encoding="utf-8")) or {})
     problems = override_problems(overrides, [*keys, *extra])
     if problems:
         raise ValueError(f"{hparams_file}: not a key of this YAML: {'; '.join(problems)}")

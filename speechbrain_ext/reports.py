@@ -112,7 +112,14 @@ def plot_confidence_by_correctness(confidence: np.ndarray, correct: np.ndarray, 
     plt.close(fig)
 
 
-def _csv(frame: pd.DataFrame) -> str:
+def csv_text(frame: pd.DataFrame) -> str:
+    """The CSV text of every table the recipes and analyses write: no index, 6 decimals, ``\\n`` line ends on every system.
+
+    Example
+    -------
+    >>> csv_text(pd.DataFrame({"id": ["u1"], "p": [1 / 3]}))
+    'id,p\\nu1,0.333333\\n'
+    """
     return frame.to_csv(index=False, float_format="%.6f", lineterminator="\n")
 
 
@@ -160,7 +167,7 @@ def factor_decisions(probs: np.ndarray, y_true: np.ndarray, labels: Sequence[str
 
 def write_submission(path: str | os.PathLike, filenames: Sequence[str], columns: dict) -> None:
     """A challenge submission file: ``filename`` then the given columns, one row per file."""
-    atomic_write_text(path, _csv(pd.DataFrame({"filename": list(filenames), **{k: list(v) for k, v in columns.items()}})))
+    atomic_write_text(path, csv_text(pd.DataFrame({"filename": list(filenames), **{k: list(v) for k, v in columns.items()}})))
 
 
 def write_classification_report(
@@ -262,12 +269,12 @@ def write_classification_report(
     atomic_write_text(folder / f"{split}_report.md", table + "\n")
     frame = pd.DataFrame({"id": list(ids), "true": [labels[t] if t >= 0 else "" for t in y_true], "predicted": [labels[p] for p in y_pred]})
     frame = pd.concat([frame, pd.DataFrame(probs, columns=[f"p_{lab}" for lab in labels])], axis=1)
-    atomic_write_text(folder / f"{split}_predictions.csv", _csv(frame))
+    atomic_write_text(folder / f"{split}_predictions.csv", csv_text(frame))
     if labelled.any():
         cm = np.asarray(metrics["confusion_matrix"])
         cm_frame = pd.DataFrame(cm, columns=list(labels))
         cm_frame.insert(0, "true \\ predicted", list(labels))
-        atomic_write_text(folder / f"{split}_confusion_matrix.csv", _csv(cm_frame))
+        atomic_write_text(folder / f"{split}_confusion_matrix.csv", csv_text(cm_frame))
         plot_confusion_matrix(cm, labels, folder / f"{split}_confusion_matrix.png", f"{title or split}: UAR {100 * metrics['UAR']:.1f}%")
     return metrics
 
@@ -346,7 +353,7 @@ def write_regression_report(
         ],
         axis=1,
     )
-    atomic_write_text(folder / f"{split}_predictions.csv", _csv(frame))
+    atomic_write_text(folder / f"{split}_predictions.csv", csv_text(frame))
     if filenames is not None:
         write_submission(folder / f"{split}_submission.csv", filenames, {n: preds[:, k] for k, n in enumerate(names)})
     if not labelled.any():

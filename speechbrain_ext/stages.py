@@ -30,12 +30,12 @@ from speechbrain_ext.bayesian import BayesianLinear, fit_bayesian_head
 from speechbrain_ext.checkpoints import Checkpointer
 from speechbrain_ext.fileio import atomic_write_text
 from speechbrain_ext.knn import KNNInterpolator
-from speechbrain_ext.reports import plot_confidence_by_correctness, report_table
+from speechbrain_ext.manifests import SPLITS
+from speechbrain_ext.reports import csv_text, plot_confidence_by_correctness, report_table
 from speechbrain_ext.tasks import ClassificationTask, best_checkpoint
 from speechbrain_ext.uncertainty import confidence_by_correctness, expected_calibration_error, mc_predictive
 
 logger = logging.getLogger(__name__)
-SPLITS = ("train", "valid", "test")
 
 
 @dataclass
@@ -252,7 +252,7 @@ class BayesianHeadStage:
                 "correct": [str(int(ok)) if t >= 0 else "" for t, ok in zip(targets, correct)],
             }
         )
-        atomic_write_text(context.output_folder / f"{split}_uncertainty.csv", frame.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+        atomic_write_text(context.output_folder / f"{split}_uncertainty.csv", csv_text(frame))
         extra = {"mean_entropy": round(float(pred.entropy.mean()), 6), "mean_mutual_information": round(float(pred.mutual_information.mean()), 6)}
         if labelled.any():
             extra["confidence_by_correctness"] = confidence_by_correctness(probs[labelled], targets[labelled])

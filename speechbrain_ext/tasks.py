@@ -18,7 +18,6 @@ rows must all be labelled.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 
@@ -27,21 +26,11 @@ import speechbrain as sb
 import torch
 from speechbrain.dataio.encoder import CategoricalEncoder
 
+from speechbrain_ext.manifests import read_manifest
 from speechbrain_ext.metrics import classification_metrics, spearman_per_column
 from speechbrain_ext.reports import factor_decisions, write_classification_report, write_regression_report
 
 UNLABELLED = -1
-
-
-def manifest_entries(manifest: str | os.PathLike) -> dict:
-    """The entries of a JSON manifest, with a clear error for a missing or broken file."""
-    try:
-        with open(manifest, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{manifest}: manifest not found (run the data preparation, or set skip_prep: False)") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{manifest}: not valid JSON ({err})") from None
 
 
 class Task:
@@ -80,7 +69,7 @@ class Task:
 
     def record_filenames(self, manifests: Mapping[str, str]) -> None:
         """Remember each entry's audio file name, for the submission file of the test split."""
-        self.filenames = {utt: os.path.basename(str(e.get("wav", utt))) for path in manifests.values() for utt, e in manifest_entries(path).items()}
+        self.filenames = {utt: os.path.basename(str(e.get("wav", utt))) for path in manifests.values() for utt, e in read_manifest(path).items()}
 
     def report_options(self, ids: Sequence[str], split: str) -> dict:
         """Arguments of the report writer shared by the tasks: bootstrap resamples and the submission's file names."""
@@ -95,7 +84,7 @@ class Task:
 
     def check_training_labels(self, manifest: str | os.PathLike) -> dict:
         """Entries of the training manifest; every one must be labelled."""
-        entries = manifest_entries(manifest)
+        entries = read_manifest(manifest)
         missing = [utt for utt, entry in entries.items() if not self.labelled(entry)]
         if missing:
             raise ValueError(f"{manifest}: {len(missing)} training entries have no {self.target_key!r} (e.g. {missing[:3]}); training needs labels")
@@ -197,7 +186,7 @@ class ClassificationTask(Task):
         if len(train_labels) != self.n_classes:
             raise ValueError(f"{manifests['train']}: the training split has {len(train_labels)} classes {train_labels} but n_classes is {self.n_classes}")
         for split, path in manifests.items():
-            seen = {str(e[self.target_key]) for e in manifest_entries(path).values() if self.labelled(e)}
+            seen = {str(e[self.target_key]) for e in read_manifest(path).values() if self.labelled(e)}
             unknown = sorted(seen - set(train_labels))
             if unknown:
                 raise ValueError(f"{path}: labels {unknown} of split {split!r} never occur in training (known: {train_labels})")
@@ -302,7 +291,7 @@ class RegressionTask(Task):
         """Check that every labelled entry has one value per output."""
         self.check_training_labels(manifests["train"])
         for path in manifests.values():
-            for utt, entry in manifest_entries(path).items():
+            for utt, entry in read_manifest(path).items():
                 if self.labelled(entry) and len(entry[self.target_key]) != len(self.output_names):
                     raise ValueError(
                         f"{path}: {utt} has {len(entry[self.target_key])} {self.target_key!r} values, expected {len(self.output_names)} {self.output_names}"

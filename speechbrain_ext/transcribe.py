@@ -36,7 +36,6 @@ so a batched transcript would depend on its batch-mates.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -49,6 +48,7 @@ from tqdm import tqdm
 
 from speechbrain_ext.audio import TARGET_SAMPLE_RATE, AudioLoadError, load_audio
 from speechbrain_ext.fileio import atomic_write_json
+from speechbrain_ext.manifests import fill_data_root, read_manifest
 
 TRANSCRIPT_KEY = "transcript_whisper"
 LANGUAGE_KEY = f"{TRANSCRIPT_KEY}_language"
@@ -272,7 +272,7 @@ def transcribe_manifests(
     for manifest in map(Path, manifests):
         if not manifest.is_file():
             raise FileNotFoundError(f"{manifest}: no such manifest (prepare the corpus first)")
-        data[manifest] = json.loads(manifest.read_text(encoding="utf-8"))
+        data[manifest] = read_manifest(manifest)  # as written: the manifest is rewritten with the transcripts
         backfilled = False
         for utt, entry in data[manifest].items():
             if "wav" not in entry:
@@ -282,7 +282,7 @@ def transcribe_manifests(
                 entry[LANGUAGE_KEY], backfilled = language, True
             # Such entries of language None were decoded in English (the wrapper's default), not detected: redone.
             if not same or LANGUAGE_KEY not in entry:
-                todo.append((manifest, utt, str(entry["wav"]).replace("{data_root}", str(data_folder)), float(entry.get("duration", 0.0))))
+                todo.append((manifest, utt, str(fill_data_root(entry["wav"], data_folder)), float(entry.get("duration", 0.0))))
         if backfilled:
             atomic_write_json(manifest, data[manifest])
     kept = sum(len(entries) for entries in data.values()) - len(todo)
@@ -402,7 +402,7 @@ def import_transcripts(manifests: Sequence[str | os.PathLike], transcripts_file:
     options = {"transcripts_file": path.name}
     result = {"imported": 0, "kept": 0}
     for manifest in map(Path, manifests):
-        data = json.loads(manifest.read_text(encoding="utf-8"))
+        data = read_manifest(manifest)
         missing = [utt for utt, entry in data.items() if Path(str(entry.get("wav", ""))).name not in texts]
         if missing:
             raise ValueError(f"{path}: no transcript for {len(missing)} entries of {manifest} (e.g. {missing[:3]})")

@@ -22,10 +22,10 @@ from speechbrain.nnet.schedulers import NewBobScheduler
 
 from speechbrain_ext.brains import SegmentBrain, SegmentTripletBrain, SupConBrain, TripletBrain, UtteranceBrain
 from speechbrain_ext.checkpoints import Checkpointer
+from speechbrain_ext.hyperparams import plain_values
 from speechbrain_ext.losses import MultiTaskLoss
 from speechbrain_ext.models import SegmentModel, UtteranceModel
 from speechbrain_ext.pooling import MaskedMeanPooling, SegmentPooling
-from speechbrain_ext.recipe import plain_values
 from speechbrain_ext.tasks import UNLABELLED, ClassificationTask
 
 DIM, N_CLASSES, FRAMES = 4, 3, [7, 7, 3, 5, 7, 2]

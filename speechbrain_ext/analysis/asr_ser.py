@@ -31,7 +31,7 @@ import pandas as pd
 from speechbrain_ext.analysis.runs import find_runs
 from speechbrain_ext.fileio import atomic_write_json, atomic_write_text
 from speechbrain_ext.folds import run_metrics
-from speechbrain_ext.reports import pyplot
+from speechbrain_ext.reports import csv_text, pyplot
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def write_table(table: pd.DataFrame, out: Path) -> None:
     plt = pyplot()
 
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "asr_ser.csv", table.to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(out / "asr_ser.csv", csv_text(table))
     lines = ["| system | runs | UAR % | WA % |", "|---|---|---|---|"]
     for row in table.itertuples():
         lines.append(

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from speechbrain_ext.analysis.runs import ModelSpec, read_manifest
+from speechbrain_ext.analysis.runs import ModelSpec, read_resolved_manifest
 from speechbrain_ext.audio import TARGET_SAMPLE_RATE, load_audio
 from speechbrain_ext.encoders import SSLEncoder
 from speechbrain_ext.fileio import atomic_write_json, atomic_write_text, is_local_path
@@ -458,7 +458,7 @@ def _entries(args: argparse.Namespace) -> tuple[dict, str]:
         path = run_a.manifest(args.split)
     else:
         raise ValueError(f"{args.run_a} is not a recipe run: give the utterances with --manifest")
-    return read_manifest(path, data_folder), str(path)
+    return read_resolved_manifest(path, data_folder), str(path)
 
 
 def run(args: argparse.Namespace) -> dict:

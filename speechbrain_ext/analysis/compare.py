@@ -23,7 +23,7 @@ import pandas as pd
 from speechbrain_ext.analysis.runs import RecipeRun, RunError, find_runs
 from speechbrain_ext.fileio import atomic_write_json, atomic_write_text
 from speechbrain_ext.metrics import agreement
-from speechbrain_ext.reports import pyplot
+from speechbrain_ext.reports import csv_text, pyplot
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def compare_runs(
         plot_cosine_histogram(distance, threshold, out / "compare_cosine.png", f"{Path(run_a).name} vs {Path(run_b).name}: {len(distance)} utterances")
     else:
         _plot_mismatch(summary, out / "compare_mismatch.png")
-    atomic_write_text(out / "compare.csv", frame.to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(out / "compare.csv", csv_text(frame))
     atomic_write_json(out / "compare.json", summary)
     logger.info(
         "%s vs %s: %d utterances, mismatch %.2f %%, kappa %.3f%s",

@@ -31,10 +31,10 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from speechbrain_ext.analysis.runs import ModelSpec, RecipeRun, RunError, read_manifest
+from speechbrain_ext.analysis.runs import ModelSpec, RecipeRun, RunError, read_resolved_manifest
 from speechbrain_ext.audio import load_audio
 from speechbrain_ext.fileio import atomic_write_json, atomic_write_text
-from speechbrain_ext.reports import pyplot
+from speechbrain_ext.reports import csv_text, pyplot
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
@@ -237,11 +237,11 @@ def run(args: argparse.Namespace) -> None:
     if args.run:
         recipe_run = RecipeRun(Path(args.run))
         for split in [s for s in args.splits.split(",") if s]:
-            entries.update(read_manifest(recipe_run.manifest(split), args.data_folder or recipe_run.values.get("data_folder")))
+            entries.update(read_resolved_manifest(recipe_run.manifest(split), args.data_folder or recipe_run.values.get("data_folder")))
     for manifest in args.manifest:
         if not Path(manifest).is_file():
             raise FileNotFoundError(f"{manifest}: manifest not found")
-        entries.update(read_manifest(manifest, args.data_folder))
+        entries.update(read_resolved_manifest(manifest, args.data_folder))
     if not entries:
         raise RunError("nothing to embed: give --manifest or --run")
     cache = EmbeddingCache(args.cache, args.model)
@@ -250,6 +250,6 @@ def run(args: argparse.Namespace) -> None:
     frame = layer_summary(emb, [str(entries[i][args.label_key]) for i in emb.ids] if labelled else None)
     out = Path(args.out) if args.out else cache.folder
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "embed_layers.csv", frame.to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(out / "embed_layers.csv", csv_text(frame))
     atomic_write_json(out / "embed.json", {"model": args.model, "cache": str(cache.folder), "n": len(emb.ids), "n_states": emb.n_states, "dim": emb.dim})
     _plot_summary(frame, out / "embed_layers.png", f"{Path(args.model).name}: {len(emb.ids)} utterances")

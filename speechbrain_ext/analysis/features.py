@@ -412,9 +412,9 @@ def read_manifest_paths(manifest: str | os.PathLike, data_folder: str | os.PathL
     >>> read_manifest_paths(path, "/data")
     (['u1', 'u2'], ['/data/a.wav', '/b.wav'])
     """
-    from speechbrain_ext.analysis.runs import read_manifest  # the analyses' one manifest reader
+    from speechbrain_ext.analysis.runs import read_resolved_manifest
 
-    entries = read_manifest(manifest, None if data_folder is None else str(data_folder))
+    entries = read_resolved_manifest(manifest, data_folder)
     return [str(utt) for utt in entries], [str(entry["wav"]) for entry in entries.values()]
 
 

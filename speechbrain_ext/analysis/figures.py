@@ -43,7 +43,7 @@ import pandas as pd
 from speechbrain_ext.analysis.runs import RecipeRun, RunError, find_runs
 from speechbrain_ext.fileio import atomic_write_json, atomic_write_text
 from speechbrain_ext.metrics import bootstrap_classification, confusion_matrix, per_class_recall, unweighted_average_recall, weighted_accuracy
-from speechbrain_ext.reports import pyplot
+from speechbrain_ext.reports import csv_text, pyplot
 
 logger = logging.getLogger(__name__)
 
@@ -474,7 +474,7 @@ def write_figures(
     # "pooled_": one score over every run's rows, unlike run_folds's UAR (the mean over folds)
     result.update({"n": summary.pop("n"), **{f"pooled_{k}": v for k, v in summary.items()}})
     result["per_class_recall"] = {r.label: {"recall": r.recall, "low": r.low, "high": r.high, "n": r.n} for r in table.itertuples()}
-    atomic_write_text(out / "per_class_recall.csv", _csv(table))
+    atomic_write_text(out / "per_class_recall.csv", csv_text(table))
     _plot_per_class_recall(
         table, out / "per_class_recall.png", f"{name}: pooled UAR {100 * result['pooled_UAR']:.1f} % [{_pct(result['pooled_UAR_CI95'])}], n={result['n']}"
     )
@@ -483,7 +483,7 @@ def write_figures(
     result["confusion_counts"], result["confusion_normalised"] = counts.tolist(), norm.round(6).tolist()
     cm_frame = pd.DataFrame(norm, columns=labels)
     cm_frame.insert(0, "true \\ predicted", labels)
-    atomic_write_text(out / "confusion_normalised.csv", _csv(cm_frame))
+    atomic_write_text(out / "confusion_normalised.csv", csv_text(cm_frame))
     _plot_confusion(norm, counts, labels, out / "confusion_normalised.png", f"{name}: confusion, rows normalised (%), summed over {len(folders)} run(s)")
 
     by_run = [_run_confidence(RecipeRun(f), frame[frame["run"] == k], split) for k, f in enumerate(folders)]
@@ -508,7 +508,7 @@ def write_figures(
             logger.warning("%d of %d rows have no duration in their manifest; left out of the length buckets", int((~known).sum()), len(known))
         lengths = uar_by_length(y_true[known], y_pred[known], durations[known], len(labels), length_edges, n_boot, seed)
         result["uar_by_length"] = _records(lengths)
-        atomic_write_text(out / "uar_by_length.csv", _csv(lengths))
+        atomic_write_text(out / "uar_by_length.csv", csv_text(lengths))
         _plot_by_length(lengths, out / "uar_by_length.png", f"{name}: pooled UAR / WA by utterance length")
     except (RunError, FileNotFoundError) as err:
         logger.warning("UAR by utterance length skipped: %s", err)
@@ -516,7 +516,7 @@ def write_figures(
 
     if tsne:
         table = _tsne_table(folders, frame, split, Path(cache) if cache else out / "embeddings_cache", seed, progress)
-        atomic_write_text(out / "tsne.csv", _csv(table))
+        atomic_write_text(out / "tsne.csv", csv_text(table))
         _plot_tsne(table, labels, out / "tsne.png", f"{name}: t-SNE of last-layer embeddings ({len(table)} {split} utterances)")
         result["tsne"] = {"n": len(table), "perplexity": round(min(30.0, (len(table) - 1) / 3), 4), "layer": -1}
     result["files"] = sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -537,10 +537,6 @@ def write_figures(
         out,
     )
     return result
-
-
-def _csv(frame: pd.DataFrame) -> str:
-    return frame.to_csv(index=False, float_format="%.6f", lineterminator="\n")
 
 
 def _pct(pair) -> str:

@@ -30,9 +30,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from speechbrain_ext.analysis.features import BASELINES, baseline_matrices
-from speechbrain_ext.analysis.runs import RecipeRun, RunError, find_runs, read_manifest
+from speechbrain_ext.analysis.runs import RecipeRun, RunError, find_runs, read_resolved_manifest
 from speechbrain_ext.fileio import atomic_write_json, atomic_write_text
-from speechbrain_ext.reports import pyplot
+from speechbrain_ext.reports import csv_text, pyplot
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def read_training_rows(paths: Sequence[str | Path], test: Mapping[str, dict], da
     """The rows of the training manifests, each manifest checked first against the test rows (:func:`check_shared_recordings`)."""
     rows = {}
     for path in paths:
-        manifest = read_manifest(path, data_folder)
+        manifest = read_resolved_manifest(path, data_folder)
         check_shared_recordings(manifest, test, str(path))
         rows.update(manifest)
     return rows
@@ -124,13 +124,13 @@ def load_folds(source: str | Path, data_folder: str | None = None, train_splits:
         missing = [str(p) for p in manifests.values() if not p.is_file()]
         if missing:
             raise RunError(f"{source}: missing {missing}")
-        test = read_manifest(manifests[split], data_folder)
+        test = read_resolved_manifest(manifests[split], data_folder)
         return [Fold(source.name, read_training_rows([manifests[part] for part in train_splits], test, data_folder), test)]
     folds = []
     for folder in find_runs(source, split):
         run = RecipeRun(folder)
         root = data_folder or run.values.get("data_folder")
-        test = read_manifest(run.manifest(split), root)
+        test = read_resolved_manifest(run.manifest(split), root)
         name = str(folder.relative_to(source)) if folder != source else folder.name
         folds.append(Fold(name, read_training_rows([run.manifest(part) for part in train_splits], test, root), test, folder))
     return folds
@@ -379,8 +379,8 @@ def run_probe(
         .reset_index()
     )
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "probe_folds.csv", frame.to_csv(index=False, float_format="%.6f"))
-    atomic_write_text(out / "probe.csv", summary.to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(out / "probe_folds.csv", csv_text(frame))
+    atomic_write_text(out / "probe.csv", csv_text(summary))
     atomic_write_json(
         out / "probe.json",
         {

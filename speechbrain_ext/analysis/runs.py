@@ -16,11 +16,11 @@ from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
-from speechbrain.dataio.dataio import load_data_json
 
 from speechbrain_ext.encoders import SSLEncoder
 from speechbrain_ext.fileio import is_local_path
-from speechbrain_ext.recipe import plain_values
+from speechbrain_ext.hyperparams import plain_values, to_plain
+from speechbrain_ext.manifests import fill_data_root, read_manifest, uses_data_root
 
 SSL_ENCODER_TAG = "!new:speechbrain_ext.encoders.SSLEncoder"
 
@@ -112,17 +112,17 @@ class RecipeRun:
 
     def entries(self, split: str) -> dict:
         """The ``split`` manifest's entries, ``{data_root}`` resolved to the run's data folder."""
-        return read_manifest(self.manifest(split), self.values.get("data_folder"))
+        return read_resolved_manifest(self.manifest(split), self.values.get("data_folder"))
 
     def encoder(self) -> SSLEncoder:
         """The run's fine-tuned SSL encoder (its selected checkpoint), frozen and in eval mode."""
-        from speechbrain_ext.hub import RunModel, _plain
+        from speechbrain_ext.hub import RunModel
 
         node = self.values.get("model", {})
         encoder = node.get("encoder") if hasattr(node, "get") else None
         if encoder is None or getattr(encoder, "tag", None) is None or encoder.tag.value != SSL_ENCODER_TAG:
             raise RunError(f"{self.folder}: its model has no SSL encoder (model.encoder is not {SSL_ENCODER_TAG})")
-        kwargs = {str(k): v for k, v in _plain(encoder).items()}
+        kwargs = {str(k): v for k, v in to_plain(encoder).items()}
         kwargs.update(freeze=True)
         model = SSLEncoder(**kwargs)
         state = RunModel.read(self.folder / "hyperparams.yaml", stage_one=True).state_dict()
@@ -145,12 +145,30 @@ class RecipeRun:
         return f"{Path(found.path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def read_manifest(path: str | os.PathLike, data_folder: str | None = None) -> dict:
-    """A manifest's entries with ``{data_root}`` replaced by ``data_folder``; a clear error if it is needed but not given."""
-    text = Path(path).read_text(encoding="utf-8")
-    if "{data_root}" in text and not data_folder:
+def read_resolved_manifest(path: str | os.PathLike, data_folder: str | os.PathLike | None = None) -> dict:
+    """A manifest's entries (:func:`~speechbrain_ext.manifests.read_manifest`) with ``{data_root}`` filled by ``data_folder``.
+
+    The analyses open the audio files, so a manifest whose paths start with
+    ``{data_root}`` needs the corpus folder: a ``RunError`` says so when it is not given.
+
+    Example
+    -------
+    >>> import json, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "test.json"
+    >>> _ = path.write_text(json.dumps({"u1": {"wav": "{data_root}/a.wav"}}))
+    >>> read_resolved_manifest(path, "/corpus")["u1"]["wav"]
+    '/corpus/a.wav'
+    >>> read_resolved_manifest(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    speechbrain_ext.analysis.runs.RunError: .../test.json: its paths start with {data_root}; pass the corpus folder (--data_folder)
+    """
+    entries = read_manifest(path)
+    if data_folder:
+        return fill_data_root(entries, data_folder)
+    if uses_data_root(entries):
         raise RunError(f"{path}: its paths start with {{data_root}}; pass the corpus folder (--data_folder)")
-    return load_data_json(str(path), replacements={"data_root": str(data_folder or "")})
+    return entries
 
 
 @dataclass
