@@ -88,7 +88,9 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; HuBERT-base, batch {args.batch} x {args.seconds:g} s, {args.clusters} clusters")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; HuBERT-base, batch {args.batch} x {args.seconds:g} s, {args.clusters} clusters"
+    )
     report(bench_steps(hubert_folder(), args.batch, args.seconds, args.clusters, args.repeats))
 
 

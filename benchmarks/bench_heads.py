@@ -55,7 +55,9 @@ def bench_bayes(encoder, wavs, lens, n_classes, n_samples, repeats):
         heads = {
             "linear head (1 sample)": lambda: linear(pool(frames, lens)),
             f"Bayesian head ({n_samples} samples, vectorised)": lambda: bayes(pool(frames, lens), n_samples=n_samples),
-            f"Bayesian head ({n_samples} samples, Python loop)": lambda: torch.stack([bayes(pool(frames, lens)) for _ in range(n_samples)]),
+            f"Bayesian head ({n_samples} samples, Python loop)": lambda: torch.stack(
+                [bayes(pool(frames, lens)) for _ in range(n_samples)]
+            ),
         }
         return encoder_s, {name: _median_time(fn, 10 * repeats) for name, fn in heads.items()}
 
@@ -82,12 +84,17 @@ def bench_segments(encoder, wavs, lens, labels, n_classes, repeats):
         if segmented:
             segments, mask = seg_pool(x, lens)
             loss = loss + segment_nll(torch.log_softmax(head(segments), -1), mask, labels)
-            emb, seg_labels, seg_lens, groups = flatten_segments(segments, mask, labels, frame_counts(lens, x.shape[1]), 80)
+            emb, seg_labels, seg_lens, groups = flatten_segments(
+                segments, mask, labels, frame_counts(lens, x.shape[1]), 80
+            )
             loss = 0.9 * loss + 0.1 * triplet(emb, seg_labels, seg_lens, groups)
         loss.backward()
         opt.step()
 
-    heads = {"mean pooling + NLL": lambda: head_step(False), "segments 80/40 + segment NLL + triplet(S)": lambda: head_step(True)}
+    heads = {
+        "mean pooling + NLL": lambda: head_step(False),
+        "segments 80/40 + segment NLL + triplet(S)": lambda: head_step(True),
+    }
     return encoder_s, {name: _median_time(fn, 10 * repeats) for name, fn in heads.items()}
 
 
@@ -117,10 +124,15 @@ def main(argv=None):
     wavs = torch.randn(args.batch, int(args.seconds * 16000))
     lens = torch.linspace(0.6, 1.0, args.batch)
     labels = torch.arange(args.batch) % 2
-    print(f"wav2vec2-base-sized encoder, batch {args.batch} x {args.seconds:g} s, {torch.get_num_threads()} threads, median of {args.repeats}")
+    print(
+        f"wav2vec2-base-sized encoder, batch {args.batch} x {args.seconds:g} s, {torch.get_num_threads()} threads, median of {args.repeats}"
+    )
     encoder.eval()
     bayes = report(
-        "Inference: Bayesian head over linear head", "encoder forward", *bench_bayes(encoder, wavs, lens, args.classes, args.samples, args.repeats), 1.05
+        "Inference: Bayesian head over linear head",
+        "encoder forward",
+        *bench_bayes(encoder, wavs, lens, args.classes, args.samples, args.repeats),
+        1.05,
     )
     encoder.train()
     encoder.feature_extractor._freeze_parameters()  # the papers keep the conv encoder frozen

@@ -34,7 +34,9 @@ from speechbrain_ext.knn import KNNInterpolator
 TARGET = 1.2
 
 
-def old_neighbours(store: KNNInterpolator, queries: torch.Tensor, k: int, chunk_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def old_neighbours(
+    store: KNNInterpolator, queries: torch.Tensor, k: int, chunk_size: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``KNNInterpolator.neighbours`` as it was (commit be4c230), for the comparison."""
     k = min(int(k), len(store.keys))
     queries = torch.as_tensor(queries).detach().float().cpu()
@@ -146,7 +148,9 @@ def report(result: dict) -> None:
     for name, s in result["seconds"].items():
         print(f"    {name:32} {s:8.3f} {result['ratios'][name]:6.3f}x")
     sk = result["sklearn"]
-    print(f"    old vs new: {result['old_vs_new_index_mismatches']} index mismatches, max distance diff {result['old_vs_new_max_distance_diff']:.2e}")
+    print(
+        f"    old vs new: {result['old_vs_new_index_mismatches']} index mismatches, max distance diff {result['old_vs_new_max_distance_diff']:.2e}"
+    )
     print(
         f"    vs scikit-learn brute force ({sk['queries_checked']} queries): {sk['index_mismatches_not_ties']} index mismatches outside ties, "
         f"max distance error {sk['max_distance_error']:.2e}: {'same' if sk['same_as_sklearn'] else 'DIFFERENT'}"

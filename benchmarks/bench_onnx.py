@@ -66,18 +66,29 @@ def build_models(small: bool = False, seed: int = 0):
         label2id={label: i for i, label in enumerate(LABELS)},
         use_weighted_layer_sum=False,
     )
-    hf = Wav2Vec2ForSequenceClassification(config).eval()  # the pipeline's model: wav2vec2 -> projector -> mean over frames -> classifier
+    hf = Wav2Vec2ForSequenceClassification(
+        config
+    ).eval()  # the pipeline's model: wav2vec2 -> projector -> mean over frames -> classifier
     extractor_config = {"do_normalize": True, "return_attention_mask": False}  # facebook/wav2vec2-base's preprocessing
-    feature_extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, **extractor_config)
+    feature_extractor = Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, **extractor_config
+    )
     encoder = SSLEncoder(None, config=config.to_dict(), feature_extractor_config=extractor_config, freeze=True)
     encoder.ssl_model.model.load_state_dict(hf.wav2vec2.state_dict())
-    head = torch.nn.Sequential(torch.nn.Linear(config.hidden_size, config.classifier_proj_size), torch.nn.Linear(config.classifier_proj_size, len(LABELS)))
+    head = torch.nn.Sequential(
+        torch.nn.Linear(config.hidden_size, config.classifier_proj_size),
+        torch.nn.Linear(config.classifier_proj_size, len(LABELS)),
+    )
     head[0].load_state_dict(hf.projector.state_dict())  # mean(W h + b) = W mean(h) + b: the same model
     head[1].load_state_dict(hf.classifier.state_dict())
     model = UtteranceModel(encoder, MaskedMeanPooling(), head, torch.nn.LogSoftmax(dim=-1)).eval()
     label_encoder = CategoricalEncoder()
     label_encoder.update_from_iterable(LABELS)
-    classifier = EmotionClassifier(modules={"model": model}, hparams={"label_encoder": label_encoder, "n_classes": len(LABELS)}, run_opts={"device": "cpu"})
+    classifier = EmotionClassifier(
+        modules={"model": model},
+        hparams={"label_encoder": label_encoder, "n_classes": len(LABELS)},
+        run_opts={"device": "cpu"},
+    )
     classifier.mods.eval()
     return classifier, hf, feature_extractor, label_encoder
 
@@ -168,8 +179,12 @@ def run(
         ours = classifier.classify_batch(wavs[0].unsqueeze(0))[0].exp()[0]
         theirs = {d["label"]: d["score"] for d in pipe(wavs[0].numpy(), top_k=len(LABELS))}
         differences = {
-            "(c) ONNX (onnxruntime)": float((onnx_model.classify_batch(wavs[0].unsqueeze(0))[0].exp()[0] - ours).abs().max()),
-            '(d) transformers pipeline("audio-classification")': float((torch.tensor([theirs[label] for label in LABELS]) - ours).abs().max()),
+            "(c) ONNX (onnxruntime)": float(
+                (onnx_model.classify_batch(wavs[0].unsqueeze(0))[0].exp()[0] - ours).abs().max()
+            ),
+            '(d) transformers pipeline("audio-classification")': float(
+                (torch.tensor([theirs[label] for label in LABELS]) - ours).abs().max()
+            ),
         }
         seconds = _timed_rounds(methods, wavs, repeats)
     names = list(methods)
@@ -186,7 +201,9 @@ def run(
         "threads": threads,
         "n_files": n_files,
         "mean_seconds": float(np.mean(durations)),
-        "encoder": "tiny wav2vec2 (--small)" if small else "wav2vec2-base architecture (Wav2Vec2Config()), random weights",
+        "encoder": "tiny wav2vec2 (--small)"
+        if small
+        else "wav2vec2-base architecture (Wav2Vec2Config()), random weights",
         "onnx_export_seconds": export_seconds,
         "files_per_second": fps,
         "time_vs_encoder": time_vs_encoder,
@@ -207,7 +224,9 @@ def report(result: dict) -> None:
     )
     print(f"    {'method':52} {'files/s':>8} {'time / (a)':>11} {'speed / (d)':>12}")
     for name, fps in result["files_per_second"].items():
-        print(f"    {name:52} {fps:8.2f} {result['time_vs_encoder'][name]:10.3f}x {result['speed_vs_pipeline'][name]:11.3f}x")
+        print(
+            f"    {name:52} {fps:8.2f} {result['time_vs_encoder'][name]:10.3f}x {result['speed_vs_pipeline'][name]:11.3f}x"
+        )
     for name, diff in result["max_prob_difference"].items():
         print(f"    same answer: {name} vs (b), largest probability difference {diff:.1e}")
     for name, met in result["targets"].items():

@@ -68,7 +68,12 @@ def make_corpus(root: Path, speakers: int = 24, seed: int = 0) -> dict:
     generate_corpus("RAVDESS", root, speakers=speakers, seed=seed, progress=True)
     files = sorted(root.glob("Actor_*/03-01-*.wav"))
     durations = np.array([pad_file(f, f"{seed}-{f.relative_to(root)}") for f in files])
-    return {"files": len(files), "min_s": float(durations.min()), "mean_s": float(durations.mean()), "max_s": float(durations.max())}
+    return {
+        "files": len(files),
+        "min_s": float(durations.min()),
+        "mean_s": float(durations.mean()),
+        "max_s": float(durations.max()),
+    }
 
 
 def _old_fit(x, y, c, queue) -> None:
@@ -113,11 +118,23 @@ def old_vs_new(x: np.ndarray, y: np.ndarray, c: float, cap_s: float) -> dict:
         start = time.perf_counter()
         svm_pipeline().set_params(svc__C=c).fit(x, y)
         new_s = time.perf_counter() - start
-    return {"C": c, "old_s": old_s, "old_capped": capped, "old_converged": converged, "new_s": new_s, "ratio": old_s / new_s}
+    return {
+        "C": c,
+        "old_s": old_s,
+        "old_capped": capped,
+        "old_converged": converged,
+        "new_s": new_s,
+        "ratio": old_s / new_s,
+    }
 
 
 def run(
-    work: str | Path = "/tmp/bench_probe", speakers: int = 24, jobs: int | None = None, old_cap_s: float = 180.0, seed: int = 0, verbose: bool = True
+    work: str | Path = "/tmp/bench_probe",
+    speakers: int = 24,
+    jobs: int | None = None,
+    old_cap_s: float = 180.0,
+    seed: int = 0,
+    verbose: bool = True,
 ) -> dict:
     """Corpus, features, probe and the old-solver comparison; returns the seconds and the UAR."""
     from data_prep.ravdess import prepare_ravdess
@@ -133,7 +150,9 @@ def run(
     prepare_ravdess(corpus, prep, allow_subset=speakers < 24)
     result["corpus_s"] = time.perf_counter() - start
 
-    functionals = FeatureCache(cache / "opensmile", "functionals")  # where run_probe keeps the baselines: <cache>/opensmile
+    functionals = FeatureCache(
+        cache / "opensmile", "functionals"
+    )  # where run_probe keeps the baselines: <cache>/opensmile
     paths = [str(p) for p in sorted(corpus.glob("Actor_*/03-01-*.wav"))]
     result["features_cached_before"] = len(paths) - len(functionals.missing(paths))
     start = time.perf_counter()
@@ -141,11 +160,25 @@ def run(
     result["features_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    frame = run_probe(prep, [], out, baselines=["compare_functionals"], data_folder=str(corpus), cache=cache, progress=verbose, n_jobs=jobs)
+    frame = run_probe(
+        prep,
+        [],
+        out,
+        baselines=["compare_functionals"],
+        data_folder=str(corpus),
+        cache=cache,
+        progress=verbose,
+        n_jobs=jobs,
+    )
     result["probe_s"] = time.perf_counter() - start
     row = frame.iloc[0]
     result.update(
-        UAR=float(row["UAR"]), WA=float(row["WA"]), C=float(row["C"]), cv_UAR=float(row["cv_UAR"]), n_train=int(row["n_train"]), n_test=int(row["n_test"])
+        UAR=float(row["UAR"]),
+        WA=float(row["WA"]),
+        C=float(row["C"]),
+        cv_UAR=float(row["cv_UAR"]),
+        n_train=int(row["n_train"]),
+        n_test=int(row["n_test"]),
     )
     result["total_s"] = result["features_s"] + result["probe_s"]
     result["met"] = result["total_s"] <= TARGET_S
@@ -166,25 +199,41 @@ def run(
 def report(result: dict) -> None:
     """Print the corpus, the seconds of each step, the UAR and the old/new ratio."""
     c = result["corpus"]
-    print(f"probe on a RAVDESS-sized corpus: {c['files']} files of {c['min_s']:.2f}-{c['max_s']:.2f} s (mean {c['mean_s']:.2f} s)")
-    print(f"    load average before: {' '.join(f'{v:.2f}' for v in result['load_before'])}; {result['cores']} cores, {result['jobs']} fits at once")
+    print(
+        f"probe on a RAVDESS-sized corpus: {c['files']} files of {c['min_s']:.2f}-{c['max_s']:.2f} s (mean {c['mean_s']:.2f} s)"
+    )
+    print(
+        f"    load average before: {' '.join(f'{v:.2f}' for v in result['load_before'])}; {result['cores']} cores, {result['jobs']} fits at once"
+    )
     print(f"    corpus (synthesis, padding, preparation): {result['corpus_s']:8.1f} s")
-    print(f"    features (ComParE functionals, {result['features_cached_before']} of {c['files']} cached before): {result['features_s']:8.1f} s")
-    print(f"    probe (default grid, {result['n_train']} training / {result['n_test']} test files): {result['probe_s']:8.1f} s")
+    print(
+        f"    features (ComParE functionals, {result['features_cached_before']} of {c['files']} cached before): {result['features_s']:8.1f} s"
+    )
+    print(
+        f"    probe (default grid, {result['n_train']} training / {result['n_test']} test files): {result['probe_s']:8.1f} s"
+    )
     print(f"    UAR {result['UAR']:.4f}, WA {result['WA']:.4f}, C {result['C']:g} (CV UAR {result['cv_UAR']:.4f})")
     o = result["old_vs_new"]
     old = f"{'>= ' if o['old_capped'] else ''}{o['old_s']:.1f} s{' (stopped)' if o['old_capped'] else '' if o['old_converged'] else ' (not converged)'}"
-    print(f"    one fit at C={o['C']:g}, one core: old LinearSVC {old}, new {o['new_s']:.2f} s: {'>= ' if o['old_capped'] else ''}{o['ratio']:.1f}x")
+    print(
+        f"    one fit at C={o['C']:g}, one core: old LinearSVC {old}, new {o['new_s']:.2f} s: {'>= ' if o['old_capped'] else ''}{o['ratio']:.1f}x"
+    )
     print(f"    load average after: {' '.join(f'{v:.2f}' for v in result['load_after'])}")
-    print(f"    target features + probe <= {TARGET_S:.0f} s: {'met' if result['met'] else 'MISSED'} ({result['total_s']:.1f} s)")
+    print(
+        f"    target features + probe <= {TARGET_S:.0f} s: {'met' if result['met'] else 'MISSED'} ({result['total_s']:.1f} s)"
+    )
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", default="/tmp/bench_probe", help="corpus, manifests, feature cache and probe outputs")
     parser.add_argument("--speakers", type=int, default=24)
-    parser.add_argument("--jobs", type=int, default=None, help="probe fits at once (default: the cores this process may use)")
-    parser.add_argument("--old_cap", type=float, default=180.0, help="seconds the old solver's fit may take before it is stopped")
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="probe fits at once (default: the cores this process may use)"
+    )
+    parser.add_argument(
+        "--old_cap", type=float, default=180.0, help="seconds the old solver's fit may take before it is stopped"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     return run(args.work, args.speakers, args.jobs, args.old_cap, args.seed)

@@ -74,7 +74,9 @@ def ravdess_durations(folder: Path = RAVDESS_SAMPLE) -> list[float] | None:
     return [soundfile.info(str(path)).duration for path in sorted(folder.rglob("*.wav"))] or None
 
 
-def synthetic_durations(n: int = 5000, mean: float = 4.0, sigma: float = 0.7, low: float = 0.5, high: float = 30.0, seed: int = 0) -> list[float]:
+def synthetic_durations(
+    n: int = 5000, mean: float = 4.0, sigma: float = 0.7, low: float = 0.5, high: float = 30.0, seed: int = 0
+) -> list[float]:
     """Long-tailed durations: lognormal with the given mean (before clipping to ``[low, high]``)."""
     import numpy as np
 
@@ -82,7 +84,9 @@ def synthetic_durations(n: int = 5000, mean: float = 4.0, sigma: float = 0.7, lo
     return np.random.default_rng(seed).lognormal(mu, sigma, n).clip(low, high).tolist()
 
 
-def padding_comparison(durations: list[float], batch_size: int = 8, epochs: int = 5, num_buckets: int | None = None, seed: int = 0) -> dict:
+def padding_comparison(
+    durations: list[float], batch_size: int = 8, epochs: int = 5, num_buckets: int | None = None, seed: int = 0
+) -> dict:
     """Waste of random fixed-size batches vs duration buckets matched to the same mean batch size, over ``epochs`` epochs."""
     import numpy as np
 
@@ -140,16 +144,22 @@ def bench_padding(small: bool = False, epochs: int = 5, ravdess: Path = RAVDESS_
             f"    {name:34} {r['n']:6d} {r['mean_seconds']:7.2f} {r['max_seconds']:6.1f} {r['random']:8.1%} {r['bucketed']:8.1%} "
             f"{r['random'] / max(r['bucketed'], 1e-12):14.1f}x {r['max_batch_seconds']:12.1f} {r['mean_batch_size']:12.2f}"
         )
-    print(f"    (mean over {epochs} epochs; buckets: {next(iter(results.values()))['num_buckets']} of SpeechBrain's DynamicBatchSampler)")
+    print(
+        f"    (mean over {epochs} epochs; buckets: {next(iter(results.values()))['num_buckets']} of SpeechBrain's DynamicBatchSampler)"
+    )
     for name, r in results.items():
-        print(f"    target buckets <= {WASTE_TARGET:.0%} on {name}: {'met' if r['met'] else 'MISSED'} ({r['bucketed']:.2%})")
+        print(
+            f"    target buckets <= {WASTE_TARGET:.0%} on {name}: {'met' if r['met'] else 'MISSED'} ({r['bucketed']:.2%})"
+        )
     return results
 
 
 # b. fp32 vs bf16 training step
 
 
-def bench_precision(small: bool = False, repeats: int = 3, batch: int | None = None, seconds: float | None = None, seed: int = 0) -> dict:
+def bench_precision(
+    small: bool = False, repeats: int = 3, batch: int | None = None, seconds: float | None = None, seed: int = 0
+) -> dict:
     """Section b: best step time in fp32 and under bf16 autocast on the same batch; prints the device and the ratio."""
     import torch
     from transformers import Wav2Vec2Config, Wav2Vec2Model
@@ -157,7 +167,9 @@ def bench_precision(small: bool = False, repeats: int = 3, batch: int | None = N
     batch = batch or (2 if small else 8)
     seconds = seconds or (1.0 if small else 4.0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    device_name = (
+        torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    )
     torch.manual_seed(seed)
     config = Wav2Vec2Config(**(_tiny_config() if small else {}), layerdrop=0.0)
     encoder = Wav2Vec2Model(config).to(device).train()
@@ -191,7 +203,9 @@ def bench_precision(small: bool = False, repeats: int = 3, batch: int | None = N
     ratio = best["bf16 autocast"] / best["fp32"]
     encoder_name = "tiny wav2vec2 (--small)" if small else "wav2vec2-base-sized (Wav2Vec2Config(), random weights)"
     print("\n== b. Training step, fp32 vs bf16 (forward + backward + Adam step) ==")
-    print(f"    device: {device_name}; {encoder_name} + mean pooling + linear head; batch {batch} x {seconds:g} s; best of {max(1, repeats)} after a warm-up")
+    print(
+        f"    device: {device_name}; {encoder_name} + mean pooling + linear head; batch {batch} x {seconds:g} s; best of {max(1, repeats)} after a warm-up"
+    )
     for name, t in best.items():
         print(f"    {name:14} {t:8.3f} s/step")
     verdict = "bf16 faster" if ratio < 1 else "bf16 SLOWER"
@@ -220,7 +234,10 @@ def bench_onnx(small: bool = False, threads: int = 2, repeats: int = 3) -> dict 
     result = _call(module.run, **kwargs)
     speed = result.get("speed_vs_pipeline", {}) if isinstance(result, dict) else {}
     if speed:
-        print("    summary (files/s relative to the transformers pipeline): " + "; ".join(f"{name} {ratio:.2f}x" for name, ratio in speed.items()))
+        print(
+            "    summary (files/s relative to the transformers pipeline): "
+            + "; ".join(f"{name} {ratio:.2f}x" for name, ratio in speed.items())
+        )
     return result
 
 

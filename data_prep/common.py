@@ -59,7 +59,9 @@ def options_fingerprint(options: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def is_prepared(save_folder: str | os.PathLike, outputs: Iterable[str | os.PathLike], options: Mapping[str, Any]) -> bool:
+def is_prepared(
+    save_folder: str | os.PathLike, outputs: Iterable[str | os.PathLike], options: Mapping[str, Any]
+) -> bool:
     """True when every output exists and was written with the same options.
 
     Arguments
@@ -259,7 +261,9 @@ def check_speaker_disjoint(splits: Mapping[str, Mapping[str, Mapping[str, Any]]]
             raise SpeakerLeakageError(f"speaker {speaker} is in splits {', '.join(sorted(names))}")
 
 
-def summarise_splits(splits: Mapping[str, Mapping[str, Mapping[str, Any]]], label_key: str, speaker_key: str = "speaker") -> dict:
+def summarise_splits(
+    splits: Mapping[str, Mapping[str, Mapping[str, Any]]], label_key: str, speaker_key: str = "speaker"
+) -> dict:
     """Counts per class and speaker, hours, sample rates and channels, for each split.
 
     Entries without ``label_key`` (a masked test set) count as ``"(unlabelled)"``.
@@ -310,7 +314,9 @@ def write_split_manifests(
     if speaker_independent:
         check_speaker_disjoint(splits)
     else:
-        logger.warning("This protocol is speaker-DEPENDENT: speakers are shared between splits; do not compare its numbers with speaker-independent results.")
+        logger.warning(
+            "This protocol is speaker-DEPENDENT: speakers are shared between splits; do not compare its numbers with speaker-independent results."
+        )
     save_folder = Path(save_folder)
     paths = {}
     for split, manifest in splits.items():
@@ -326,7 +332,11 @@ def write_split_manifests(
     atomic_write_json(save_folder / "summary.json", document)
     table = format_summary(summary)
     if audio_formats:
-        table += "\n\nAudio: " + ", ".join(f"{fmt} ({n} files)" for fmt, n in audio_formats.items()) + "; recipes resample to 16 kHz mono."
+        table += (
+            "\n\nAudio: "
+            + ", ".join(f"{fmt} ({n} files)" for fmt, n in audio_formats.items())
+            + "; recipes resample to 16 kHz mono."
+        )
     if not speaker_independent:
         table += "\n\nWARNING: speaker-dependent split (speakers shared across splits); not comparable with speaker-independent results."
     atomic_write_text(save_folder / "summary.md", table + "\n")
@@ -401,7 +411,12 @@ class Preparation:
             if label_file.is_file():
                 stat = label_file.stat()
                 stamps[str(label_file)] = [stat.st_size, stat.st_mtime_ns]
-        self.options = {"corpus": corpus, "data_folder": str(self.data_folder.resolve()), **options, "label_files": stamps}
+        self.options = {
+            "corpus": corpus,
+            "data_folder": str(self.data_folder.resolve()),
+            **options,
+            "label_files": stamps,
+        }
         self.outputs = {name: str(self.save_folder / f"{name}.json") for name in splits}
         self.layout_hint = layout_hint
 
@@ -446,12 +461,16 @@ class Preparation:
         """
         missing = [name for name in self.outputs if not items.get(name)]
         if missing:
-            raise PreparationError(f"{self.data_folder}: split(s) {', '.join(missing)} would be empty with these options")
+            raise PreparationError(
+                f"{self.data_folder}: split(s) {', '.join(missing)} would be empty with these options"
+            )
         seen: dict[str, str] = {}
         for split, split_items in items.items():
             for item in split_items:
                 if item.utt_id in seen:
-                    raise PreparationError(f"{item.path}: utterance id {item.utt_id} appears twice ({seen[item.utt_id]} and {split})")
+                    raise PreparationError(
+                        f"{item.path}: utterance id {item.utt_id} appears twice ({seen[item.utt_id]} and {split})"
+                    )
                 seen[item.utt_id] = split
         infos, _ = check_audio({i.utt_id: str(i.path) for its in items.values() for i in its}, skip_bad_files)
         manifests: dict[str, dict] = {}
@@ -464,9 +483,16 @@ class Preparation:
                     continue
                 seconds, rate, channels = infos[item.utt_id]
                 formats[f"{rate} Hz, {channels} ch"] += 1
-                manifest[item.utt_id] = {"wav": to_data_root(item.path, root), "duration": seconds, "speaker": item.speaker, **item.fields}
+                manifest[item.utt_id] = {
+                    "wav": to_data_root(item.path, root),
+                    "duration": seconds,
+                    "speaker": item.speaker,
+                    **item.fields,
+                }
             manifests[split] = manifest
-        paths = write_split_manifests(self.save_folder, manifests, label_key, speaker_independent, dict(formats.most_common()), extra_summary)
+        paths = write_split_manifests(
+            self.save_folder, manifests, label_key, speaker_independent, dict(formats.most_common()), extra_summary
+        )
         mark_prepared(self.save_folder, self.options)
         return paths
 
@@ -482,7 +508,10 @@ def to_data_root(path: str | os.PathLike, root: str | os.PathLike) -> str:
     >>> to_data_root("/corpora/iemocap/Session1/a.wav", "/corpora/iemocap")
     '{data_root}/Session1/a.wav'
     """
-    for base, target in ((Path(os.path.abspath(root)), Path(os.path.abspath(path))), (Path(root).resolve(), Path(path).resolve())):
+    for base, target in (
+        (Path(os.path.abspath(root)), Path(os.path.abspath(path))),
+        (Path(root).resolve(), Path(path).resolve()),
+    ):
         try:
             return f"{DATA_ROOT}/{target.relative_to(base).as_posix()}"
         except ValueError:

@@ -73,7 +73,9 @@ def read_partition(data_folder: str | os.PathLike, partition: str, columns: list
     """
     path = Path(data_folder) / "lab" / f"{partition}.csv"
     if not path.is_file():
-        raise PreparationError(f"{path}: label file not found (expected lab/train.csv, lab/devel.csv, lab/test.csv beside wav/)")
+        raise PreparationError(
+            f"{path}: label file not found (expected lab/train.csv, lab/devel.csv, lab/test.csv beside wav/)"
+        )
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
@@ -83,7 +85,9 @@ def read_partition(data_folder: str | os.PathLike, partition: str, columns: list
         wanted = ["filename", *columns]
         missing = [c for c in wanted if normalise(c) not in index]
         if missing:
-            raise PreparationError(f"{path}: missing column(s) {', '.join(missing)}; columns found: {', '.join(header)}")
+            raise PreparationError(
+                f"{path}: missing column(s) {', '.join(missing)}; columns found: {', '.join(header)}"
+            )
         rows = []
         for line_no, row in enumerate(reader, start=2):
             if not row or all(not cell.strip() for cell in row):
@@ -98,7 +102,9 @@ def read_partition(data_folder: str | os.PathLike, partition: str, columns: list
     return rows
 
 
-def resolve_audio(data_folder: str | os.PathLike, rows_by_partition: dict[str, list[dict]], allow_subset: bool) -> dict[str, Path]:
+def resolve_audio(
+    data_folder: str | os.PathLike, rows_by_partition: dict[str, list[dict]], allow_subset: bool
+) -> dict[str, Path]:
     """Audio path of every listed file; missing files fail (or are dropped with ``allow_subset``).
 
     Returns
@@ -135,7 +141,9 @@ def partition_is_labelled(rows: list[dict], columns: list[str], where: str) -> b
     masked = [is_masked([r[c] for c in columns]) for r in rows]
     if any(masked) and not all(masked):
         lines = [r["line"] for r, m in zip(rows, masked) if m][:5]
-        raise PreparationError(f"{where}: some rows are labelled and some masked (e.g. lines {lines}); a partition is either fully labelled or fully masked")
+        raise PreparationError(
+            f"{where}: some rows are labelled and some masked (e.g. lines {lines}); a partition is either fully labelled or fully masked"
+        )
     return not all(masked)
 
 
@@ -182,7 +190,13 @@ def prepare_challenge_package(
     """
     options = {"allow_subset": allow_subset, "skip_bad_files": skip_bad_files}
     prep = Preparation(
-        corpus, data_folder, save_folder, options, list(SPLIT_NAMES.values()), "wav/ and lab/{train,devel,test}.csv inside", label_files(data_folder)
+        corpus,
+        data_folder,
+        save_folder,
+        options,
+        list(SPLIT_NAMES.values()),
+        "wav/ and lab/{train,devel,test}.csv inside",
+        label_files(data_folder),
     )
     if prep.done():
         return prep.outputs
@@ -203,7 +217,9 @@ def prepare_challenge_package(
             if row["filename"] not in audio:
                 continue
             stem = Path(row["filename"]).stem
-            split_items.append(Item(stem, audio[row["filename"]], stem, {"partition": partition, "labelled": labelled, **labels}))
+            split_items.append(
+                Item(stem, audio[row["filename"]], stem, {"partition": partition, "labelled": labelled, **labels})
+            )
         items[SPLIT_NAMES[partition]] = split_items
     summary = {"protocol": "challenge partitions", **(extra_summary or {}), "masked_partitions": masked_partitions}
     return prep.write(items, label_key, skip_bad_files, extra_summary=summary)

@@ -29,7 +29,15 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from data_prep.common import Item, Preparation, PreparationError, check_labels, leave_one_speaker_out, parse_prepare_args, prepare_parser
+from data_prep.common import (
+    Item,
+    Preparation,
+    PreparationError,
+    check_labels,
+    leave_one_speaker_out,
+    parse_prepare_args,
+    prepare_parser,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +48,9 @@ N_SPEAKERS = 9
 def read_listing(listing: Path) -> list[dict]:
     """Rows of the ``path,speaker,emotion`` listing, with line numbers."""
     if not listing.is_file():
-        raise PreparationError(f"{listing}: FESC listing not found (a CSV with columns path,speaker,emotion; see data_prep/fesc.py)")
+        raise PreparationError(
+            f"{listing}: FESC listing not found (a CSV with columns path,speaker,emotion; see data_prep/fesc.py)"
+        )
     with open(listing, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = [c.strip().lower() for c in reader.fieldnames or []]
@@ -107,14 +117,24 @@ def prepare_fesc(
         "allow_subset": allow_subset,
         "skip_bad_files": skip_bad_files,
     }
-    prep = Preparation("FESC", data_folder, save_folder, options, ("train", "valid", "test"), "listing.csv and the audio it lists", [listing_path])
+    prep = Preparation(
+        "FESC",
+        data_folder,
+        save_folder,
+        options,
+        ("train", "valid", "test"),
+        "listing.csv and the audio it lists",
+        [listing_path],
+    )
     if prep.done():
         return prep.outputs
     rows = read_listing(listing_path)
     check_labels((r["emotion"].lower() for r in rows), EMOTIONS, str(listing_path), "emotion")
     speakers = sorted({r["speaker"] for r in rows})
     if len(speakers) != N_SPEAKERS and not allow_subset:
-        raise PreparationError(f"{listing_path}: {len(speakers)} speakers ({', '.join(speakers)}), FESC has {N_SPEAKERS}; pass allow_subset=True on purpose")
+        raise PreparationError(
+            f"{listing_path}: {len(speakers)} speakers ({', '.join(speakers)}), FESC has {N_SPEAKERS}; pass allow_subset=True on purpose"
+        )
     roles = leave_one_speaker_out(speakers, fold, valid_offset)
     role_of = {spk: split for split, spks in roles.items() for spk in spks}
     items: dict[str, list[Item]] = {"train": [], "valid": [], "test": []}
@@ -125,7 +145,14 @@ def prepare_fesc(
         utt_id = stem if unique_stems else Path(row["path"]).with_suffix("").as_posix().replace("/", "__")
         items[role_of[row["speaker"]]].append(Item(utt_id, path, row["speaker"], {"emo": row["emotion"].lower()}))
     return prep.write(
-        items, "emo", skip_bad_files, extra_summary={"protocol": protocol, "fold": fold, "held_out": {k: v for k, v in roles.items() if k != "train"}}
+        items,
+        "emo",
+        skip_bad_files,
+        extra_summary={
+            "protocol": protocol,
+            "fold": fold,
+            "held_out": {k: v for k, v in roles.items() if k != "train"},
+        },
     )
 
 
@@ -135,7 +162,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--fold", type=int, default=1)
     parser.add_argument("--listing", default="listing.csv")
     args = parse_prepare_args(parser, argv)
-    prepare_fesc(args.data_folder, args.save_folder, fold=args.fold, listing=args.listing, allow_subset=args.allow_subset, skip_bad_files=args.skip_bad_files)
+    prepare_fesc(
+        args.data_folder,
+        args.save_folder,
+        fold=args.fold,
+        listing=args.listing,
+        allow_subset=args.allow_subset,
+        skip_bad_files=args.skip_bad_files,
+    )
 
 
 if __name__ == "__main__":

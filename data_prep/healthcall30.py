@@ -118,7 +118,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry: ``python -m data_prep.healthcall30 DATA_FOLDER SAVE_FOLDER``."""
     parser = prepare_parser(__doc__)
     args = parse_prepare_args(parser, argv)
-    prepare_healthcall30(args.data_folder, args.save_folder, allow_subset=args.allow_subset, skip_bad_files=args.skip_bad_files)
+    prepare_healthcall30(
+        args.data_folder, args.save_folder, allow_subset=args.allow_subset, skip_bad_files=args.skip_bad_files
+    )
 
 
 if __name__ == "__main__":

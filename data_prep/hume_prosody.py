@@ -31,7 +31,17 @@ from data_prep.compare import prepare_challenge_package
 
 logger = logging.getLogger(__name__)
 
-EMOTIONS = ("Anger", "Boredom", "Calmness", "Concentration", "Determination", "Excitement", "Interest", "Sadness", "Tiredness")
+EMOTIONS = (
+    "Anger",
+    "Boredom",
+    "Calmness",
+    "Concentration",
+    "Determination",
+    "Excitement",
+    "Interest",
+    "Sadness",
+    "Tiredness",
+)
 
 
 def parse_intensities(row: dict, where: str) -> list[float]:
@@ -84,7 +94,15 @@ def prepare_hume_prosody(
         Split name -> manifest path.
     """
     return prepare_challenge_package(
-        "Hume-Prosody", data_folder, save_folder, list(EMOTIONS), _labels, "dominant", allow_subset, skip_bad_files, extra_summary={"emotions": list(EMOTIONS)}
+        "Hume-Prosody",
+        data_folder,
+        save_folder,
+        list(EMOTIONS),
+        _labels,
+        "dominant",
+        allow_subset,
+        skip_bad_files,
+        extra_summary={"emotions": list(EMOTIONS)},
     )
 
 
@@ -98,7 +116,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry: ``python -m data_prep.hume_prosody DATA_FOLDER SAVE_FOLDER``."""
     parser = prepare_parser(__doc__)
     args = parse_prepare_args(parser, argv)
-    prepare_hume_prosody(args.data_folder, args.save_folder, allow_subset=args.allow_subset, skip_bad_files=args.skip_bad_files)
+    prepare_hume_prosody(
+        args.data_folder, args.save_folder, allow_subset=args.allow_subset, skip_bad_files=args.skip_bad_files
+    )
 
 
 if __name__ == "__main__":

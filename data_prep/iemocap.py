@@ -48,7 +48,15 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from data_prep.common import Item, Preparation, PreparationError, check_fold, check_labels, parse_prepare_args, prepare_parser
+from data_prep.common import (
+    Item,
+    Preparation,
+    PreparationError,
+    check_fold,
+    check_labels,
+    parse_prepare_args,
+    prepare_parser,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +65,9 @@ FOUR_CLASS = {"neu": "neu", "hap": "hap", "exc": "hap", "sad": "sad", "ang": "an
 FOUR_CLASS_COUNTS = {"ang": 1103, "hap": 1636, "neu": 1708, "sad": 1084}  # 5531, the papers' set
 SESSIONS = (1, 2, 3, 4, 5)
 PROTOCOLS = {"session": 5, "loso": 5, "lo2so": 10, "random": 1}
-SUMMARY_LINE = re.compile(r"^\[(\d+(?:\.\d+)?) - (\d+(?:\.\d+)?)\]\t(\S+)\t(\S+)\t\[([-\d.]+), ([-\d.]+), ([-\d.]+)\]\s*$")
+SUMMARY_LINE = re.compile(
+    r"^\[(\d+(?:\.\d+)?) - (\d+(?:\.\d+)?)\]\t(\S+)\t(\S+)\t\[([-\d.]+), ([-\d.]+), ([-\d.]+)\]\s*$"
+)
 TRANSCRIPT_LINE = re.compile(r"^(Ses\d\d[FM]_\S+_[FMX]\d+)\s*\[[\d.]+-[\d.]+\]:\s*(.*)$")
 UTT_ID = re.compile(r"^Ses(\d\d)[FM]_.+_([FM])\d+$")
 
@@ -200,21 +210,35 @@ def prepare_iemocap(
         "skip_bad_files": skip_bad_files,
     }
     label_files = sorted(Path(data_folder).glob("Session*/dialog/*/*.txt"))
-    prep = Preparation("IEMOCAP", data_folder, save_folder, options, ("train", "valid", "test"), "Session1 ... Session5 inside", label_files)
+    prep = Preparation(
+        "IEMOCAP",
+        data_folder,
+        save_folder,
+        options,
+        ("train", "valid", "test"),
+        "Session1 ... Session5 inside",
+        label_files,
+    )
     if prep.done():
         return prep.outputs
     data_folder = Path(data_folder)
     sessions = [n for n in SESSIONS if (data_folder / f"Session{n}").is_dir()]
     if not sessions:
-        raise PreparationError(f"{data_folder}: no Session1 ... Session5 folders; point data_folder at IEMOCAP_full_release")
+        raise PreparationError(
+            f"{data_folder}: no Session1 ... Session5 folders; point data_folder at IEMOCAP_full_release"
+        )
     if len(sessions) < len(SESSIONS) and not allow_subset:
-        raise PreparationError(f"{data_folder}: found sessions {sessions}, expected 1-5; pass allow_subset=True to prepare fewer on purpose")
+        raise PreparationError(
+            f"{data_folder}: found sessions {sessions}, expected 1-5; pass allow_subset=True to prepare fewer on purpose"
+        )
 
     found = []
     for n in sessions:
         evaluation = sorted((data_folder / f"Session{n}" / "dialog" / "EmoEvaluation").glob("*.txt"))
         if not evaluation:
-            raise PreparationError(f"{data_folder / f'Session{n}' / 'dialog' / 'EmoEvaluation'}: no EmoEvaluation .txt files")
+            raise PreparationError(
+                f"{data_folder / f'Session{n}' / 'dialog' / 'EmoEvaluation'}: no EmoEvaluation .txt files"
+            )
         for emo_file in evaluation:
             rows = read_emo_evaluation(emo_file)
             check_labels((r[1] for r in rows), ALL_LABELS, str(emo_file), "emotion")
@@ -235,7 +259,9 @@ def prepare_iemocap(
     for n, utt, label, vad, transcript, emo_file in kept:
         speaker = speaker_of(utt)
         if int(speaker[3:5]) != n:
-            raise PreparationError(f"{emo_file}: utterance {utt} names session {speaker[3:5]} but is listed in Session{n}")
+            raise PreparationError(
+                f"{emo_file}: utterance {utt} names session {speaker[3:5]} but is listed in Session{n}"
+            )
         dialog = utt.rsplit("_", 1)[0]
         wav = data_folder / f"Session{n}" / "sentences" / "wav" / dialog / f"{utt}.wav"
         fields = {
@@ -257,15 +283,27 @@ def prepare_iemocap(
         rng.shuffle(shuffled)
         n_train = int(round(random_split[0] * len(shuffled)))
         n_valid = int(round(random_split[1] * len(shuffled)))
-        splits = {"train": shuffled[:n_train], "valid": shuffled[n_train : n_train + n_valid], "test": shuffled[n_train + n_valid :]}
-        return prep.write(splits, "emo", skip_bad_files, speaker_independent=False, extra_summary={"protocol": "random (speaker-dependent)"})
+        splits = {
+            "train": shuffled[:n_train],
+            "valid": shuffled[n_train : n_train + n_valid],
+            "test": shuffled[n_train + n_valid :],
+        }
+        return prep.write(
+            splits,
+            "emo",
+            skip_bad_files,
+            speaker_independent=False,
+            extra_summary={"protocol": "random (speaker-dependent)"},
+        )
 
     held_out = fold_speakers(protocol, fold, valid_gender)
     role = {spk: split for split, spks in held_out.items() for spk in spks}
     splits = {"train": [], "valid": [], "test": []}
     for item in items:
         splits[role.get(item.speaker, "train")].append(item)
-    return prep.write(splits, "emo", skip_bad_files, extra_summary={"protocol": protocol, "fold": fold, "held_out": held_out})
+    return prep.write(
+        splits, "emo", skip_bad_files, extra_summary={"protocol": protocol, "fold": fold, "held_out": held_out}
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -33,7 +33,16 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from data_prep.common import Item, Preparation, PreparationError, check_fold, check_labels, index_audio, parse_prepare_args, prepare_parser
+from data_prep.common import (
+    Item,
+    Preparation,
+    PreparationError,
+    check_fold,
+    check_labels,
+    index_audio,
+    parse_prepare_args,
+    prepare_parser,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +78,9 @@ def parse_evaluation(path: Path) -> list[dict]:
             }
         )
     if not rows:
-        raise PreparationError(f"{path}: no summary lines like 'UTD-IMPROV-S01A-F01-P-FM01.avi; A; A:..; V:..; D:..; N:..'")
+        raise PreparationError(
+            f"{path}: no summary lines like 'UTD-IMPROV-S01A-F01-P-FM01.avi; A; A:..; V:..; D:..; N:..'"
+        )
     return rows
 
 
@@ -111,14 +122,24 @@ def prepare_msp_improv(
     check_fold(fold, N_SESSIONS, protocol)
     options = {"protocol": protocol, "fold": int(fold), "allow_subset": allow_subset, "skip_bad_files": skip_bad_files}
     evaluation = Path(data_folder) / "Evaluation.txt"
-    prep = Preparation("MSP-IMPROV", data_folder, save_folder, options, ("train", "valid", "test"), "Evaluation.txt and session1 ... session6", [evaluation])
+    prep = Preparation(
+        "MSP-IMPROV",
+        data_folder,
+        save_folder,
+        options,
+        ("train", "valid", "test"),
+        "Evaluation.txt and session1 ... session6",
+        [evaluation],
+    )
     if prep.done():
         return prep.outputs
     rows = parse_evaluation(evaluation)
     check_labels((r["code"] for r in rows), ALL_CODES, str(evaluation), "consensus label")
     kept = [r for r in rows if r["code"] in LABELS]
     if len(kept) != N_UTTERANCES and not allow_subset:
-        raise PreparationError(f"{evaluation}: {len(kept)} four-class utterances, the corpus has {N_UTTERANCES}; pass allow_subset=True on purpose")
+        raise PreparationError(
+            f"{evaluation}: {len(kept)} four-class utterances, the corpus has {N_UTTERANCES}; pass allow_subset=True on purpose"
+        )
     audio = index_audio(data_folder)
     missing = [r["utt_id"] for r in kept if r["utt_id"] not in audio]
     if missing and not allow_subset:
@@ -131,10 +152,22 @@ def prepare_msp_improv(
         if row["utt_id"] not in audio:
             continue
         split = "test" if row["session"] == test_session else "valid" if row["session"] == valid_session else "train"
-        fields = {"session": row["session"], "emo": LABELS[row["code"]], "arousal": row["arousal"], "valence": row["valence"], "dominance": row["dominance"]}
+        fields = {
+            "session": row["session"],
+            "emo": LABELS[row["code"]],
+            "arousal": row["arousal"],
+            "valence": row["valence"],
+            "dominance": row["dominance"],
+        }
         items[split].append(Item(row["utt_id"], audio[row["utt_id"]], row["speaker"], fields))
     sessions = Counter(r["session"] for r in kept)
-    summary = {"protocol": protocol, "fold": fold, "test_session": test_session, "valid_session": valid_session, "sessions": dict(sorted(sessions.items()))}
+    summary = {
+        "protocol": protocol,
+        "fold": fold,
+        "test_session": test_session,
+        "valid_session": valid_session,
+        "sessions": dict(sorted(sessions.items())),
+    }
     return prep.write(items, "emo", skip_bad_files, extra_summary=summary)
 
 
@@ -143,7 +176,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = prepare_parser(__doc__)
     parser.add_argument("--fold", type=int, default=1)
     args = parse_prepare_args(parser, argv)
-    prepare_msp_improv(args.data_folder, args.save_folder, fold=args.fold, allow_subset=args.allow_subset, skip_bad_files=args.skip_bad_files)
+    prepare_msp_improv(
+        args.data_folder,
+        args.save_folder,
+        fold=args.fold,
+        allow_subset=args.allow_subset,
+        skip_bad_files=args.skip_bad_files,
+    )
 
 
 if __name__ == "__main__":

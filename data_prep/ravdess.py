@@ -133,14 +133,23 @@ def prepare_ravdess(
     ['test', 'train', 'valid']
     """
     splits = {name: sorted(int(a) for a in actors) for name, actors in (splits or DEFAULT_SPLITS).items()}
-    options = {"merge_calm": merge_calm, "splits": splits, "allow_subset": allow_subset, "skip_bad_files": skip_bad_files}
-    prep = Preparation("RAVDESS", data_folder, save_folder, options, list(splits), layout_hint="Actor_01 ... Actor_24 inside")
+    options = {
+        "merge_calm": merge_calm,
+        "splits": splits,
+        "allow_subset": allow_subset,
+        "skip_bad_files": skip_bad_files,
+    }
+    prep = Preparation(
+        "RAVDESS", data_folder, save_folder, options, list(splits), layout_hint="Actor_01 ... Actor_24 inside"
+    )
     if prep.done():
         return prep.outputs
     data_folder = Path(data_folder)
     actor_dirs = sorted(p for p in data_folder.glob("Actor_*") if p.is_dir())
     if not actor_dirs:
-        raise PreparationError(f"{data_folder}: no Actor_NN folders found; point data_folder at the folder that holds Actor_01 ... Actor_24")
+        raise PreparationError(
+            f"{data_folder}: no Actor_NN folders found; point data_folder at the folder that holds Actor_01 ... Actor_24"
+        )
 
     actor_to_split = {}
     for name, actors in splits.items():
@@ -156,7 +165,9 @@ def prepare_ravdess(
             if parsed is None:
                 continue
             if f"Actor_{parsed['actor']:02d}" != actor_dir.name:
-                raise PreparationError(f"{wav}: actor {parsed['actor']:02d} in the name does not match its folder {actor_dir.name}")
+                raise PreparationError(
+                    f"{wav}: actor {parsed['actor']:02d} in the name does not match its folder {actor_dir.name}"
+                )
             found.append((wav, parsed))
     if not found:
         raise PreparationError(f"{data_folder}: no speech files (03-01-*.wav) found under the Actor_NN folders")
@@ -187,7 +198,9 @@ def prepare_ravdess(
             "statement": parsed["statement"],
         }
         items[actor_to_split[parsed["actor"]]].append(Item(wav.stem, wav, f"Actor_{parsed['actor']:02d}", fields))
-    return prep.write(items, label_key="emo", skip_bad_files=skip_bad_files, extra_summary={"protocol": "actors 1-20 / 21-22 / 23-24"})
+    return prep.write(
+        items, label_key="emo", skip_bad_files=skip_bad_files, extra_summary={"protocol": "actors 1-20 / 21-22 / 23-24"}
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -195,7 +208,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = prepare_parser(__doc__)
     parser.add_argument("--keep-calm", action="store_true", help="keep calm as an 8th class")
     args = parse_prepare_args(parser, argv)
-    prepare_ravdess(args.data_folder, args.save_folder, merge_calm=not args.keep_calm, allow_subset=args.allow_subset, skip_bad_files=args.skip_bad_files)
+    prepare_ravdess(
+        args.data_folder,
+        args.save_folder,
+        merge_calm=not args.keep_calm,
+        allow_subset=args.allow_subset,
+        skip_bad_files=args.skip_bad_files,
+    )
 
 
 if __name__ == "__main__":

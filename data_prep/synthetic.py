@@ -146,7 +146,9 @@ def ssml_and_effects(utt: Utterance, rng: random.Random) -> tuple[str, list[str]
     ssml = f'<speak><prosody pitch="{pitch:+.0f}%" range="{pitch_range:.0f}%" rate="{rate:.0f}%" volume="{volume:.0f}%">{utt.text}</prosody></speak>'
     effects: list[str] = []
     for template in style.effects:
-        strength = EFFECT_STRENGTH.get(utt.emotion, 1.0) * rng.uniform(0.7, 1.3)  # an utterance's own style gives literal effects
+        strength = EFFECT_STRENGTH.get(utt.emotion, 1.0) * rng.uniform(
+            0.7, 1.3
+        )  # an utterance's own style gives literal effects
         if utt.strong:
             # filters go lower/higher, gains go up: push away from a neutral setting
             strength = strength / 1.3 if template.startswith("lowpass") else strength * 1.3
@@ -166,14 +168,42 @@ def synthesise(utt: Utterance, root: Path, seed: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         raw, out = os.path.join(tmp, "raw.wav"), os.path.join(tmp, "out.wav")
         subprocess.run(
-            ["espeak-ng", "-m", "-v", voice, "-p", str(utt.speaker.base_pitch), "-s", str(utt.speaker.base_speed), "-w", raw, ssml],
+            [
+                "espeak-ng",
+                "-m",
+                "-v",
+                voice,
+                "-p",
+                str(utt.speaker.base_pitch),
+                "-s",
+                str(utt.speaker.base_speed),
+                "-w",
+                raw,
+                ssml,
+            ],
             check=True,
             capture_output=True,
         )
         # -G guards against clipping from loud styles, -D turns off (random) dither so a
         # seed gives the same bytes; 16-bit PCM at the corpus's rate
         subprocess.run(
-            ["sox", "-G", "-D", raw, "-r", str(utt.sample_rate), "-b", "16", "-c", "1", out, *effects, "rate", "-h", str(utt.sample_rate)],
+            [
+                "sox",
+                "-G",
+                "-D",
+                raw,
+                "-r",
+                str(utt.sample_rate),
+                "-b",
+                "16",
+                "-c",
+                "1",
+                out,
+                *effects,
+                "rate",
+                "-h",
+                str(utt.sample_rate),
+            ],
             check=True,
             capture_output=True,
         )
@@ -213,7 +243,13 @@ def ravdess_actor_ids(speakers: int) -> list[int]:
 
 
 def ravdess_layout(
-    speakers: int, seed: int, repetitions: int = 2, statements: int = 2, emotions: Sequence[str] | None = None, song: bool = False, **_
+    speakers: int,
+    seed: int,
+    repetitions: int = 2,
+    statements: int = 2,
+    emotions: Sequence[str] | None = None,
+    song: bool = False,
+    **_,
 ) -> tuple[list[Utterance], Callable[[Path], None]]:
     """RAVDESS: ``Actor_NN/03-01-EE-II-SS-RR-NN.wav`` at 48 kHz, no label files."""
     emotions = list(emotions or RAVDESS_CODES)
@@ -225,7 +261,16 @@ def ravdess_layout(
                 for statement in range(1, statements + 1):
                     for rep in range(1, repetitions + 1):
                         name = f"03-01-{RAVDESS_CODES[emotion]}-{'02' if strong else '01'}-{statement:02d}-{rep:02d}-{actor:02d}.wav"
-                        items.append(Utterance(f"Actor_{actor:02d}/{name}", RAVDESS_STATEMENTS[statement - 1], spk, emotion, strong, 48000))
+                        items.append(
+                            Utterance(
+                                f"Actor_{actor:02d}/{name}",
+                                RAVDESS_STATEMENTS[statement - 1],
+                                spk,
+                                emotion,
+                                strong,
+                                48000,
+                            )
+                        )
             if song and emotion in RAVDESS_SONG_EMOTIONS:
                 name = f"03-02-{RAVDESS_CODES[emotion]}-01-01-01-{actor:02d}.wav"
                 items.append(Utterance(f"Actor_{actor:02d}/{name}", RAVDESS_STATEMENTS[0], spk, emotion, False, 48000))
@@ -284,7 +329,12 @@ IEMOCAP_LABEL_CYCLE = ["neu", "hap", "sad", "ang", "exc", "neu", "fru", "sad", "
 
 
 def iemocap_layout(
-    speakers: int = 10, seed: int = 0, utterances_per_dialog: int = 12, dialogs_per_session: int = 2, sessions: int = 5, **_
+    speakers: int = 10,
+    seed: int = 0,
+    utterances_per_dialog: int = 12,
+    dialogs_per_session: int = 2,
+    sessions: int = 5,
+    **_,
 ) -> tuple[list[Utterance], Callable[[Path], None]]:
     """IEMOCAP: ``Session{n}/sentences/wav/<dialog>/<utt>.wav`` (16 kHz), EmoEvaluation and transcriptions.
 
@@ -355,7 +405,9 @@ FINNISH_SENTENCES = [
 FESC_STYLES = {"neutral": "neutral", "sadness": "sad", "joy": "happy", "affection": "affection", "anger": "angry"}
 
 
-def fesc_layout(speakers: int = 9, seed: int = 0, utterances_per_emotion: int = 4, **_) -> tuple[list[Utterance], Callable[[Path], None]]:
+def fesc_layout(
+    speakers: int = 9, seed: int = 0, utterances_per_emotion: int = 4, **_
+) -> tuple[list[Utterance], Callable[[Path], None]]:
     """FESC (generic listing): ``wav/<speaker>/<speaker>_<emotion>_<nn>.wav`` at 44.1 kHz plus ``listing.csv`` (``path,speaker,emotion``).
 
     Speakers ``FESC_01`` .. ``FESC_09``; odd numbers male (5 male, 4 female as in the corpus).
@@ -368,7 +420,15 @@ def fesc_layout(speakers: int = 9, seed: int = 0, utterances_per_emotion: int = 
             for i in range(utterances_per_emotion):
                 text = FINNISH_SENTENCES[(i + k) % len(FINNISH_SENTENCES)]
                 items.append(
-                    Utterance(f"wav/{name}/{name}_{emotion}_{i + 1:02d}.wav", text, spk, style, False, 44100, meta={"speaker": name, "emotion": emotion})
+                    Utterance(
+                        f"wav/{name}/{name}_{emotion}_{i + 1:02d}.wav",
+                        text,
+                        spk,
+                        style,
+                        False,
+                        44100,
+                        meta={"speaker": name, "emotion": emotion},
+                    )
                 )
 
     def write_labels(root: Path) -> None:
@@ -412,7 +472,9 @@ HEALTHCALL_STYLES = {
 }
 
 
-def healthcall30_layout(speakers: int = 12, seed: int = 0, files_per_speaker: int = 8, **_) -> tuple[list[Utterance], Callable[[Path], None]]:
+def healthcall30_layout(
+    speakers: int = 12, seed: int = 0, files_per_speaker: int = 8, **_
+) -> tuple[list[Utterance], Callable[[Path], None]]:
     """HealthCall30 (ComParE 2023 Requests): ``wav/<partition>_NNNN.wav`` (16 kHz) and ``lab/{train,devel,test}.csv``.
 
     ``filename,request,complaint``; the test partition's labels are masked
@@ -437,7 +499,17 @@ def healthcall30_layout(speakers: int = 12, seed: int = 0, files_per_speaker: in
             name = f"{partition}_{counters[partition]:04d}.wav"
             rng = random.Random(f"{seed}-healthcall-{k}-{i}")
             text = f"{rng.choice(HEALTHCALL_OPENINGS)}, {rng.choice(HEALTHCALL_REQUESTS[request])}, {rng.choice(HEALTHCALL_COMPLAINTS[complaint])}"
-            items.append(Utterance(f"wav/{name}", text, spk, style, strong, 16000, meta={"partition": partition, "request": request, "complaint": complaint}))
+            items.append(
+                Utterance(
+                    f"wav/{name}",
+                    text,
+                    spk,
+                    style,
+                    strong,
+                    16000,
+                    meta={"partition": partition, "request": request, "complaint": complaint},
+                )
+            )
 
     def write_labels(root: Path) -> None:
         for partition in ("train", "devel", "test"):
@@ -460,7 +532,17 @@ def write_transcripts(root: Path, items: Sequence[Utterance]) -> None:
     atomic_write_text(root / "transcripts.csv", frame.to_csv(index=False, lineterminator="\n"))
 
 
-HUME_EMOTIONS = ["Anger", "Boredom", "Calmness", "Concentration", "Determination", "Excitement", "Interest", "Sadness", "Tiredness"]
+HUME_EMOTIONS = [
+    "Anger",
+    "Boredom",
+    "Calmness",
+    "Concentration",
+    "Determination",
+    "Excitement",
+    "Interest",
+    "Sadness",
+    "Tiredness",
+]
 # Each clip is a point of an arousal x valence plane: arousal sets the rate,
 # loudness and roughness, valence the pitch, its range and the brightness;
 # each emotion's intensity
@@ -511,12 +593,17 @@ def hume_intensities(arousal: float, valence: float) -> dict[str, float]:
     >>> values["Anger"], values["Excitement"] < 0.1
     (1.0, True)
     """
-    raw = {e: math.exp(-((arousal - a) ** 2 + (valence - v) ** 2) / (2 * HUME_WIDTH**2)) for e, (a, v) in HUME_CENTRES.items()}
+    raw = {
+        e: math.exp(-((arousal - a) ** 2 + (valence - v) ** 2) / (2 * HUME_WIDTH**2))
+        for e, (a, v) in HUME_CENTRES.items()
+    }
     top = max(raw.values())
     return {e: round(value / top, 4) for e, value in raw.items()}
 
 
-def hume_prosody_layout(speakers: int = 12, seed: int = 0, files_per_speaker: int = 9, **_) -> tuple[list[Utterance], Callable[[Path], None]]:
+def hume_prosody_layout(
+    speakers: int = 12, seed: int = 0, files_per_speaker: int = 9, **_
+) -> tuple[list[Utterance], Callable[[Path], None]]:
     """Hume-Prosody (ComParE 2023 Emotion Share): ``wav/<numeric id>.wav`` (16 kHz) and ``lab/{train,devel,test}.csv``.
 
     Nine intensities in [0, 1] per clip, the top one at 1.0 (as in the devel
@@ -537,14 +624,27 @@ def hume_prosody_layout(speakers: int = 12, seed: int = 0, files_per_speaker: in
             text = rng.choice(HUME_VOCALISATIONS[min(2, int(valence * 3))])
             meta = {"partition": partition, "intensities": intensities, "arousal": arousal, "valence": valence}
             dominant = max(intensities, key=intensities.get)
-            items.append(Utterance(f"wav/{next_id}.wav", text, spk, dominant, False, 16000, meta=meta, style=hume_style(arousal, valence)))
+            items.append(
+                Utterance(
+                    f"wav/{next_id}.wav",
+                    text,
+                    spk,
+                    dominant,
+                    False,
+                    16000,
+                    meta=meta,
+                    style=hume_style(arousal, valence),
+                )
+            )
 
     def write_labels(root: Path) -> None:
         for partition in ("train", "devel", "test"):
             rows = ["filename," + ",".join(HUME_EMOTIONS)]
             for u in items:
                 if u.meta["partition"] == partition:
-                    values = ["?"] * 9 if partition == "test" else [f"{u.meta['intensities'][e]:.4f}" for e in HUME_EMOTIONS]
+                    values = (
+                        ["?"] * 9 if partition == "test" else [f"{u.meta['intensities'][e]:.4f}" for e in HUME_EMOTIONS]
+                    )
                     rows.append(f"{Path(u.relpath).name}," + ",".join(values))
             atomic_write_text(root / f"lab/{partition}.csv", "\n".join(rows) + "\n")
         write_transcripts(root, items)
@@ -556,7 +656,9 @@ MSP_STYLES = {"A": "angry", "H": "happy", "S": "sad", "N": "neutral", "O": "surp
 MSP_LABEL_CYCLE = ["A", "H", "S", "N", "N", "H", "A", "S", "X", "O"]
 
 
-def msp_improv_layout(speakers: int = 12, seed: int = 0, utterances_per_speaker: int = 10, **_) -> tuple[list[Utterance], Callable[[Path], None]]:
+def msp_improv_layout(
+    speakers: int = 12, seed: int = 0, utterances_per_speaker: int = 10, **_
+) -> tuple[list[Utterance], Callable[[Path], None]]:
     """MSP-IMPROV: ``session{n}/S{nn}{E}/{scenario}/MSP-IMPROV-S{nn}{E}-{spk}-{scenario}-{turn}.wav`` (44.1 kHz) and ``Evaluation.txt``.
 
     Six sessions, speakers ``F0n``/``M0n`` (session n); the consensus label is
@@ -576,7 +678,15 @@ def msp_improv_layout(speakers: int = 12, seed: int = 0, utterances_per_speaker:
                 utt_id = f"MSP-IMPROV-{sentence}-{spk_id}-{scenario}-{g}{'M' if g == 'F' else 'F'}{i + 1:02d}"
                 text = ENGLISH_SENTENCES[(i + n) % len(ENGLISH_SENTENCES)]
                 items.append(
-                    Utterance(f"session{n}/{sentence}/{scenario}/{utt_id}.wav", text, spk, MSP_STYLES[label], False, 44100, meta={"id": utt_id, "label": label})
+                    Utterance(
+                        f"session{n}/{sentence}/{scenario}/{utt_id}.wav",
+                        text,
+                        spk,
+                        MSP_STYLES[label],
+                        False,
+                        44100,
+                        meta={"id": utt_id, "label": label},
+                    )
                 )
 
     def write_labels(root: Path) -> None:
@@ -605,7 +715,13 @@ LAYOUTS: dict[str, Callable[..., tuple[list[Utterance], Callable[[Path], None]]]
 
 
 def generate_corpus(
-    corpus: str, out: str | Path, speakers: int = 24, seed: int = 0, workers: int | None = None, progress: bool = True, **layout_options
+    corpus: str,
+    out: str | Path,
+    speakers: int = 24,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = True,
+    **layout_options,
 ) -> Path:
     """Synthesise ``corpus`` into ``out`` in its real layout; existing files are kept.
 
@@ -638,7 +754,9 @@ def generate_corpus(
     """
     for tool in ("espeak-ng", "sox"):
         if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} not found: install it (apt-get install -y espeak-ng sox, or run `make install`)")
+            raise RuntimeError(
+                f"{tool} not found: install it (apt-get install -y espeak-ng sox, or run `make install`)"
+            )
     if corpus not in LAYOUTS:
         raise ValueError(f"unknown corpus {corpus!r}; known: {', '.join(LAYOUTS)}")
     root = Path(out)
@@ -662,7 +780,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repetitions", type=int, default=2, help="RAVDESS: repetitions per sentence (1 or 2)")
     parser.add_argument("--statements", type=int, default=2, help="RAVDESS: statements (1 or 2)")
     parser.add_argument("--song", action="store_true", help="RAVDESS: also write a few song files (03-02-*)")
-    parser.add_argument("--per-speaker", type=int, default=None, help="other corpora: utterances per speaker (IEMOCAP: per dialog)")
+    parser.add_argument(
+        "--per-speaker", type=int, default=None, help="other corpora: utterances per speaker (IEMOCAP: per dialog)"
+    )
     args = parser.parse_args(argv)
     sizes = {}
     if args.per_speaker is not None:

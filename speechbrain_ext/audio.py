@@ -50,7 +50,9 @@ def _checked(path: str | os.PathLike) -> str:
     return path
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int = TARGET_SAMPLE_RATE, start: int = 0, stop: int | None = None) -> torch.Tensor:
+def load_audio(
+    path: str | os.PathLike, sample_rate: int = TARGET_SAMPLE_RATE, start: int = 0, stop: int | None = None
+) -> torch.Tensor:
     """Read an audio file as a mono float32 tensor at ``sample_rate``.
 
     Channels are averaged; the signal is resampled when the file's rate differs.

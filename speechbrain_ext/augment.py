@@ -69,7 +69,9 @@ class PitchShift(torch.nn.Module):
         phase_advance = torch.linspace(0, math.pi * self.hop, spec.shape[-2], device=waveforms.device)[..., None]
         stretched = torchaudio.functional.phase_vocoder(spec, 1.0 / rate, phase_advance)
         longer = torch.istft(stretched, self.n_fft, self.hop, window=window, length=int(round(length * rate)))
-        return torch.nn.functional.interpolate(longer.unsqueeze(1), size=length, mode="linear", align_corners=False).squeeze(1)
+        return torch.nn.functional.interpolate(
+            longer.unsqueeze(1), size=length, mode="linear", align_corners=False
+        ).squeeze(1)
 
 
 def _coloured_noise(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
@@ -104,7 +106,12 @@ def _write_set(folder: Path, csv_path: Path, signals: list[tuple[str, np.ndarray
 
 
 def generate_noise_and_rirs(
-    folder: str | os.PathLike, sample_rate: int = 16000, n_noises: int = 24, n_rirs: int = 24, noise_seconds: float = 8.0, seed: int = 0
+    folder: str | os.PathLike,
+    sample_rate: int = 16000,
+    n_noises: int = 24,
+    n_rirs: int = 24,
+    noise_seconds: float = 8.0,
+    seed: int = 0,
 ) -> tuple[Path, Path]:
     """Write noise recordings and room impulse responses plus the CSV files ``AddNoise``/``AddReverb`` read.
 
@@ -139,8 +146,13 @@ def generate_noise_and_rirs(
     if noise_csv.is_file() and rir_csv.is_file():
         return noise_csv, rir_csv
     rng = np.random.default_rng(seed)
-    noises = [(f"noise_{i:03d}", _coloured_noise(int(noise_seconds * sample_rate), [0.0, 1.0, 2.0][i % 3], rng)) for i in range(n_noises)]
-    rirs = [(f"rir_{i:03d}", _room_impulse_response(float(rng.uniform(0.2, 0.9)), sample_rate, rng)) for i in range(n_rirs)]
+    noises = [
+        (f"noise_{i:03d}", _coloured_noise(int(noise_seconds * sample_rate), [0.0, 1.0, 2.0][i % 3], rng))
+        for i in range(n_noises)
+    ]
+    rirs = [
+        (f"rir_{i:03d}", _room_impulse_response(float(rng.uniform(0.2, 0.9)), sample_rate, rng)) for i in range(n_rirs)
+    ]
     _write_set(folder / "noise", noise_csv, noises, sample_rate)
     _write_set(folder / "rir", rir_csv, rirs, sample_rate)
     return noise_csv, rir_csv

@@ -145,7 +145,9 @@ def duration_batch_sampler(
         "seed": seed,
     }
     if isinstance(dataset_or_durations, DynamicItemDataset):
-        return DynamicBatchSampler(dataset_or_durations, max_batch_seconds, length_func=lambda entry: seconds(entry[duration_key]), **kwargs)
+        return DynamicBatchSampler(
+            dataset_or_durations, max_batch_seconds, length_func=lambda entry: seconds(entry[duration_key]), **kwargs
+        )
     lengths = [seconds(d) for d in dataset_or_durations]
     return DynamicBatchSampler(lengths, max_batch_seconds, lengths_list=lengths, **kwargs)
 
@@ -226,7 +228,9 @@ def random_batches(durations: Sequence[float], batch_size: int, seed: int = 0) -
     ([2, 2, 1], [1.0, 2.0, 3.0, 4.0, 5.0])
     """
     order = np.random.default_rng(seed).permutation(len(durations))
-    return [[float(durations[i]) for i in order[start : start + batch_size]] for start in range(0, len(order), batch_size)]
+    return [
+        [float(durations[i]) for i in order[start : start + batch_size]] for start in range(0, len(order), batch_size)
+    ]
 
 
 def sampler_batches(sampler: Iterable[Sequence[int]], durations: Sequence[float]) -> list[list[float]]:

@@ -20,7 +20,9 @@ import torch
 from torch import nn
 
 
-def gaussian_kl(mu_q: torch.Tensor, log_sigma_q: torch.Tensor, mu_p: torch.Tensor, log_sigma_p: torch.Tensor) -> torch.Tensor:
+def gaussian_kl(
+    mu_q: torch.Tensor, log_sigma_q: torch.Tensor, mu_p: torch.Tensor, log_sigma_p: torch.Tensor
+) -> torch.Tensor:
     """Element-wise ``KL(N(mu_q, sigma_q) || N(mu_p, sigma_p))`` with log standard deviations.
 
     Example
@@ -101,7 +103,9 @@ class BayesianLinear(nn.Module):
             if prior_bias_sigma is None:
                 prior_bias_sigma = prior_sigma_t.clone() if scalar_prior else float(prior_sigma_t.mean())
             self.register_buffer("prior_bias_mu", torch.as_tensor(prior_bias_mu, dtype=torch.float32).clone())
-            self.register_buffer("prior_bias_log_sigma", torch.as_tensor(prior_bias_sigma, dtype=torch.float32).log().clone())
+            self.register_buffer(
+                "prior_bias_log_sigma", torch.as_tensor(prior_bias_sigma, dtype=torch.float32).log().clone()
+            )
         else:
             self.register_parameter("bias_mu", None)
             self.register_parameter("bias_log_sigma", None)
@@ -205,11 +209,15 @@ class BayesianLinear(nn.Module):
         if self.mean_weights:
             out = nn.functional.linear(x, self.weight_mu, self.bias_mu)
             return out if squeeze else out.unsqueeze(0).expand(k, *out.shape)
-        weight = self.weight_mu + torch.exp(self.weight_log_sigma) * torch.randn(k, *self.weight_mu.shape, device=x.device, dtype=self.weight_mu.dtype)
+        weight = self.weight_mu + torch.exp(self.weight_log_sigma) * torch.randn(
+            k, *self.weight_mu.shape, device=x.device, dtype=self.weight_mu.dtype
+        )
         flat = x.reshape(-1, self.input_size)
         out = torch.matmul(flat, weight.transpose(1, 2))  # (k, N, out)
         if self.bias_mu is not None:
-            bias = self.bias_mu + torch.exp(self.bias_log_sigma) * torch.randn(k, self.n_neurons, device=x.device, dtype=self.bias_mu.dtype)
+            bias = self.bias_mu + torch.exp(self.bias_log_sigma) * torch.randn(
+                k, self.n_neurons, device=x.device, dtype=self.bias_mu.dtype
+            )
             out = out + bias.unsqueeze(1)
         out = out.reshape(k, *x.shape[:-1], self.n_neurons)
         return out.squeeze(0) if squeeze else out
@@ -277,7 +285,9 @@ class BayesianLinear(nn.Module):
         kl = gaussian_kl(self.weight_mu, self.weight_log_sigma, self.prior_weight_mu, self.prior_weight_log_sigma).sum()
         count = self.weight_mu.numel()
         if self.bias_mu is not None:
-            kl = kl + gaussian_kl(self.bias_mu, self.bias_log_sigma, self.prior_bias_mu, self.prior_bias_log_sigma).sum()
+            kl = (
+                kl + gaussian_kl(self.bias_mu, self.bias_log_sigma, self.prior_bias_mu, self.prior_bias_log_sigma).sum()
+            )
             count += self.bias_mu.numel()
         if reduction == "sum":
             return kl
@@ -317,7 +327,9 @@ def bayesian_kl_loss(module: nn.Module, reduction: str = "mean") -> torch.Tensor
     if reduction == "sum":
         return total
     if reduction == "mean":
-        count = sum(layer.weight_mu.numel() + (layer.bias_mu.numel() if layer.bias_mu is not None else 0) for layer in layers)
+        count = sum(
+            layer.weight_mu.numel() + (layer.bias_mu.numel() if layer.bias_mu is not None else 0) for layer in layers
+        )
         return total / count
     raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
 
@@ -427,7 +439,9 @@ def fit_bayesian_head(
             outputs = layer(train_x[index], n_samples=train_samples)  # (k, b, outputs), one batched product
             if classification:
                 # weighted 'mean' over all draws: the mean over draws of each draw's weighted NLL (same targets in every draw)
-                data = nn.functional.cross_entropy(outputs.reshape(-1, n_outputs), train_y[index].repeat(train_samples), weight=class_weights)
+                data = nn.functional.cross_entropy(
+                    outputs.reshape(-1, n_outputs), train_y[index].repeat(train_samples), weight=class_weights
+                )
             else:
                 data = nn.functional.mse_loss(torch.sigmoid(outputs), train_y[index].expand_as(outputs))
             loss = data + kl_weight * layer.kl_divergence("mean")

@@ -167,7 +167,9 @@ class RecipeBrain(sb.Brain):
                 owner = {"triplet_loss": "TripletBrain or SegmentTripletBrain", "supcon_loss": "SupConBrain"}[key]
                 problems.append(f"{key} is not read by {cls.__name__} ({owner} reads it)")
         if values.get("lr_annealing_on", "error") not in ANNEALED_ON:
-            problems.append(f"lr_annealing_on must be one of {', '.join(ANNEALED_ON)}, not {values['lr_annealing_on']!r}")
+            problems.append(
+                f"lr_annealing_on must be one of {', '.join(ANNEALED_ON)}, not {values['lr_annealing_on']!r}"
+            )
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -184,12 +186,18 @@ class RecipeBrain(sb.Brain):
     @property
     def sharded_evaluation(self) -> bool:
         """Whether valid/test are shared out among DDP processes now (during :meth:`fit_and_report`)."""
-        return bool(getattr(self, "_shard_evaluation", False)) and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+        return (
+            bool(getattr(self, "_shard_evaluation", False))
+            and torch.distributed.is_initialized()
+            and torch.distributed.get_world_size() > 1
+        )
 
     def _wrap_distributed(self):
         """DDP as SpeechBrain wraps it; with a part that some steps skip, DDP looks for unused parameters."""
         if self.distributed_launch and not self.find_unused_parameters and skips_parameters(self.model):
-            logger.info("a trainable part skips parameters on some steps (LayerDrop, an unused pooler): DDP runs with find_unused_parameters")
+            logger.info(
+                "a trainable part skips parameters on some steps (LayerDrop, an unused pooler): DDP runs with find_unused_parameters"
+            )
             self.find_unused_parameters = True
         super()._wrap_distributed()
 
@@ -224,7 +232,9 @@ class RecipeBrain(sb.Brain):
             out = self.compute_forward(batch, stage)
             targets = self.targets(batch)
             unlabelled = (targets == UNLABELLED) if targets.dim() == 1 else torch.isnan(targets).any(dim=-1)
-            loss = self.task.loss(out.scores, targets) if unlabelled.any() else self.compute_objectives(out, batch, stage)
+            loss = (
+                self.task.loss(out.scores, targets) if unlabelled.any() else self.compute_objectives(out, batch, stage)
+            )
         self._ids.extend(batch.id)
         self._targets.append(targets.detach().float().cpu().numpy())
         self._outputs.append(self.task.predictions(out.decision))
@@ -249,7 +259,12 @@ class RecipeBrain(sb.Brain):
             embeddings.append(out.embeddings.float().cpu())
             outputs.append(torch.as_tensor(self.task.predictions(out.decision)))
             targets.append(self.task.batch_targets(batch.target.data).cpu())
-        return {"ids": ids, "embeddings": torch.cat(embeddings), "outputs": torch.cat(outputs), "targets": torch.cat(targets)}
+        return {
+            "ids": ids,
+            "embeddings": torch.cat(embeddings),
+            "outputs": torch.cat(outputs),
+            "targets": torch.cat(targets),
+        }
 
     def init_optimizers(self):
         """One optimiser for the trainable SSL encoder, one for the rest (learnable layer weights included)."""
@@ -285,8 +300,13 @@ class RecipeBrain(sb.Brain):
     def _anneal(self, value: float) -> dict:
         """Both optimisers' schedulers see the watched ``value``; returns the rates the epoch trained with."""
         lrs = {}
-        for key, opt, scheduler_name in (("lr", self.optimizer, "lr_annealing"), ("lr_ssl", self.ssl_optimizer, "lr_annealing_ssl")):
-            scheduler = getattr(self, "lr_schedulers", {}).get(scheduler_name, getattr(self.hparams, scheduler_name, None))
+        for key, opt, scheduler_name in (
+            ("lr", self.optimizer, "lr_annealing"),
+            ("lr_ssl", self.ssl_optimizer, "lr_annealing_ssl"),
+        ):
+            scheduler = getattr(self, "lr_schedulers", {}).get(
+                scheduler_name, getattr(self.hparams, scheduler_name, None)
+            )
             if opt is None or scheduler is None:
                 continue
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -310,22 +330,34 @@ class RecipeBrain(sb.Brain):
         if stage == sb.Stage.VALID:
             metrics = self.task.stage_metrics(targets, outputs)
             stats.update(self.task.log_stats(metrics))
-            lrs = self._anneal(loss if getattr(self.hparams, "lr_annealing_on", "error") == "loss" else self.task.error(metrics))
+            lrs = self._anneal(
+                loss if getattr(self.hparams, "lr_annealing_on", "error") == "loss" else self.task.error(metrics)
+            )
             if logger_ is not None:
                 logger_.log_stats({"epoch": epoch, **lrs}, train_stats=self.train_stats, valid_stats=stats)
-            self.checkpointer.save_and_keep_only(meta=self.task.checkpoint_meta(metrics, stats["loss"]), **self.task.keep_kwargs())
+            self.checkpointer.save_and_keep_only(
+                meta=self.task.checkpoint_meta(metrics, stats["loss"]), **self.task.keep_kwargs()
+            )
             return
         split = getattr(self, "report_split", "test")
         extra = {"loss": stats["loss"]}
         if hasattr(self.hparams, "epoch_counter"):
             extra["epoch_loaded"] = self.hparams.epoch_counter.current
         report = None
-        if if_main_process():  # the main process writes the report of the gathered set, and every process gets its numbers
+        if (
+            if_main_process()
+        ):  # the main process writes the report of the gathered set, and every process gets its numbers
             report = self.task.write_report(self.hparams.output_folder, ids, targets, outputs, split=split, extra=extra)
             print(report_table(report, split))
         self.reports[split] = report = ddp_broadcast(report)
         if logger_ is not None:  # SpeechBrain's loggers write on the main process but expect the call on all
-            logger_.log_stats({"report": split, "epoch loaded": extra.get("epoch_loaded"), **{k: report[k] for k in report.get("summary_metrics", [])}})
+            logger_.log_stats(
+                {
+                    "report": split,
+                    "epoch loaded": extra.get("epoch_loaded"),
+                    **{k: report[k] for k in report.get("summary_metrics", [])},
+                }
+            )
 
     def train_loader_options(self, train_set, hparams: dict) -> dict:
         """``dataloader_options``; with ``max_batch_seconds``, batches by total audio seconds instead of ``batch_size``.
@@ -341,7 +373,10 @@ class RecipeBrain(sb.Brain):
             from speechbrain_ext.batching import duration_batch_sampler
 
             self._duration_sampler = duration_batch_sampler(
-                train_set, float(seconds), seed=int(hparams.get("seed", 0)), max_item_seconds=hparams.get("max_audio_seconds")
+                train_set,
+                float(seconds),
+                seed=int(hparams.get("seed", 0)),
+                max_item_seconds=hparams.get("max_audio_seconds"),
             )
             options = {k: v for k, v in options.items() if k not in ("batch_size", "shuffle", "drop_last", "sampler")}
             options["batch_sampler"] = self._duration_sampler
@@ -387,7 +422,11 @@ class RecipeBrain(sb.Brain):
             )
             for split in ("valid", "test"):
                 self.report_split = split
-                self.evaluate(datasets[split], test_loader_kwargs=self.evaluation_loader_options(hparams), **self.task.find_kwargs())
+                self.evaluate(
+                    datasets[split],
+                    test_loader_kwargs=self.evaluation_loader_options(hparams),
+                    **self.task.find_kwargs(),
+                )
         finally:
             self._shard_evaluation = False  # post-training stages run on the main process alone
         return self.reports

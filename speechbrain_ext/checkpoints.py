@@ -126,10 +126,15 @@ class Checkpointer(sb_checkpoints.Checkpointer):
     """
 
     def __init__(self, *args, **kwargs):
-        self._verified, self._warned = {}, set()  # checksum results by (file, size, mtime); corrupt files already reported
+        self._verified, self._warned = (
+            {},
+            set(),
+        )  # checksum results by (file, size, mtime); corrupt files already reported
         super().__init__(*args, **kwargs)
         if "random_state" not in self.recoverables:
-            self.add_recoverable("random_state", RandomState(), optional_load=True)  # checkpoints of older runs have none
+            self.add_recoverable(
+                "random_state", RandomState(), optional_load=True
+            )  # checkpoints of older runs have none
 
     def save_checkpoint(self, meta={}, end_of_epoch=True, name=None, verbosity=logging.INFO):  # noqa: B006 (SpeechBrain's signature)
         """Write every file into the staging folder, checksums in the meta file written last, then rename the folder into place.
@@ -149,13 +154,17 @@ class Checkpointer(sb_checkpoints.Checkpointer):
         work.mkdir(parents=True)
         paramfiles = {}
         for key, obj in self.recoverables.items():
-            hook = self.custom_save_hooks.get(key) or sb_checkpoints.get_default_hook(obj, sb_checkpoints.DEFAULT_SAVE_HOOKS)
+            hook = self.custom_save_hooks.get(key) or sb_checkpoints.get_default_hook(
+                obj, sb_checkpoints.DEFAULT_SAVE_HOOKS
+            )
             if hook is None:
                 raise RuntimeError(f"don't know how to save {type(obj)}: register a default hook or add a custom hook")
             hook(obj, work / f"{key}{sb_checkpoints.PARAMFILE_EXT}")
             paramfiles[key] = final / f"{key}{sb_checkpoints.PARAMFILE_EXT}"
         checksums = {path.name: file_sha256(path) for path in sorted(work.iterdir()) if path.is_file()}
-        saved_meta = self._save_checkpoint_metafile(work / sb_checkpoints.METAFNAME, {**meta, CHECKSUMS: checksums}, end_of_epoch)
+        saved_meta = self._save_checkpoint_metafile(
+            work / sb_checkpoints.METAFNAME, {**meta, CHECKSUMS: checksums}, end_of_epoch
+        )
         os.replace(work, final)
         logger.log(verbosity, "Saved an %s checkpoint in %s", "end-of-epoch" if end_of_epoch else "intra-epoch", final)
         return sb_checkpoints.Checkpoint(final, saved_meta, paramfiles)

@@ -53,7 +53,9 @@ def load_model(source: str, savedir: str | None = None, device: str | None = Non
     hparams = Path(source) / "hyperparams.yaml"
     cls = interface_for(plain_values(hparams)) if hparams.is_file() else EmotionClassifier
     run_opts = {"device": device} if device else None
-    return cls.from_hparams(source=source, savedir=savedir or f"pretrained_models/{Path(source).name}", run_opts=run_opts)
+    return cls.from_hparams(
+        source=source, savedir=savedir or f"pretrained_models/{Path(source).name}", run_opts=run_opts
+    )
 
 
 def classify_one(model, path: str, segments: bool, samples: int | None) -> dict:
@@ -63,7 +65,10 @@ def classify_one(model, path: str, segments: bool, samples: int | None) -> dict:
     if isinstance(model, EmotionRegressor):
         return {"file": path, "intensities": model.predict_file(path)}
     if segments:
-        return {"file": path, "segments": [asdict(s) for s in model.classify_file(path, segments=True, n_samples=samples)]}
+        return {
+            "file": path,
+            "segments": [asdict(s) for s in model.classify_file(path, segments=True, n_samples=samples)],
+        }
     labels = model.labels
     if samples and model.is_bayesian:
         u = model.uncertainty_file(path, n_samples=samples)
@@ -83,18 +88,30 @@ def classify_one(model, path: str, segments: bool, samples: int | None) -> dict:
 def decision_result(model, path: str, decision) -> dict:
     """A ``classify_file`` answer ``(out_prob, score, index, text_lab)`` as a JSON-ready dict."""
     out_prob, _, _, text_lab = decision
-    return {"file": path, "label": text_lab[0], "probabilities": dict(zip(model.labels, [round(p, 6) for p in out_prob[0].exp().tolist()]))}
+    return {
+        "file": path,
+        "label": text_lab[0],
+        "probabilities": dict(zip(model.labels, [round(p, 6) for p in out_prob[0].exp().tolist()])),
+    }
 
 
-def classify_batched(model, paths: list[str], batch_size: int, num_workers: int | None, progress: bool = True) -> list[dict]:
+def classify_batched(
+    model, paths: list[str], batch_size: int, num_workers: int | None, progress: bool = True
+) -> list[dict]:
     """Results of ``classify_files`` / ``predict_files`` as JSON-ready dicts, in input order."""
     from speechbrain_ext.inference import EmotionRegressor
 
     if isinstance(model, EmotionRegressor):
         answers = model.predict_files(paths, batch_size=batch_size, num_workers=num_workers, progress=progress)
-        return [{"file": p, "error": str(a)} if isinstance(a, Exception) else {"file": p, "intensities": a} for p, a in zip(paths, answers)]
+        return [
+            {"file": p, "error": str(a)} if isinstance(a, Exception) else {"file": p, "intensities": a}
+            for p, a in zip(paths, answers)
+        ]
     answers = model.classify_files(paths, batch_size=batch_size, num_workers=num_workers, progress=progress)
-    return [{"file": p, "error": str(a)} if isinstance(a, Exception) else decision_result(model, p, a) for p, a in zip(paths, answers)]
+    return [
+        {"file": p, "error": str(a)} if isinstance(a, Exception) else decision_result(model, p, a)
+        for p, a in zip(paths, answers)
+    ]
 
 
 def iter_one_by_one(model, paths: list[str], segments: bool = False, samples: int | None = None, progress: bool = True):
@@ -138,10 +155,15 @@ def format_result(result: dict) -> str:
         return f"{result['file']}: " + ", ".join(f"{k} {v:.3f}" for k, v in result["intensities"].items())
     if "segments" in result:
         rows = [f"{result['file']}:"] + [
-            f"  {s['start']:8.2f}-{s['end']:8.2f} s  {s['label']:<12} {max(s['probabilities'].values()):.3f}" for s in result["segments"]
+            f"  {s['start']:8.2f}-{s['end']:8.2f} s  {s['label']:<12} {max(s['probabilities'].values()):.3f}"
+            for s in result["segments"]
         ]
         return "\n".join(rows)
-    extra = f"  entropy {result['entropy']:.3f}, MI {result['mutual_information']:.4f} ({result['samples']} samples)" if "entropy" in result else ""
+    extra = (
+        f"  entropy {result['entropy']:.3f}, MI {result['mutual_information']:.4f} ({result['samples']} samples)"
+        if "entropy" in result
+        else ""
+    )
     return f"{result['file']}: {result['label']} ({result['probabilities'][result['label']]:.3f}){extra}"
 
 
@@ -154,7 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--segments", action="store_true", help="a timeline of per-segment labels")
     parser.add_argument("--samples", type=int, help="Bayesian models: weight samples to average (e.g. 500)")
     parser.add_argument("--json", action="store_true", help="JSON lines instead of text")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (passed as run_opts={'device': ...}; default: a GPU if there is one, else cpu)")
+    parser.add_argument(
+        "--device",
+        help="cpu, cuda, cuda:1, ... (passed as run_opts={'device': ...}; default: a GPU if there is one, else cpu)",
+    )
     parser.add_argument(
         "--batch-size",
         type=int,
@@ -169,7 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="background processes reading and resampling files with --batch-size > 1 (default: 2 beside a GPU; on the CPU, min(2, the cores its threads leave free))",
     )
     parser.add_argument(
-        "--benchmark", action="store_true", help="classify one by one and with --batch-size, print files/s of both and their largest difference"
+        "--benchmark",
+        action="store_true",
+        help="classify one by one and with --batch-size, print files/s of both and their largest difference",
     )
     args = parser.parse_args(argv)
     if args.batch_size < 1:

@@ -32,7 +32,9 @@ def audio_pipeline(sample_rate: int = TARGET_SAMPLE_RATE, max_seconds: float | N
     return pipeline
 
 
-def load_split(manifest: str, data_folder: str, sorting: str = "random", fill_keys: tuple[str, ...] = ()) -> DynamicItemDataset:
+def load_split(
+    manifest: str, data_folder: str, sorting: str = "random", fill_keys: tuple[str, ...] = ()
+) -> DynamicItemDataset:
     """One manifest as a dataset: ``{data_root}`` resolved, missing ``fill_keys`` set to None, sorted by ``duration`` if asked."""
     if sorting not in ("random", "ascending", "descending"):
         raise ValueError(f"sorting must be random, ascending or descending, not {sorting!r}")
@@ -92,7 +94,9 @@ def recipe_datasets(
         features.check_ids(manifests)
     datasets = {}
     for split, path in manifests.items():
-        dataset = load_split(path, data_folder, sorting if split == "train" else "ascending", fill_keys=(task.target_key,))
+        dataset = load_split(
+            path, data_folder, sorting if split == "train" else "ascending", fill_keys=(task.target_key,)
+        )
         if "sig" in inputs:
             dataset.add_dynamic_item(audio_pipeline(sample_rate, max_seconds))
         if "transcript" in inputs:
@@ -118,4 +122,6 @@ def check_transcripts(manifests: Mapping[str, str]) -> None:
         entries = read_manifest(path)
         missing = [utt for utt, entry in entries.items() if entry.get(TRANSCRIPT_KEY) is None]
         if missing:
-            raise ValueError(f"{path}: {len(missing)} entries have no {TRANSCRIPT_KEY} (e.g. {missing[:3]}); run python -m speechbrain_ext.transcribe first")
+            raise ValueError(
+                f"{path}: {len(missing)} entries have no {TRANSCRIPT_KEY} (e.g. {missing[:3]}); run python -m speechbrain_ext.transcribe first"
+            )

@@ -28,7 +28,9 @@ def recipes_folder() -> Path:
     for folder in (REPO / "recipes", INSTALLED_RECIPES):
         if (folder / "RAVDESS" / "train.py").is_file():
             return folder
-    raise FileNotFoundError(f"no recipes found in {REPO / 'recipes'} or {INSTALLED_RECIPES}; install the package with pip, or run from a checkout")
+    raise FileNotFoundError(
+        f"no recipes found in {REPO / 'recipes'} or {INSTALLED_RECIPES}; install the package with pip, or run from a checkout"
+    )
 
 
 STANDALONE_CHECK = """
@@ -61,18 +63,29 @@ def check_elsewhere(model_dir: Path, run_folder: Path, corpus: Path, base_models
     base_models.rename(hidden)
     try:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-        proc = subprocess.run([sys.executable, "-c", STANDALONE_CHECK, str(elsewhere), *files], capture_output=True, text=True, env=env, cwd=elsewhere.parent)
+        proc = subprocess.run(
+            [sys.executable, "-c", STANDALONE_CHECK, str(elsewhere), *files],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=elsewhere.parent,
+        )
     finally:
         hidden.rename(base_models)
     if proc.returncode != 0:
         raise RuntimeError(f"the exported model did not load elsewhere:\n{proc.stderr[-3000:]}")
     expected = rows[[c for c in rows.columns if c.startswith("p_")]].to_numpy()
     worst = max(
-        abs(a - b) for probs in json.loads(proc.stdout.strip().splitlines()[-1]).values() for row, ref in zip(probs, expected) for a, b in zip(row, ref)
+        abs(a - b)
+        for probs in json.loads(proc.stdout.strip().splitlines()[-1]).values()
+        for row, ref in zip(probs, expected)
+        for a, b in zip(row, ref)
     )
     if worst > 1e-5:
         raise RuntimeError(f"the exported model's probabilities differ from the test report's by {worst:.2e}")
-    print(f"   a copy loads offline in a fresh process without the base model, through from_hparams and foreign_class: test probabilities within {worst:.1e}")
+    print(
+        f"   a copy loads offline in a fresh process without the base model, through from_hparams and foreign_class: test probabilities within {worst:.1e}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -35,7 +35,16 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_MINUTES = 30  # a collective waits this long for the slowest rank before the run fails
 # the collectives the recipes and SpeechBrain call; each is traced
-TRACED = ("barrier", "broadcast", "broadcast_object_list", "all_gather", "all_gather_object", "all_reduce", "gather_object", "reduce")
+TRACED = (
+    "barrier",
+    "broadcast",
+    "broadcast_object_list",
+    "all_gather",
+    "all_gather_object",
+    "all_reduce",
+    "gather_object",
+    "reduce",
+)
 _recent: list[str] = []  # this rank's last two collectives, newest last
 
 
@@ -68,7 +77,9 @@ def init_process_group(run_opts: dict, timeout_minutes: float = DEFAULT_TIMEOUT_
     backend = run_opts["distributed_backend"]
     if backend == "nccl":
         torch.cuda.set_device(int(local_rank))
-    torch.distributed.init_process_group(backend=backend, rank=int(rank), timeout=datetime.timedelta(minutes=timeout_minutes))
+    torch.distributed.init_process_group(
+        backend=backend, rank=int(rank), timeout=datetime.timedelta(minutes=timeout_minutes)
+    )
     trace_collectives()
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, all_threads=True)
@@ -148,7 +159,9 @@ def run_on_main_unbounded(func, args=(), kwargs=None, name: str | None = None):
     result = None
     if if_main_process():
         try:
-            with MainProcessContext():  # collectives inside (SpeechBrain's main-only helpers) become no-ops, as in run_on_main
+            with (
+                MainProcessContext()
+            ):  # collectives inside (SpeechBrain's main-only helpers) become no-ops, as in run_on_main
                 result = func(*args, **kwargs)
         except BaseException as err:
             store.set(key, f"error: {type(err).__name__}: {err}")

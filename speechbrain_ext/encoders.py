@@ -63,7 +63,11 @@ def normalize_frames(frames: torch.Tensor, n_frames: torch.Tensor, eps: float = 
     >>> [round(v, 3) + 0.0 for v in out[0].flatten().tolist()]
     [-1.342, -0.447, 0.447, 1.342, 0.0, 0.0]
     """
-    real = (torch.arange(frames.shape[1], device=frames.device)[None, :] < n_frames[:, None]).to(frames.dtype).unsqueeze(-1)
+    real = (
+        (torch.arange(frames.shape[1], device=frames.device)[None, :] < n_frames[:, None])
+        .to(frames.dtype)
+        .unsqueeze(-1)
+    )
     count = (n_frames.to(frames.dtype).clamp_min(1) * frames.shape[-1]).view(-1, 1, 1)
     mean = (frames * real).sum(dim=(1, 2), keepdim=True) / count
     var = (((frames - mean) * real) ** 2).sum(dim=(1, 2), keepdim=True) / count
@@ -77,7 +81,14 @@ class _ModelFromConfig(nn.Module):
     state-dict keys match those of a model loaded through them.
     """
 
-    def __init__(self, config: dict, feature_extractor: dict, freeze: bool, freeze_feature_extractor: bool, apply_spec_augment: bool):
+    def __init__(
+        self,
+        config: dict,
+        feature_extractor: dict,
+        freeze: bool,
+        freeze_feature_extractor: bool,
+        apply_spec_augment: bool,
+    ):
         super().__init__()
         from types import SimpleNamespace
 
@@ -88,7 +99,8 @@ class _ModelFromConfig(nn.Module):
         hf_config.apply_spec_augment = apply_spec_augment
         self.model = AutoModel.from_config(hf_config)
         self.feature_extractor = SimpleNamespace(
-            do_normalize=bool(feature_extractor.get("do_normalize", False)), return_attention_mask=bool(feature_extractor.get("return_attention_mask", True))
+            do_normalize=bool(feature_extractor.get("do_normalize", False)),
+            return_attention_mask=bool(feature_extractor.get("return_attention_mask", True)),
         )
         if freeze:
             self.model.eval()
@@ -111,7 +123,11 @@ def export_config(source: str, cache_dir: str | None = None) -> tuple[dict, dict
     """
     from transformers import AutoConfig, AutoFeatureExtractor
 
-    config = {k: v for k, v in AutoConfig.from_pretrained(source, cache_dir=cache_dir).to_dict().items() if not k.startswith("_")}
+    config = {
+        k: v
+        for k, v in AutoConfig.from_pretrained(source, cache_dir=cache_dir).to_dict().items()
+        if not k.startswith("_")
+    }
     extractor = AutoFeatureExtractor.from_pretrained(source, cache_dir=cache_dir)
     return config, {
         "do_normalize": bool(getattr(extractor, "do_normalize", False)),
@@ -189,7 +205,9 @@ class SSLEncoder(nn.Module):
         self.output_norm = output_norm
         self.source = source
         if config is not None:
-            self.ssl_model = _ModelFromConfig(dict(config), dict(feature_extractor_config or {}), freeze, freeze_feature_extractor, apply_spec_augment)
+            self.ssl_model = _ModelFromConfig(
+                dict(config), dict(feature_extractor_config or {}), freeze, freeze_feature_extractor, apply_spec_augment
+            )
             model_type = self.ssl_model.model.config.model_type
         else:
             if model_type is None:
@@ -226,7 +244,9 @@ class SSLEncoder(nn.Module):
             if drop_upper_layers and layer < total:
                 self._truncate(layer)
         self.layer = layer
-        self.layer_weights = nn.Parameter(torch.zeros(model.config.num_hidden_layers + 1)) if layer == "weighted" else None
+        self.layer_weights = (
+            nn.Parameter(torch.zeros(model.config.num_hidden_layers + 1)) if layer == "weighted" else None
+        )
 
     def _truncate(self, keep: int) -> None:
         """Keep the first ``keep`` transformer layers; drop a final layer norm that only the full stack applies."""
@@ -281,7 +301,9 @@ class SSLEncoder(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
             return self._encode(wavs, n_samples)
 
-    def hidden_states(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    def hidden_states(
+        self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None
+    ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
         """Every hidden state the encoder computes (the CNN's projection, then each transformer layer), for analysis.
 
         No output normalisation and no layer selection: the raw states that
@@ -313,7 +335,9 @@ class SSLEncoder(nn.Module):
         if wav_lens is None:
             wav_lens = torch.ones(wavs.shape[0], device=wavs.device)
         n_samples = torch.round(wav_lens * wavs.shape[1]).long().clamp(min=1)
-        out = self.ssl_model.model(self._prepare_input(wavs, n_samples), attention_mask=self._mask(wavs, n_samples), output_hidden_states=True)
+        out = self.ssl_model.model(
+            self._prepare_input(wavs, n_samples), attention_mask=self._mask(wavs, n_samples), output_hidden_states=True
+        )
         states = out.hidden_states
         return states, self.frame_lengths(n_samples).to(states[0].device).clamp(max=states[0].shape[1])
 
@@ -417,5 +441,7 @@ def layer_for_target(layers: dict, target: str) -> int | str:
     ValueError: ssl_layer_by_target has no layer for target 'joint' (it has request, complaint): add one, or pass --ssl_layer
     """
     if target not in layers:
-        raise ValueError(f"ssl_layer_by_target has no layer for target {target!r} (it has {', '.join(map(str, layers))}): add one, or pass --ssl_layer")
+        raise ValueError(
+            f"ssl_layer_by_target has no layer for target {target!r} (it has {', '.join(map(str, layers))}): add one, or pass --ssl_layer"
+        )
     return layers[target]

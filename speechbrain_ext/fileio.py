@@ -166,7 +166,9 @@ class RunLock:
         import time
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if str(self.path.resolve()) in RunLock._held:  # never open a second handle: closing it would drop this process's lock
+        if (
+            str(self.path.resolve()) in RunLock._held
+        ):  # never open a second handle: closing it would drop this process's lock
             raise FolderInUseError(f"{self.path.parent} is in use by another run of this process (pid {os.getpid()})")
         handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (held open for the run's lifetime)
         try:
@@ -182,7 +184,12 @@ class RunLock:
         self.previous = self._holder(handle) or None
         handle.seek(0)
         handle.truncate()
-        me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)}
+        me = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "command": " ".join(sys.argv),
+        }
         handle.write(json.dumps(me) + "\n")
         handle.flush()
         self.handle = handle

@@ -49,10 +49,25 @@ import torch
 
 from speechbrain_ext.fileio import atomic_write_json, read_done_marker, write_done_marker
 from speechbrain_ext.folds import CHAIN_DONE, recipe_run_finished
-from speechbrain_ext.pretraining import PRETRAINING_FILE, assign_labels, extract_frames, fit_kmeans, load_labels, manifest_items, pretrain
+from speechbrain_ext.pretraining import (
+    PRETRAINING_FILE,
+    assign_labels,
+    extract_frames,
+    fit_kmeans,
+    load_labels,
+    manifest_items,
+    pretrain,
+)
 
 logger = logging.getLogger(__name__)
-REPORT_FILES = ("test_report.json", "test_report.md", "test_predictions.csv", "valid_report.json", "valid_report.md", "valid_predictions.csv")
+REPORT_FILES = (
+    "test_report.json",
+    "test_report.md",
+    "test_predictions.csv",
+    "valid_report.json",
+    "valid_report.md",
+    "valid_predictions.csv",
+)
 
 
 def export_encoder(run_folder: str | Path, source: str | Path, out: str | Path) -> Path:
@@ -65,19 +80,32 @@ def export_encoder(run_folder: str | Path, source: str | Path, out: str | Path) 
     if checkpoint is None:
         raise FileNotFoundError(f"{run_folder}: no selected checkpoint to take the encoder from")
     prefix = "encoder.ssl_model.model."
-    state = {k[len(prefix) :]: v for k, v in torch.load(checkpoint.path / "model.ckpt", map_location="cpu").items() if k.startswith(prefix)}
+    state = {
+        k[len(prefix) :]: v
+        for k, v in torch.load(checkpoint.path / "model.ckpt", map_location="cpu").items()
+        if k.startswith(prefix)
+    }
     model = HubertModel.from_pretrained(str(source))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if k != "masked_spec_embed"]:
-        raise ValueError(f"{checkpoint.path}: its encoder does not match {source} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise ValueError(
+            f"{checkpoint.path}: its encoder does not match {source} (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     AutoFeatureExtractor.from_pretrained(str(source)).save_pretrained(tmp)
-    record = json.loads((Path(source) / PRETRAINING_FILE).read_text()) if (Path(source) / PRETRAINING_FILE).is_file() else {}
+    record = (
+        json.loads((Path(source) / PRETRAINING_FILE).read_text()) if (Path(source) / PRETRAINING_FILE).is_file() else {}
+    )
     atomic_write_json(
-        tmp / PRETRAINING_FILE, {"base_model": record.get("base_model", str(source)), "fine_tuned_in": str(run_folder), "checkpoint": checkpoint.path.name}
+        tmp / PRETRAINING_FILE,
+        {
+            "base_model": record.get("base_model", str(source)),
+            "fine_tuned_in": str(run_folder),
+            "checkpoint": checkpoint.path.name,
+        },
     )
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
@@ -103,11 +131,26 @@ class FleaChain:
 
     STAGES = ("tapt", "tapt_finetune", "pseudo_labels", "cpt", "finetune")
 
-    def __init__(self, values: dict, prepare: Callable[[dict], None], train_script: Path, device: str = "cpu", progress: bool = True):
-        self.values, self.prepare, self.train_script, self.device, self.progress = values, prepare, Path(train_script), device, progress
+    def __init__(
+        self,
+        values: dict,
+        prepare: Callable[[dict], None],
+        train_script: Path,
+        device: str = "cpu",
+        progress: bool = True,
+    ):
+        self.values, self.prepare, self.train_script, self.device, self.progress = (
+            values,
+            prepare,
+            Path(train_script),
+            device,
+            progress,
+        )
         self.out = Path(str(values["output_folder"]))  # this run's fine-tuning and reports
         self.fold = Path(str(values["fold_folder"]))  # TAPT: shared by every layer, cluster and pooling of the fold
-        self.labelling = self.fold / f"L{values['label_layer']}_k{values['label_clusters']}"  # pseudo-labels and CPT: shared by both poolings
+        self.labelling = (
+            self.fold / f"L{values['label_layer']}_k{values['label_clusters']}"
+        )  # pseudo-labels and CPT: shared by both poolings
         self.summary: dict = {}
 
     # -- helpers
@@ -125,8 +168,16 @@ class FleaChain:
 
     def pretraining_options(self, stage: str) -> tuple[dict, dict]:
         v = self.values
-        updates, warmup = {"tapt": (v["tapt_updates"], v["tapt_warmup_updates"]), "cpt": (v["cpt_updates"], v["cpt_warmup_updates"])}[stage]
-        model = {"mask_prob": v["mask_prob"], "mask_length": v["mask_length"], "proj_dim": v["proj_dim"], "temperature": v["temperature"]}
+        updates, warmup = {
+            "tapt": (v["tapt_updates"], v["tapt_warmup_updates"]),
+            "cpt": (v["cpt_updates"], v["cpt_warmup_updates"]),
+        }[stage]
+        model = {
+            "mask_prob": v["mask_prob"],
+            "mask_length": v["mask_length"],
+            "proj_dim": v["proj_dim"],
+            "temperature": v["temperature"],
+        }
         trainer = {
             "max_updates": updates,
             "warmup_updates": warmup,
@@ -146,8 +197,12 @@ class FleaChain:
         index = folder / "index.json"
         if index.is_file() and json.loads(index.read_text()).get("complete"):
             return json.loads(index.read_text())
-        encoder = SSLEncoder(source, save_path=str(self.fold / "hub_cache"), layer=int(layer), freeze=True).to(self.device)
-        return extract_frames(encoder, items, folder, shard_frames=int(self.values["shard_frames"]), progress=self.progress)
+        encoder = SSLEncoder(source, save_path=str(self.fold / "hub_cache"), layer=int(layer), freeze=True).to(
+            self.device
+        )
+        return extract_frames(
+            encoder, items, folder, shard_frames=int(self.values["shard_frames"]), progress=self.progress
+        )
 
     def labels(self, kmeans, frames: Path, out: Path) -> dict:
         """Every stored frame's cluster, or the labels written earlier."""
@@ -159,7 +214,9 @@ class FleaChain:
 
         if model_file.is_file():
             return joblib.load(model_file)
-        kmeans = fit_kmeans(folder, n_clusters, seed=int(self.values["seed"]), max_fit_frames=int(self.values["max_fit_frames"]))
+        kmeans = fit_kmeans(
+            folder, n_clusters, seed=int(self.values["seed"]), max_fit_frames=int(self.values["max_fit_frames"])
+        )
         model_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = model_file.with_suffix(".tmp")
         joblib.dump(kmeans, tmp)
@@ -172,13 +229,29 @@ class FleaChain:
             self.say(stage, f"done, skipped ({folder})")
         else:
             v = self.values
-            cmd = [sys.executable, str(self.train_script), str(hparams), f"--data_folder={v['data_folder']}", f"--output_folder={folder}"]
+            cmd = [
+                sys.executable,
+                str(self.train_script),
+                str(hparams),
+                f"--data_folder={v['data_folder']}",
+                f"--output_folder={folder}",
+            ]
             cmd += [f"--{key}={v[key]}" for key in self.values["fold_keys"]]
             cmd += [f"--prep_folder={v['prep_folder']}", "--skip_prep=True"]  # the chain's own manifests of the fold
-            cmd += [f"--ssl_hub={ssl_hub}", f"--encoder_dim={v['encoder_dim']}", f"--pooling_type={pooling}", f"--device={self.device}"]
-            cmd += [f"--{key}={json.dumps(value) if isinstance(value, (dict, list)) else value}" for key, value in (v.get("finetune_overrides") or {}).items()]
+            cmd += [
+                f"--ssl_hub={ssl_hub}",
+                f"--encoder_dim={v['encoder_dim']}",
+                f"--pooling_type={pooling}",
+                f"--device={self.device}",
+            ]
+            cmd += [
+                f"--{key}={json.dumps(value) if isinstance(value, (dict, list)) else value}"
+                for key, value in (v.get("finetune_overrides") or {}).items()
+            ]
             cmd += ["--noprogressbar"] if not self.progress else []
-            self.say(stage, f"{'resuming' if (folder / 'save').is_dir() else 'training'} in {folder}\n   $ {shlex.join(cmd)}")
+            self.say(
+                stage, f"{'resuming' if (folder / 'save').is_dir() else 'training'} in {folder}\n   $ {shlex.join(cmd)}"
+            )
             if subprocess.run(cmd).returncode != 0:
                 raise SystemExit(f"FLEA {stage} failed; run the same command again to resume it")
         return json.loads((folder / "test_report.json").read_text())
@@ -204,13 +277,17 @@ class FleaChain:
         if not v.get("skip_prep", False):
             self.prepare(v)
         tapt = self.tapt()
-        self.summary["tapt_finetune"] = self.finetune("tapt_finetune", self.fold / "tapt_finetune", v["tapt_finetune_hparams"], tapt, v["tapt_pooling"])
+        self.summary["tapt_finetune"] = self.finetune(
+            "tapt_finetune", self.fold / "tapt_finetune", v["tapt_finetune_hparams"], tapt, v["tapt_pooling"]
+        )
         tapt_encoder = self.fold / "tapt_finetune_hubert"
         if not (tapt_encoder / PRETRAINING_FILE).is_file():
             export_encoder(self.fold / "tapt_finetune", tapt, tapt_encoder)
         labels_file = self.pseudo_labels(tapt_encoder)
         cpt = self.cpt(labels_file)
-        self.summary["finetune"] = report = self.finetune("finetune", self.path("finetune"), v["finetune_hparams"], cpt, v["finetune_pooling"])
+        self.summary["finetune"] = report = self.finetune(
+            "finetune", self.path("finetune"), v["finetune_hparams"], cpt, v["finetune_pooling"]
+        )
         for name in REPORT_FILES:  # the chain's result is the last stage's, where run_folds looks for it
             if self.path("finetune", name).is_file():
                 shutil.copyfile(self.path("finetune", name), self.path(name))
@@ -236,8 +313,15 @@ class FleaChain:
         n_clusters = int(kmeans.n_clusters)
         labels = self.labels(kmeans, folder / "frames", folder / "labels.npz")
         model_options, trainer_options = self.pretraining_options("tapt")
-        self.say("tapt", f"masked-prediction pre-training of {v['hubert_hub']} on {len(items)} training utterances, {n_clusters} clusters")
-        record = {"stage": "tapt", "layer": int(v["tapt_layer"]), "kmeans": str(v.get("tapt_kmeans_model") or folder / "kmeans.joblib")}
+        self.say(
+            "tapt",
+            f"masked-prediction pre-training of {v['hubert_hub']} on {len(items)} training utterances, {n_clusters} clusters",
+        )
+        record = {
+            "stage": "tapt",
+            "layer": int(v["tapt_layer"]),
+            "kmeans": str(v.get("tapt_kmeans_model") or folder / "kmeans.joblib"),
+        }
         pretrain(
             v["hubert_hub"],
             items,
@@ -280,7 +364,10 @@ class FleaChain:
         }
         atomic_write_json(info_file, info)
         self.summary["pseudo_labels"] = info
-        self.say("pseudo_labels", f"{info['frames']} frames of {info['utterances']} utterances in {info['clusters']} clusters (layer {info['layer']})")
+        self.say(
+            "pseudo_labels",
+            f"{info['frames']} frames of {info['utterances']} utterances in {info['clusters']} clusters (layer {info['layer']})",
+        )
         return labels_file
 
     def cpt(self, labels_file: Path) -> Path:
@@ -293,7 +380,10 @@ class FleaChain:
         info = json.loads((labels_file.parent / "pseudo_labels.json").read_text())
         train, valid = self.items("train"), self.items("valid")
         model_options, trainer_options = self.pretraining_options("cpt")
-        self.say("cpt", f"masked-prediction pre-training of {v['hubert_hub']} on {info['clusters']} pseudo-emotion labels ({len(train)} utterances)")
+        self.say(
+            "cpt",
+            f"masked-prediction pre-training of {v['hubert_hub']} on {info['clusters']} pseudo-emotion labels ({len(train)} utterances)",
+        )
         pretrain(
             v["hubert_hub"],
             train,
@@ -334,5 +424,11 @@ def main(prepare: Callable[[dict], None], train_script: Path, argv: Sequence[str
             raise FileNotFoundError(f"{hparams_file}: tapt_kmeans_model {values['tapt_kmeans_model']!r} does not exist")
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"error: {err}") from None
-    chain = FleaChain(values, prepare, train_script, device=run_opts.get("device") or "cpu", progress=not run_opts.get("noprogressbar", False))
+    chain = FleaChain(
+        values,
+        prepare,
+        train_script,
+        device=run_opts.get("device") or "cpu",
+        progress=not run_opts.get("noprogressbar", False),
+    )
     return chain.run()

@@ -137,12 +137,25 @@ def results_markdown(frame: pd.DataFrame, title: str) -> str:
     """
     metrics = [c for c in frame.columns if c not in ("fold", "valid", "seed", "n")]
     heads = [f"{m.replace('_knn', ' +kNN')}{' %' if m.removesuffix('_knn') in PERCENT else ''}" for m in metrics]
-    lines = [f"### {title}", "", "| fold | valid | seed | n | " + " | ".join(heads) + " |", "|---" * (4 + len(metrics)) + "|"]
+    lines = [
+        f"### {title}",
+        "",
+        "| fold | valid | seed | n | " + " | ".join(heads) + " |",
+        "|---" * (4 + len(metrics)) + "|",
+    ]
     for _, r in frame.iterrows():
-        lines.append(f"| {r['fold']} | {r['valid']} | {r['seed']} | {r['n']} | " + " | ".join(_fmt(m, r[m]) for m in metrics) + " |")
+        lines.append(
+            f"| {r['fold']} | {r['valid']} | {r['seed']} | {r['n']} | "
+            + " | ".join(_fmt(m, r[m]) for m in metrics)
+            + " |"
+        )
     summary = summary_rows(frame)
     mean, std = summary.iloc[0], summary.iloc[1]
-    lines.append(f"| mean ± std | | | {int(mean['n'])} | " + " | ".join(f"{_fmt(m, mean[m])} ± {_fmt(m, std[m])}" for m in metrics) + " |")
+    lines.append(
+        f"| mean ± std | | | {int(mean['n'])} | "
+        + " | ".join(f"{_fmt(m, mean[m])} ± {_fmt(m, std[m])}" for m in metrics)
+        + " |"
+    )
     for _, r in summary.iloc[2:].iterrows():
         lines.append(f"| mean | {r['valid']} | | {int(r['n'])} | " + " | ".join(_fmt(m, r[m]) for m in metrics) + " |")
     return "\n".join(lines)
@@ -170,14 +183,30 @@ def plan_runs(
     for fold in folds:
         for direction in directions:
             for seed in seeds:
-                args = [f"--seed={seed}"] + ([f"--fold={fold}"] if fold is not None else []) + ([f"--valid_gender={direction}"] if direction else [])
+                args = (
+                    [f"--seed={seed}"]
+                    + ([f"--fold={fold}"] if fold is not None else [])
+                    + ([f"--valid_gender={direction}"] if direction else [])
+                )
                 if results_folder is not None:
-                    parts = ([f"fold_{fold}"] if fold is not None else []) + ([f"valid_{direction}"] if direction else []) + [f"seed_{seed}"]
+                    parts = (
+                        ([f"fold_{fold}"] if fold is not None else [])
+                        + ([f"valid_{direction}"] if direction else [])
+                        + [f"seed_{seed}"]
+                    )
                     folder = results_folder.joinpath(*parts)
                     args.append(f"--output_folder={folder}")
                 else:
                     folder = Path(str(resolved_values(hparams_file, [*passthrough, *args])["output_folder"]))
-                runs.append({"fold": fold if fold is not None else 1, "valid": direction, "seed": seed, "folder": folder, "args": args})
+                runs.append(
+                    {
+                        "fold": fold if fold is not None else 1,
+                        "valid": direction,
+                        "seed": seed,
+                        "folder": folder,
+                        "args": args,
+                    }
+                )
     return runs
 
 
@@ -218,7 +247,9 @@ def run_folds(
         The Markdown table.
     """
     results_folder = Path(results_folder)
-    runs = plan_runs(hparams_file, folds, directions, seeds, passthrough, results_folder if runs_below_results else None)
+    runs = plan_runs(
+        hparams_file, folds, directions, seeds, passthrough, results_folder if runs_below_results else None
+    )
     for k, run in enumerate(runs, 1):
         label = f"fold {run['fold']}{', valid ' + run['valid'] if run['valid'] else ''}, seed {run['seed']} ({k}/{len(runs)})"
         folder = run["folder"]
@@ -227,15 +258,22 @@ def run_folds(
             continue
         if recipe_run_finished(folder):  # a run made with train.py alone
             print(f"== {label}: finished earlier (by train.py), skipped ({folder})", flush=True)
-            write_done_marker(folder / DONE_FILE, {"fold": run["fold"], "seed": run["seed"], "valid": run["valid"], "found": True})
+            write_done_marker(
+                folder / DONE_FILE, {"fold": run["fold"], "seed": run["seed"], "valid": run["valid"], "found": True}
+            )
             continue
         print(f"== {label}: {'resuming' if (folder / 'save').is_dir() else 'training'} in {folder}", flush=True)
         cmd = [sys.executable, str(train_script), str(hparams_file), *passthrough, *run["args"]]
         start = time.time()
         proc = subprocess.run(cmd)
         if proc.returncode != 0:
-            raise SystemExit(f"{label} failed (exit {proc.returncode}); run the same command again to resume it.\n  $ {' '.join(cmd)}")
-        write_done_marker(folder / DONE_FILE, {"fold": run["fold"], "seed": run["seed"], "valid": run["valid"], "seconds": round(time.time() - start, 1)})
+            raise SystemExit(
+                f"{label} failed (exit {proc.returncode}); run the same command again to resume it.\n  $ {' '.join(cmd)}"
+            )
+        write_done_marker(
+            folder / DONE_FILE,
+            {"fold": run["fold"], "seed": run["seed"], "valid": run["valid"], "seconds": round(time.time() - start, 1)},
+        )
     frame, split = collect_results(runs)
     title = f"{Path(hparams_file).stem}: {len(runs)} run(s), {'devel (the test split has no labels)' if split == 'valid' else 'test'}"
     markdown = write_results(results_folder, frame, title)
@@ -258,7 +296,9 @@ def _write_fold_figures(results_folder: Path, folders: Sequence[Path], split: st
         write_figures(results_folder, tsne=False, split=split, runs=folders, progress=False)
         print(f"(figures in {results_folder / 'figures'})")
     except Exception as err:  # the results table is written; figures are extra
-        logging.getLogger(__name__).warning("figures of %s not written: %s: %s", results_folder, type(err).__name__, err)
+        logging.getLogger(__name__).warning(
+            "figures of %s not written: %s: %s", results_folder, type(err).__name__, err
+        )
 
 
 CHAIN_DONE = "chain_complete.json"  # written by a finished multi-stage chain (speechbrain_ext.flea)
@@ -305,9 +345,17 @@ def main(
     if folds_per_protocol is not None:
         parser.add_argument("--folds", type=_int_list, help="comma-separated folds (default: all of the protocol)")
     if directions:
-        parser.add_argument("--valid_gender", choices=["F", "M"], help="run one direction only (default: both: F validates and M is tested, then the reverse)")
+        parser.add_argument(
+            "--valid_gender",
+            choices=["F", "M"],
+            help="run one direction only (default: both: F validates and M is tested, then the reverse)",
+        )
     parser.add_argument("--seeds", type=_int_list, help="comma-separated seeds (default: the YAML's seed)")
-    parser.add_argument("--results_folder", type=Path, help="default results/<corpus>/<method>[/<protocol>]; given, the runs go below it too")
+    parser.add_argument(
+        "--results_folder",
+        type=Path,
+        help="default results/<corpus>/<method>[/<protocol>]; given, the runs go below it too",
+    )
     args, passthrough = parser.parse_known_args(argv)
     if folds_per_protocol is None and any(a == "--folds" or a.startswith("--folds=") for a in passthrough):
         parser.error(f"{corpus} has one fixed split; use --seeds to repeat it")
@@ -333,7 +381,20 @@ def main(
             parser.error(f"folds {wrong} do not exist in {corpus} {protocol} (1..{n_folds})")
         if directions and protocol in directions:
             run_directions = [args.valid_gender] if args.valid_gender else list(directions[protocol])
-    results_folder = args.results_folder or Path("results", corpus, args.hparams.stem, *([protocol] if protocol else []))
-    script = resolved_values(args.hparams, passthrough).get("recipe_script")  # a chain of stages (FLEA) names its own script
+    results_folder = args.results_folder or Path(
+        "results", corpus, args.hparams.stem, *([protocol] if protocol else [])
+    )
+    script = resolved_values(args.hparams, passthrough).get(
+        "recipe_script"
+    )  # a chain of stages (FLEA) names its own script
     train_script = train_script.with_name(str(script)) if script else train_script
-    return run_folds(train_script, args.hparams, folds, seeds, results_folder, passthrough, run_directions, runs_below_results=args.results_folder is not None)
+    return run_folds(
+        train_script,
+        args.hparams,
+        folds,
+        seeds,
+        results_folder,
+        passthrough,
+        run_directions,
+        runs_below_results=args.results_folder is not None,
+    )

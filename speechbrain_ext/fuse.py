@@ -30,10 +30,21 @@ def main(argv: list[str] | None = None) -> int:
     how.add_argument("--tune-on", choices=["valid"], help="tune the weights on this split over a grid")
     how.add_argument("--vote", action="store_true", help="majority vote (classification)")
     parser.add_argument("--grid-step", type=float, default=0.1, help="weight grid step for --tune-on (default 0.1)")
-    parser.add_argument("--subtask", help="runs of joint labels (HealthCall30 4-class) vote or fuse on this sub-task (request, complaint)")
+    parser.add_argument(
+        "--subtask",
+        help="runs of joint labels (HealthCall30 4-class) vote or fuse on this sub-task (request, complaint)",
+    )
     args = parser.parse_args(argv)
     try:
-        reports = fuse_runs(args.runs, args.out, weights=args.weights, tune_on=args.tune_on, vote=args.vote, step=args.grid_step, subtask=args.subtask)
+        reports = fuse_runs(
+            args.runs,
+            args.out,
+            weights=args.weights,
+            tune_on=args.tune_on,
+            vote=args.vote,
+            step=args.grid_step,
+            subtask=args.subtask,
+        )
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

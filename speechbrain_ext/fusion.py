@@ -46,7 +46,13 @@ import pandas as pd
 from speechbrain_ext.fileio import atomic_write_text
 from speechbrain_ext.manifests import SPLITS, read_manifest
 from speechbrain_ext.metrics import confusion_matrix, per_class_recall, spearman_per_column
-from speechbrain_ext.reports import csv_text, factor_decisions, report_table, write_classification_report, write_regression_report
+from speechbrain_ext.reports import (
+    csv_text,
+    factor_decisions,
+    report_table,
+    write_classification_report,
+    write_regression_report,
+)
 
 #: The splits a late fusion reads and reports: weights are tuned on valid, never on test.
 FUSED_SPLITS = ("valid", "test")
@@ -86,7 +92,9 @@ class RunPredictions:
         path = Path(folder) / f"{split}_predictions.csv"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no {split} predictions (is {folder} a finished run folder?)")
-        frame = pd.read_csv(path, dtype={"id": str, "true": str, "predicted": str}, keep_default_na=False)  # a label may read "NA"
+        frame = pd.read_csv(
+            path, dtype={"id": str, "true": str, "predicted": str}, keep_default_na=False
+        )  # a label may read "NA"
         prob_cols = [c for c in frame.columns if c.startswith("p_")]
         pred_cols = [c for c in frame.columns if c.startswith("pred_")]
         if prob_cols and "true" in frame.columns:
@@ -124,7 +132,9 @@ class RunPredictions:
         """The same predictions in the order of ``ids``."""
         position = {utt: k for k, utt in enumerate(self.ids)}
         order = np.array([position[utt] for utt in ids], dtype=int)
-        return RunPredictions(self.folder, list(ids), self.names, self.scores[order], self.truth[order], self.classification)
+        return RunPredictions(
+            self.folder, list(ids), self.names, self.scores[order], self.truth[order], self.classification
+        )
 
 
 def align_runs(runs: Sequence[RunPredictions]) -> list[RunPredictions]:
@@ -146,7 +156,11 @@ def align_runs(runs: Sequence[RunPredictions]) -> list[RunPredictions]:
                 f"{where} hold different utterances: {len(missing)} only in the first (e.g. {missing[:3]}), {len(extra)} only in the second (e.g. {extra[:3]})"
             )
         run = run.reordered(first.ids)
-        same_truth = np.array_equal(run.truth, first.truth) if first.classification else np.allclose(run.truth, first.truth, equal_nan=True)
+        same_truth = (
+            np.array_equal(run.truth, first.truth)
+            if first.classification
+            else np.allclose(run.truth, first.truth, equal_nan=True)
+        )
         if not same_truth:
             raise ValueError(f"{where} disagree on the references of the same utterances (different preparations?)")
         aligned.append(run)
@@ -163,7 +177,9 @@ def late_fusion(scores: Sequence[np.ndarray], weights: Sequence[float]) -> np.nd
     """
     weights = np.asarray(weights, dtype=float)
     if len(weights) != len(scores) or (weights < 0).any() or weights.sum() <= 0:
-        raise ValueError(f"need one non-negative weight per run, not all zero; got {weights.tolist()} for {len(scores)} runs")
+        raise ValueError(
+            f"need one non-negative weight per run, not all zero; got {weights.tolist()} for {len(scores)} runs"
+        )
     return np.tensordot(weights / weights.sum(), np.stack(scores), axes=1)
 
 
@@ -210,7 +226,9 @@ def weight_grid(n_runs: int, step: float = 0.1) -> np.ndarray:
     return grid[grid.max(axis=1) == 1.0]
 
 
-def selection_metric(classification: bool, truth: np.ndarray, scores: np.ndarray, names: Sequence[str] | None = None) -> float:
+def selection_metric(
+    classification: bool, truth: np.ndarray, scores: np.ndarray, names: Sequence[str] | None = None
+) -> float:
     """The task's selection metric on the labelled rows: UAR (classification) or mean Spearman (regression; ``names``: the outputs')."""
     if classification:
         labelled = truth >= 0
@@ -238,7 +256,9 @@ def tune_weights(runs: Sequence[RunPredictions], step: float = 0.1) -> tuple[np.
     grid = weight_grid(len(runs), step)
     scores = [run.scores for run in runs]
     names = None if first.classification else first.names
-    metric = np.array([selection_metric(first.classification, first.truth, late_fusion(scores, w), names) for w in grid])
+    metric = np.array(
+        [selection_metric(first.classification, first.truth, late_fusion(scores, w), names) for w in grid]
+    )
     table = pd.DataFrame(grid, columns=[f"w{k}" for k in range(len(runs))])
     table["metric"] = metric
     best = np.lexsort((-grid.sum(axis=1), -np.round(metric, 12)))[0]
@@ -286,15 +306,23 @@ def fuse_runs(
     if sum(x is not None and x is not False for x in (weights, tune_on, vote)) > 1:
         raise ValueError("choose one of: given weights, tuned weights, majority vote")
     if tune_on is not None and tune_on != "valid":
-        raise ValueError(f"weights are tuned on the valid split only (got {tune_on!r}): tuning on test would report a tuned-on-test number")
+        raise ValueError(
+            f"weights are tuned on the valid split only (got {tune_on!r}): tuning on test would report a tuned-on-test number"
+        )
     if weights is not None and (len(weights) != len(run_folders) or min(weights) < 0 or sum(weights) <= 0):
-        raise ValueError(f"need one non-negative weight per run, not all zero; got {list(weights)} for {len(run_folders)} runs")
+        raise ValueError(
+            f"need one non-negative weight per run, not all zero; got {list(weights)} for {len(run_folders)} runs"
+        )
     out = Path(out)
-    read = (lambda folder, split: RunPredictions.read(folder, split).subtask(subtask)) if subtask else RunPredictions.read
+    read = (
+        (lambda folder, split: RunPredictions.read(folder, split).subtask(subtask)) if subtask else RunPredictions.read
+    )
     splits = {split: align_runs([read(folder, split) for folder in run_folders]) for split in FUSED_SPLITS}
     first = splits["valid"][0]
     if vote and not first.classification:
-        raise ValueError("a majority vote needs class decisions; for regression the ensemble is the averaged intensities (no --vote)")
+        raise ValueError(
+            "a majority vote needs class decisions; for regression the ensemble is the averaged intensities (no --vote)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     if tune_on:
         weights, table = tune_weights(splits[tune_on], step)
@@ -313,11 +341,15 @@ def fuse_runs(
     for split, runs in splits.items():
         scores = [run.scores for run in runs]
         extra = {"fusion": method, "n_runs": len(runs)}
-        submission = Path(run_folders[0]) / f"{split}_submission.csv"  # its file names, in the order of that run's predictions
+        submission = (
+            Path(run_folders[0]) / f"{split}_submission.csv"
+        )  # its file names, in the order of that run's predictions
         options = {"filenames": pd.read_csv(submission, dtype=str)["filename"].tolist()} if submission.is_file() else {}
         if not first.classification:
             fused = late_fusion(scores, weights)
-            reports[split] = write_regression_report(out, runs[0].ids, runs[0].truth, fused, first.names, split=split, extra=extra, **options)
+            reports[split] = write_regression_report(
+                out, runs[0].ids, runs[0].truth, fused, first.names, split=split, extra=extra, **options
+            )
             continue
         if vote:
             predicted, fused = majority_vote(scores)
@@ -325,7 +357,15 @@ def fuse_runs(
             fused = late_fusion(scores, weights)
             predicted = None
         reports[split] = write_classification_report(
-            out, runs[0].ids, runs[0].truth, fused, first.names, split=split, extra=extra, predicted=predicted, **options
+            out,
+            runs[0].ids,
+            runs[0].truth,
+            fused,
+            first.names,
+            split=split,
+            extra=extra,
+            predicted=predicted,
+            **options,
         )
     atomic_write_text(out / "fusion.json", json.dumps(info, indent=2) + "\n")
     return {**reports, "fusion": info}
@@ -334,7 +374,9 @@ def fuse_runs(
 def summary(reports: dict) -> str:
     """The fused reports as Markdown tables, with the weights."""
     info = reports["fusion"]
-    head = f"{info['method']} of {len(info['runs'])} runs" + (f", weights {info['weights']}" if info["weights"] is not None else "")
+    head = f"{info['method']} of {len(info['runs'])} runs" + (
+        f", weights {info['weights']}" if info["weights"] is not None else ""
+    )
     return "\n\n".join([head, *(report_table(reports[split], split) for split in FUSED_SPLITS)])
 
 
@@ -371,7 +413,9 @@ class EarlyFusionFeatures:
             for split in SPLITS:
                 path = run / "embeddings" / f"{split}.pt"
                 if not path.is_file():
-                    raise FileNotFoundError(f"{path}: missing; run the recipe with its embeddings stage (save_embeddings: True) first")
+                    raise FileNotFoundError(
+                        f"{path}: missing; run the recipe with its embeddings stage (save_embeddings: True) first"
+                    )
                 cached = torch.load(path, weights_only=False)
                 if cached.get("checkpoint") != selected.path.name:
                     raise ValueError(

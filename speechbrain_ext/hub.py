@@ -103,10 +103,17 @@ def model_card(
     header = ["---", "library_name: speechbrain", "language: " + {"FESC": "fi", "HealthCall30": "fr"}.get(corpus, "en")]
     header += ["tags: [speechbrain, audio-classification, emotion-recognition, paralinguistics]"]
     if base_models:
-        header += [f"base_model: {base_models[0]}" if len(base_models) == 1 else f"base_model: [{', '.join(base_models)}]"]
+        header += [
+            f"base_model: {base_models[0]}" if len(base_models) == 1 else f"base_model: [{', '.join(base_models)}]"
+        ]
     header += [f"datasets: [{corpus}]", f"metrics: [{', '.join(card_metrics)}]", "---", ""]
     encoder = " and ".join(f"`{b}`" for b in base_models) if base_models else "a locally pre-trained encoder"
-    lines = [f"# {corpus}: {encoder} fine-tuned", "", f"Encoders: {encoder}, fine-tuned with the paralinguistics recipe collection on **{corpus}**.", ""]
+    lines = [
+        f"# {corpus}: {encoder} fine-tuned",
+        "",
+        f"Encoders: {encoder}, fine-tuned with the paralinguistics recipe collection on **{corpus}**.",
+        "",
+    ]
     if transcribes:
         lines += [
             "The model reads what is said: each file is first transcribed by the Whisper model packed in `whisper.ckpt`,",
@@ -114,7 +121,14 @@ def model_card(
             "",
         ]
     if protocol:
-        lines += ["Preparation and protocol options:", "", "```json", json.dumps(to_plain(protocol), indent=2, sort_keys=True), "```", ""]
+        lines += [
+            "Preparation and protocol options:",
+            "",
+            "```json",
+            json.dumps(to_plain(protocol), indent=2, sort_keys=True),
+            "```",
+            "",
+        ]
     lines += ["## Results", ""]
     if report:
         lines += [
@@ -151,7 +165,9 @@ def model_card(
         "",
         "Loading needs no network beyond this repository: the encoders' configurations are in `hyperparams.yaml`, all weights in `model.ckpt`"
         + (", tokenizers and Whisper in their packed `.ckpt` files." if transcribes else "."),
-        "From the command line: `python -m speechbrain_ext.classify --model " + repo_id + " a.wav b.wav [--segments] [--json]`.",
+        "From the command line: `python -m speechbrain_ext.classify --model "
+        + repo_id
+        + " a.wav b.wav [--segments] [--json]`.",
         "",
         "## Limitations",
         "",
@@ -244,7 +260,9 @@ class RunModel:
         if checkpoint is None:
             found = best_checkpoint(self.save_folder)
             if found is None:
-                raise FileNotFoundError(f"{self.save_folder}: no checkpoint with a selection metric; train the run first")
+                raise FileNotFoundError(
+                    f"{self.save_folder}: no checkpoint with a selection metric; train the run first"
+                )
             checkpoint = found.path
         return torch.load(Path(checkpoint) / "model.ckpt", map_location="cpu")
 
@@ -269,7 +287,10 @@ class Exporter:
     def encoders(self, node) -> None:
         for encoder in _nodes(node, SSL_ENCODER):
             if "config" not in encoder:
-                config, extractor = export_config(str(encoder["source"]), cache_dir=str(encoder.get("save_path")) if encoder.get("save_path") else None)
+                config, extractor = export_config(
+                    str(encoder["source"]),
+                    cache_dir=str(encoder.get("save_path")) if encoder.get("save_path") else None,
+                )
                 encoder["config"], encoder["feature_extractor_config"] = config, extractor
             self._base(encoder)
             for key in ("save_path", "freeze_feature_extractor", "apply_spec_augment"):
@@ -299,7 +320,9 @@ class Exporter:
         from speechbrain_ext.pretraining import base_model_of
 
         source = encoder.get("source")
-        base = None if source is None else base_model_of(source)  # a folder pre-trained here (FLEA's CPT-HuBERT) names its hub model
+        base = (
+            None if source is None else base_model_of(source)
+        )  # a folder pre-trained here (FLEA's CPT-HuBERT) names its hub model
         encoder["source"] = base
         if base and base not in self.base_models:
             self.base_models.append(base)
@@ -311,7 +334,9 @@ class Exporter:
         options = dict(run.values.get("transcribe") or {})
         source = override or options.get("source")
         if not source:
-            raise ValueError(f"{run.folder}: the model reads transcripts but the run names no Whisper model (transcribe: source)")
+            raise ValueError(
+                f"{run.folder}: the model reads transcripts but the run names no Whisper model (transcribe: source)"
+            )
         try:
             folder = local_folder(str(source), options.get("save_path") if not override else None)
         except FileNotFoundError as err:
@@ -351,7 +376,9 @@ def inference_document(model, task, model_inputs: list[str], exporter: Exporter,
         lines += ["transcriber: &transcriber !new:speechbrain_ext.transcribe.Transcriber"]
         lines += [f"    {k}: {json.dumps(v)}" for k, v in exporter.transcribe.items()]
     if knn:
-        lines += ["knn: &knn !new:speechbrain_ext.knn.KNNDatastore  # supcon_knn: p = alpha p_knn + (1 - alpha) p_model, k and alpha tuned on valid"]
+        lines += [
+            "knn: &knn !new:speechbrain_ext.knn.KNNDatastore  # supcon_knn: p = alpha p_knn + (1 - alpha) p_model, k and alpha tuned on valid"
+        ]
     lines += ["modules: {}", "pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer", "    loadables:"]
     lines += ["        label_encoder: *label_encoder"] if classification else []
     lines += ["        knn: *knn"] if knn else []
@@ -420,21 +447,35 @@ def check_standalone(folder: str | Path) -> dict:
                     f"{folder}/hyperparams.yaml: the encoder has no configuration; loading would fetch {encoder.get('source')!r} (re-export with this version)"
                 )
             if encoder.get("source") is not None and is_local_path(encoder["source"]):
-                raise ValueError(f"{folder}/hyperparams.yaml: the encoder names the local path {encoder['source']!r} of the training machine")
+                raise ValueError(
+                    f"{folder}/hyperparams.yaml: the encoder names the local path {encoder['source']!r} of the training machine"
+                )
     local = sorted({text for text in _strings(values) if text.startswith(("/", "~"))})
     if local:
         raise ValueError(f"{folder}/hyperparams.yaml: names the local path(s) {local[:3]} of the training machine")
-    needed = [f"{name}.ckpt" for name in values.get("pretrainer", {}).get("loadables", {}) if name not in ("model", "label_encoder")]
+    needed = [
+        f"{name}.ckpt"
+        for name in values.get("pretrainer", {}).get("loadables", {})
+        if name not in ("model", "label_encoder")
+    ]
     missing = [name for name in needed if not (folder / name).is_file()]
     if missing:
-        raise ValueError(f"{folder}: {', '.join(missing)} missing (the packed tokenizer or Whisper model); re-export the run")
+        raise ValueError(
+            f"{folder}: {', '.join(missing)} missing (the packed tokenizer or Whisper model); re-export the run"
+        )
     return values
 
 
 KNN_DATASTORE = "knn_datastore.pt"  # written by a run's kNN stage (knn_eval: True)
 
 
-def export_model(train_hparams: str | Path, out: str | Path, checkpoint: str | Path | None = None, whisper: str | None = None, knn: bool = True) -> Path:
+def export_model(
+    train_hparams: str | Path,
+    out: str | Path,
+    checkpoint: str | Path | None = None,
+    whisper: str | None = None,
+    knn: bool = True,
+) -> Path:
     """Build a stand-alone model folder from a training run (audio, text or early-fusion).
 
     Arguments
@@ -463,10 +504,19 @@ def export_model(train_hparams: str | Path, out: str | Path, checkpoint: str | P
     out.mkdir(parents=True, exist_ok=True)
     exporter = Exporter(out)
     if "features" in run.inputs:  # early fusion: the fused runs' models feed the trained head
-        sources = [RunModel.read(Path(str(folder)) / "hyperparams.yaml", stage_one=True) for folder in run.values["fusion_runs"]]
-        state = {f"branches.{k}.{key}": value for k, source in enumerate(sources) for key, value in source.state_dict().items()}
+        sources = [
+            RunModel.read(Path(str(folder)) / "hyperparams.yaml", stage_one=True)
+            for folder in run.values["fusion_runs"]
+        ]
+        state = {
+            f"branches.{k}.{key}": value
+            for k, source in enumerate(sources)
+            for key, value in source.state_dict().items()
+        }
         state.update(run.state_dict(checkpoint))
-        model = _fused_node([source.node for source in sources], head=run.node["head"], activation=run.node["activation"])
+        model = _fused_node(
+            [source.node for source in sources], head=run.node["head"], activation=run.node["activation"]
+        )
         inputs = sorted({i for source in sources for i in source.inputs}, key=["sig", "transcript"].index)
         text_run = next((source for source in sources if "transcript" in source.inputs), None)
     else:
@@ -486,27 +536,45 @@ def export_fusion(fusion_folder: str | Path, out: str | Path, whisper: str | Non
     fusion_folder = Path(fusion_folder)
     info_file = fusion_folder / "fusion.json"
     if not info_file.is_file():
-        raise FileNotFoundError(f"{info_file}: not found; is {fusion_folder} an output folder of python -m speechbrain_ext.fuse?")
+        raise FileNotFoundError(
+            f"{info_file}: not found; is {fusion_folder} an output folder of python -m speechbrain_ext.fuse?"
+        )
     info = json.loads(info_file.read_text())
     if info["method"] != "late_fusion":
-        raise ValueError(f"{fusion_folder}: a {info['method']} combines decisions, not outputs; export a late fusion (weights) instead")
+        raise ValueError(
+            f"{fusion_folder}: a {info['method']} combines decisions, not outputs; export a late fusion (weights) instead"
+        )
     if info.get("subtask"):
-        raise ValueError(f"{fusion_folder}: fuses joint-label runs on their {info['subtask']!r} decisions; export the runs of one label set instead")
+        raise ValueError(
+            f"{fusion_folder}: fuses joint-label runs on their {info['subtask']!r} decisions; export the runs of one label set instead"
+        )
     for folder in info["runs"]:
         if not (Path(folder) / "hyperparams.yaml").is_file():
-            raise FileNotFoundError(f"{folder}: no hyperparams.yaml; only recipe runs can be exported (a kNN folder cannot)")
+            raise FileNotFoundError(
+                f"{folder}: no hyperparams.yaml; only recipe runs can be exported (a kNN folder cannot)"
+            )
     runs = [RunModel.read(Path(folder) / "hyperparams.yaml") for folder in info["runs"]]
     classification = "label_encoder_file" in runs[0].values["task"]
     model = _fused_node([run.node for run in runs], weights=info["weights"], log_probs=classification)
     state = {f"branches.{k}.{key}": value for k, run in enumerate(runs) for key, value in run.state_dict().items()}
     inputs = sorted({i for run in runs for i in run.inputs}, key=["sig", "transcript"].index)
     text_run = next((run for run in runs if "transcript" in run.inputs), None)
-    report_run = RunModel(fusion_folder, runs[0].values, model, runs[0].save_folder)  # task and preparation of the fused runs; reports of the fusion
+    report_run = RunModel(
+        fusion_folder, runs[0].values, model, runs[0].save_folder
+    )  # task and preparation of the fused runs; reports of the fusion
     return _write_folder(Path(out), Exporter(Path(out)), model, state, report_run, inputs, text_run, whisper)
 
 
 def _write_folder(
-    out: Path, exporter: Exporter, model, state: dict, run: RunModel, inputs: list[str], text_run: RunModel | None, whisper: str | None, knn: bool = False
+    out: Path,
+    exporter: Exporter,
+    model,
+    state: dict,
+    run: RunModel,
+    inputs: list[str],
+    text_run: RunModel | None,
+    whisper: str | None,
+    knn: bool = False,
 ) -> Path:
     """Write every file of an exported model folder (``knn``: also the run's kNN datastore, as ``knn.ckpt``)."""
     import torch
@@ -536,15 +604,27 @@ def _write_folder(
             report = json.loads((run.folder / name).read_text())
             if report.get("summary_metrics"):
                 break
-    prep_options = Path(str(run.values["prep_folder"])) / "prepare_options.json" if "prep_folder" in run.values else None
+    prep_options = (
+        Path(str(run.values["prep_folder"])) / "prepare_options.json" if "prep_folder" in run.values else None
+    )
     preparation = json.loads(prep_options.read_text()) if prep_options and prep_options.is_file() else None
     card_metrics = _task_class(task).card_metrics
-    card = model_card(report, preparation, interface, card_metrics, exporter.base_models, repo_id=out.name, transcribes="transcript" in inputs)
+    card = model_card(
+        report,
+        preparation,
+        interface,
+        card_metrics,
+        exporter.base_models,
+        repo_id=out.name,
+        transcribes="transcript" in inputs,
+    )
     atomic_write_text(out / "README.md", card)
     return out
 
 
-def publish(folder: str | Path, repo_id: str, private: bool = False, dry_run: bool = False, token: str | None = None) -> list[str]:
+def publish(
+    folder: str | Path, repo_id: str, private: bool = False, dry_run: bool = False, token: str | None = None
+) -> list[str]:
     """Create ``repo_id`` on the Hugging Face hub (if needed) and upload ``folder``.
 
     Arguments
@@ -569,7 +649,9 @@ def publish(folder: str | Path, repo_id: str, private: bool = False, dry_run: bo
     required = ["hyperparams.yaml", "model.ckpt", "custom_interface.py", "README.md"]
     missing = [f for f in required if not (folder / f).is_file()]
     if missing:
-        raise FileNotFoundError(f"{folder}: not an exported model folder (missing {', '.join(missing)}); run `python -m speechbrain_ext.hub export` first")
+        raise FileNotFoundError(
+            f"{folder}: not an exported model folder (missing {', '.join(missing)}); run `python -m speechbrain_ext.hub export` first"
+        )
     values = check_standalone(folder)
     if repo_id.count("/") != 1:
         raise ValueError(f"repo id must look like org/name, got {repo_id!r}")
@@ -591,7 +673,12 @@ def publish(folder: str | Path, repo_id: str, private: bool = False, dry_run: bo
 
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model", commit_message="Upload model exported by speechbrain_ext.hub")
+    api.upload_folder(
+        folder_path=str(folder),
+        repo_id=repo_id,
+        repo_type="model",
+        commit_message="Upload model exported by speechbrain_ext.hub",
+    )
     return files
 
 
@@ -621,7 +708,9 @@ def onnx_refusal(train_hparams: str | Path | None = None, fusion: str | Path | N
         return refusal("FusedModel")
     head = run.node.get("head")
     sampling = _tag(head) == "speechbrain_ext.bayesian.BayesianLinear" and head.get("mean_weights") is not True
-    return refusal(_tag(run.node).rpartition(".")[2], _tag(run.node.get("activation")).rpartition(".")[2] or None, sampling)
+    return refusal(
+        _tag(run.node).rpartition(".")[2], _tag(run.node.get("activation")).rpartition(".")[2] or None, sampling
+    )
 
 
 def add_onnx(folder: str | Path) -> Path:
@@ -634,7 +723,11 @@ def add_onnx(folder: str | Path) -> Path:
     if card_file.is_file():
         card = card_file.read_text(encoding="utf-8")
         if "## ONNX" not in card:
-            card = card.replace("## Limitations", ONNX_CARD + "## Limitations", 1) if "## Limitations" in card else card + "\n" + ONNX_CARD
+            card = (
+                card.replace("## Limitations", ONNX_CARD + "## Limitations", 1)
+                if "## Limitations" in card
+                else card + "\n" + ONNX_CARD
+            )
             atomic_write_text(card_file, card)
     return path
 
@@ -650,9 +743,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     export.add_argument("--checkpoint")
     export.add_argument("--whisper", help="text models: Whisper hub id or folder to pack instead of the run's")
     export.add_argument("--out", required=True)
-    export.add_argument("--onnx", action="store_true", help="also write model.onnx, run by onnxruntime (audio classifiers; see speechbrain_ext.onnx_model)")
     export.add_argument(
-        "--no-knn", dest="knn", action="store_false", help="leave out the run's kNN datastore (a supcon/knn_eval run answers with it by default)"
+        "--onnx",
+        action="store_true",
+        help="also write model.onnx, run by onnxruntime (audio classifiers; see speechbrain_ext.onnx_model)",
+    )
+    export.add_argument(
+        "--no-knn",
+        dest="knn",
+        action="store_false",
+        help="leave out the run's kNN datastore (a supcon/knn_eval run answers with it by default)",
     )
     pub = sub.add_parser("publish", help="upload an exported folder to the Hugging Face hub")
     pub.add_argument("folder")
@@ -662,7 +762,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "export":
         reason = onnx_refusal(args.train_hparams, args.fusion) if args.onnx else None
-        if args.onnx and args.knn and args.train_hparams and (Path(args.train_hparams).parent / KNN_DATASTORE).is_file():
+        if (
+            args.onnx
+            and args.knn
+            and args.train_hparams
+            and (Path(args.train_hparams).parent / KNN_DATASTORE).is_file()
+        ):
             reason = "the run has a kNN datastore, which the ONNX graph cannot carry; export with --no-knn for a graph that answers as the model alone"
         if reason:
             parser.error(f"--onnx: {reason}")  # before anything is written

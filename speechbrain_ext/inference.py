@@ -145,13 +145,17 @@ class _ModelInterface(Pretrained):
         if "transcriber" not in self.mods:
             raise ValueError("this model reads no transcripts and carries no Whisper transcriber")
         lens = torch.ones(len(wavs)) if wav_lens is None else wav_lens
-        return self.mods.transcriber.transcribe([wav[: int(round(float(rel) * wavs.shape[1]))] for wav, rel in zip(wavs, lens)])
+        return self.mods.transcriber.transcribe(
+            [wav[: int(round(float(rel) * wavs.shape[1]))] for wav, rel in zip(wavs, lens)]
+        )
 
     def transcribe_file(self, path: str | os.PathLike) -> str:
         """The Whisper transcript of one file (any rate, channels and length)."""
         return self.transcribe_batch(load_audio(path, TARGET_SAMPLE_RATE).unsqueeze(0))[0]
 
-    def forward_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None, transcripts: list[str] | None = None) -> ModelOutput:
+    def forward_batch(
+        self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None, transcripts: list[str] | None = None
+    ) -> ModelOutput:
         """The model's output for a padded batch of 16 kHz waveforms ``(batch, time)`` with relative lengths.
 
         A model that reads text transcribes the batch first (or takes the given ``transcripts``).
@@ -174,7 +178,9 @@ class _ModelInterface(Pretrained):
         frames_total, file_sr = audio_frames(path)
         with torch.no_grad():
             if frames_total / file_sr <= chunk_seconds:
-                return model.encode(load_audio(path, TARGET_SAMPLE_RATE).unsqueeze(0).to(self.device), torch.ones(1, device=self.device))[0]
+                return model.encode(
+                    load_audio(path, TARGET_SAMPLE_RATE).unsqueeze(0).to(self.device), torch.ones(1, device=self.device)
+                )[0]
             parts = [
                 model.encode(wav.unsqueeze(0).to(self.device), torch.ones(1, device=self.device))[0]
                 for _, wav in iter_chunks(path, chunk_seconds, TARGET_SAMPLE_RATE)
@@ -230,7 +236,14 @@ class _ModelInterface(Pretrained):
         batches = [[i for i, _ in group[k : k + size]] for group in groups for k in range(0, len(group), size)]
         return batches, alone, errors
 
-    def _run_files(self, paths: Sequence, finish: Callable[[ModelOutput], list], batch_size: int, num_workers: int | None, progress: bool) -> list:
+    def _run_files(
+        self,
+        paths: Sequence,
+        finish: Callable[[ModelOutput], list],
+        batch_size: int,
+        num_workers: int | None,
+        progress: bool,
+    ) -> list:
         """``finish(output)`` of every file (one entry per row of the output), in input order; unreadable files give their error."""
         from tqdm import tqdm
 
@@ -282,7 +295,9 @@ class _ModelInterface(Pretrained):
 
     def _require_bayesian(self) -> None:
         if not self.is_bayesian:
-            raise ValueError("uncertainty needs a Bayesian head (a run of a *bayes.yaml recipe); this model's head is deterministic")
+            raise ValueError(
+                "uncertainty needs a Bayesian head (a run of a *bayes.yaml recipe); this model's head is deterministic"
+            )
 
 
 class EmotionClassifier(_ModelInterface):
@@ -319,7 +334,9 @@ class EmotionClassifier(_ModelInterface):
         if n_samples and self.is_bayesian:
             out_prob = torch.log(self._mc(out.embeddings, n_samples).mean_probs.clamp_min(1e-12))
         knn = getattr(self.hparams, "knn", None)
-        if knn is not None:  # an exported supcon_knn model: the tuned kNN interpolation (hub export --no-knn leaves it out)
+        if (
+            knn is not None
+        ):  # an exported supcon_knn model: the tuned kNN interpolation (hub export --no-knn leaves it out)
             out_prob = knn(out_prob, out.embeddings)
         score, index = torch.max(out_prob, dim=-1)
         return out_prob, score, index, self.hparams.label_encoder.decode_torch(index)
@@ -349,7 +366,13 @@ class EmotionClassifier(_ModelInterface):
         """
         return self._decide(self.forward_batch(wavs, wav_lens), n_samples)
 
-    def classify_file(self, path: str | os.PathLike, segments: bool = False, n_samples: int | None = None, return_transcript: bool = False):
+    def classify_file(
+        self,
+        path: str | os.PathLike,
+        segments: bool = False,
+        n_samples: int | None = None,
+        return_transcript: bool = False,
+    ):
         """Classify one audio file (any sample rate, channel count and length).
 
         Arguments
@@ -418,7 +441,9 @@ class EmotionClassifier(_ModelInterface):
 
         def finish(out: ModelOutput) -> list:
             out_prob, score, index, text_lab = self._decide(out, n_samples)
-            return [(out_prob[k : k + 1], score[k : k + 1], index[k : k + 1], [text_lab[k]]) for k in range(len(out_prob))]
+            return [
+                (out_prob[k : k + 1], score[k : k + 1], index[k : k + 1], [text_lab[k]]) for k in range(len(out_prob))
+            ]
 
         return self._run_files(paths, finish, batch_size, num_workers, progress)
 
@@ -442,7 +467,12 @@ class EmotionClassifier(_ModelInterface):
         with torch.no_grad():
             starts, log_probs = model.window_scores(frames, size, hop)
             if n_samples and self.is_bayesian:
-                embeddings = torch.stack([model.pooling(frames[:, s : s + size], torch.ones(1, device=frames.device))[0] for s in starts.tolist()])
+                embeddings = torch.stack(
+                    [
+                        model.pooling(frames[:, s : s + size], torch.ones(1, device=frames.device))[0]
+                        for s in starts.tolist()
+                    ]
+                )
                 log_probs = torch.log(self._mc(embeddings, n_samples).mean_probs.clamp_min(1e-12))
         frames_total, file_sr = audio_frames(path)
         duration, labels, n_frames = frames_total / file_sr, self.labels, frames.shape[1]
@@ -513,7 +543,13 @@ class EmotionRegressor(_ModelInterface):
         named = {name: round(float(v), 6) for name, v in zip(self.hparams.output_names, values)}
         return (named, self.last_transcript) if return_transcript else named
 
-    def predict_files(self, paths: Sequence[str | os.PathLike], batch_size: int = 8, num_workers: int | None = None, progress: bool = False) -> list:
+    def predict_files(
+        self,
+        paths: Sequence[str | os.PathLike],
+        batch_size: int = 8,
+        num_workers: int | None = None,
+        progress: bool = False,
+    ) -> list:
         """Named intensities of many files, batched as :meth:`EmotionClassifier.classify_files` (same exactness).
 
         Returns
@@ -539,7 +575,10 @@ class EmotionRegressor(_ModelInterface):
         """Named mean intensities and their predictive standard deviations for one file: ``{name: {"mean": m, "std": s}}``."""
         self._require_bayesian()
         draws = self.model.activation(self.model.head.sample(self.encode_file(path), n_samples))[:, 0]
-        return {name: {"mean": round(float(m), 6), "std": round(float(sd), 6)} for name, m, sd in zip(self.hparams.output_names, draws.mean(0), draws.std(0))}
+        return {
+            name: {"mean": round(float(m), 6), "std": round(float(sd), 6)}
+            for name, m, sd in zip(self.hparams.output_names, draws.mean(0), draws.std(0))
+        }
 
     def forward(self, wavs, wav_lens=None):
         """Same as :meth:`predict_batch`."""

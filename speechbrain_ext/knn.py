@@ -86,10 +86,18 @@ class KNNInterpolator:
     [[0.5, 0.5]]
     """
 
-    def __init__(self, n_classes: int, k: int = 8, alpha: float = 0.5, weights: str = "uniform", chunk_size: int = 1024):
+    def __init__(
+        self, n_classes: int, k: int = 8, alpha: float = 0.5, weights: str = "uniform", chunk_size: int = 1024
+    ):
         if weights not in ("uniform", "distance"):
             raise ValueError(f"weights must be 'uniform' or 'distance', got {weights!r}")
-        self.n_classes, self.k, self.alpha, self.weights, self.chunk_size = n_classes, int(k), float(alpha), weights, int(chunk_size)
+        self.n_classes, self.k, self.alpha, self.weights, self.chunk_size = (
+            n_classes,
+            int(k),
+            float(alpha),
+            weights,
+            int(chunk_size),
+        )
         self.keys: torch.Tensor | None = None
         self.values: torch.Tensor | None = None
         self._key_norms: torch.Tensor | None = None
@@ -158,7 +166,9 @@ class KNNInterpolator:
         votes = self._votes(*self.neighbours(queries, k or self.k)).sum(dim=1)
         return votes / votes.sum(dim=1, keepdim=True)
 
-    def interpolate(self, model_probs: torch.Tensor, queries: torch.Tensor, k: int | None = None, alpha: float | None = None) -> torch.Tensor:
+    def interpolate(
+        self, model_probs: torch.Tensor, queries: torch.Tensor, k: int | None = None, alpha: float | None = None
+    ) -> torch.Tensor:
         """``alpha * p_knn + (1 - alpha) * p_model`` (eq. 4).
 
         Arguments
@@ -241,7 +251,14 @@ class KNNInterpolator:
 
     def state_dict(self) -> dict:
         """Everything needed to rebuild the interpolator (for checkpoints and export)."""
-        return {"n_classes": self.n_classes, "k": self.k, "alpha": self.alpha, "weights": self.weights, "keys": self.keys, "values": self.values}
+        return {
+            "n_classes": self.n_classes,
+            "k": self.k,
+            "alpha": self.alpha,
+            "weights": self.weights,
+            "keys": self.keys,
+            "values": self.values,
+        }
 
     @classmethod
     def from_state_dict(cls, state: dict) -> KNNInterpolator:

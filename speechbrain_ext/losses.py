@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 
 
-def segment_nll(segment_log_probs: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+def segment_nll(
+    segment_log_probs: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
     """NLL of every valid segment against its utterance's label.
 
     Arguments
@@ -52,7 +54,9 @@ def segment_nll(segment_log_probs: torch.Tensor, mask: torch.Tensor, targets: to
     raise ValueError(f"reduction must be 'mean' or 'sum_per_utterance', got {reduction!r}")
 
 
-def flatten_segments(segments: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor, n_frames: torch.Tensor, segment_size: int):
+def flatten_segments(
+    segments: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor, n_frames: torch.Tensor, segment_size: int
+):
     """Valid segments as a flat batch for the triplet loss on segments (S).
 
     Arguments
@@ -130,7 +134,12 @@ class TripletLoss(torch.nn.Module):
         return F.relu(d_pos - d_neg + self.margin).mean()
 
     def mine(
-        self, embeddings: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor | None = None, groups: torch.Tensor | None = None, mining: str | None = None
+        self,
+        embeddings: torch.Tensor,
+        labels: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        groups: torch.Tensor | None = None,
+        mining: str | None = None,
     ):
         """Indices ``(anchor, positive, negative)`` of the mined triplets.
 
@@ -178,7 +187,12 @@ class TripletLoss(torch.nn.Module):
         return index, positive[index], negative[index]
 
     def forward(
-        self, embeddings: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor | None = None, groups: torch.Tensor | None = None, mining: str | None = None
+        self,
+        embeddings: torch.Tensor,
+        labels: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        groups: torch.Tensor | None = None,
+        mining: str | None = None,
     ) -> torch.Tensor:
         """Mine triplets in the batch and return the mean loss (zero when none can be formed).
 

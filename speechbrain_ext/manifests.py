@@ -52,7 +52,9 @@ def read_manifest(manifest: str | os.PathLike, data_root: str | os.PathLike | No
         with open(manifest, encoding="utf-8") as handle:
             entries = json.load(handle)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{manifest}: manifest not found (run the data preparation, or set skip_prep: False)") from None
+        raise FileNotFoundError(
+            f"{manifest}: manifest not found (run the data preparation, or set skip_prep: False)"
+        ) from None
     except json.JSONDecodeError as err:
         raise ValueError(f"{manifest}: not valid JSON ({err})") from None
     return entries if data_root is None else fill_data_root(entries, data_root)

@@ -174,7 +174,9 @@ def spearman_per_column(y_true, y_pred, names: Sequence[str] | None = None) -> d
     for label, values in (("y_true", y_true), ("y_pred", y_pred)):
         bad = ~np.isfinite(values).all(axis=0)
         if bad.any():  # ranks of NaN are NaN: the column would pass for a constant one
-            raise ValueError(f"{label} has NaN or infinite values in column(s) {[names[c] for c in np.flatnonzero(bad)]}")
+            raise ValueError(
+                f"{label} has NaN or infinite values in column(s) {[names[c] for c in np.flatnonzero(bad)]}"
+            )
     # Ties share their mean rank, as in scipy.stats.spearmanr.
     rt, rp = rankdata(y_true, axis=0), rankdata(y_pred, axis=0)
     rt -= rt.mean(axis=0)
@@ -184,7 +186,10 @@ def spearman_per_column(y_true, y_pred, names: Sequence[str] | None = None) -> d
         rho = np.where(denom > 0, (rt * rp).sum(axis=0) / denom, np.nan)
     if len(y_true) < 2:
         return {"mean": float("nan"), "per_column": [float(r) for r in rho]}
-    constant = {label: [names[c] for c in np.flatnonzero((values == values[0]).all(axis=0))] for label, values in (("output", y_pred), ("target", y_true))}
+    constant = {
+        label: [names[c] for c in np.flatnonzero((values == values[0]).all(axis=0))]
+        for label, values in (("output", y_pred), ("target", y_true))
+    }
     if constant["output"] or constant["target"]:
         logger.warning(
             "Spearman undefined for constant %s: counted as 0 in the mean",
@@ -218,7 +223,9 @@ def _resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
-def bootstrap_classification(y_true, y_pred, n_classes: int, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> dict:
+def bootstrap_classification(
+    y_true, y_pred, n_classes: int, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> dict:
     """Percentile bootstrap intervals for UAR, WA and every per-class recall (segment_triplet, Fig. 4).
 
     All resamples are scored at once from one batched confusion count.
@@ -260,12 +267,22 @@ def bootstrap_classification(y_true, y_pred, n_classes: int, n_boot: int = 1000,
 
     def interval(values):
         values = values[np.isfinite(values)]
-        return (round(float(np.percentile(values, tail)), 4), round(float(np.percentile(values, 100 - tail)), 4)) if len(values) else (None, None)
+        return (
+            (round(float(np.percentile(values, tail)), 4), round(float(np.percentile(values, 100 - tail)), 4))
+            if len(values)
+            else (None, None)
+        )
 
-    return {"UAR": interval(uar), "WA": interval(wa), "per_class_recall": [interval(recall[:, c]) for c in range(n_classes)]}
+    return {
+        "UAR": interval(uar),
+        "WA": interval(wa),
+        "per_class_recall": [interval(recall[:, c]) for c in range(n_classes)],
+    }
 
 
-def bootstrap_spearman(y_true, y_pred, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0, chunk: int = 50) -> dict:
+def bootstrap_spearman(
+    y_true, y_pred, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0, chunk: int = 50
+) -> dict:
     """Percentile bootstrap intervals of Spearman's rho per column and of their mean (ComParE Emotion Share).
 
     Each resample draws clips with replacement and scores every column on the
@@ -314,12 +331,21 @@ def bootstrap_spearman(y_true, y_pred, n_boot: int = 1000, confidence: float = 0
 
     def interval(values):
         values = values[np.isfinite(values)]
-        return (round(float(np.percentile(values, tail)), 4), round(float(np.percentile(values, 100 - tail)), 4)) if len(values) else (None, None)
+        return (
+            (round(float(np.percentile(values, tail)), 4), round(float(np.percentile(values, 100 - tail)), 4))
+            if len(values)
+            else (None, None)
+        )
 
-    return {"per_column": [interval(rho[:, c]) for c in range(rho.shape[1])], "mean": interval(mean_spearman(rho, axis=1))}
+    return {
+        "per_column": [interval(rho[:, c]) for c in range(rho.shape[1])],
+        "mean": interval(mean_spearman(rho, axis=1)),
+    }
 
 
-def bootstrap_ci(metric: Callable, *arrays, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    metric: Callable, *arrays, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of any ``metric(*arrays)`` over resampled items.
 
     Arguments

@@ -75,7 +75,9 @@ class UtteranceModel(nn.Module):
             frame_lens = torch.ones(frames.shape[0], device=frames.device)
         embeddings = self.pooling(frames, frame_lens)
         scores = self.activation(self.head(embeddings))
-        return ModelOutput(scores=scores, embeddings=embeddings, n_frames=frame_counts(frame_lens, frames.shape[1]), decision=scores)
+        return ModelOutput(
+            scores=scores, embeddings=embeddings, n_frames=frame_counts(frame_lens, frames.shape[1]), decision=scores
+        )
 
     def forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> ModelOutput:
         """Encode 16 kHz waveforms ``(batch, samples)`` with relative lengths and predict."""
@@ -221,7 +223,12 @@ class EmbeddingModel(nn.Module):
     def forward(self, features: torch.Tensor) -> ModelOutput:
         """Outputs of ``(batch, dim)`` concatenated embeddings."""
         scores = self.activation(self.head(features))
-        return ModelOutput(scores=scores, embeddings=features, n_frames=torch.ones(len(features), device=features.device), decision=scores)
+        return ModelOutput(
+            scores=scores,
+            embeddings=features,
+            n_frames=torch.ones(len(features), device=features.device),
+            decision=scores,
+        )
 
 
 class FusedModel(nn.Module):
@@ -260,20 +267,36 @@ class FusedModel(nn.Module):
     [[2.0, 2.0], [5.0, 5.0]]
     """
 
-    def __init__(self, branches, head: nn.Module | None = None, activation: nn.Module | None = None, weights=None, log_probs: bool = True):
+    def __init__(
+        self,
+        branches,
+        head: nn.Module | None = None,
+        activation: nn.Module | None = None,
+        weights=None,
+        log_probs: bool = True,
+    ):
         super().__init__()
         if (head is None) == (weights is None):
             raise ValueError("a FusedModel is either early fusion (head and activation) or late fusion (weights)")
         if weights is not None and len(weights) != len(branches):
-            raise ValueError(f"late fusion needs one weight per branch: {len(weights)} weights for {len(branches)} branches")
+            raise ValueError(
+                f"late fusion needs one weight per branch: {len(weights)} weights for {len(branches)} branches"
+            )
         self.branches = nn.ModuleList(branches)
         self.head, self.activation = head, activation
         self.weights = None if weights is None else [float(w) for w in weights]
         self.log_probs = bool(log_probs)
 
-    def forward(self, wavs: torch.Tensor | None = None, wav_lens: torch.Tensor | None = None, transcripts=None) -> ModelOutput:
+    def forward(
+        self, wavs: torch.Tensor | None = None, wav_lens: torch.Tensor | None = None, transcripts=None
+    ) -> ModelOutput:
         """Run every branch on its input and combine."""
-        return self.combine([branch(transcripts) if isinstance(branch, TextModel) else branch(wavs, wav_lens) for branch in self.branches])
+        return self.combine(
+            [
+                branch(transcripts) if isinstance(branch, TextModel) else branch(wavs, wav_lens)
+                for branch in self.branches
+            ]
+        )
 
     def combine(self, outputs: list[ModelOutput]) -> ModelOutput:
         """The fused output of the branches' outputs."""
@@ -286,4 +309,9 @@ class FusedModel(nn.Module):
         fused = torch.einsum("b,b...->...", weights, stacked.exp() if self.log_probs else stacked)
         if self.log_probs:
             fused = torch.log(fused.clamp_min(1e-12))
-        return ModelOutput(scores=fused, embeddings=torch.cat([out.embeddings for out in outputs], dim=-1), n_frames=outputs[0].n_frames, decision=fused)
+        return ModelOutput(
+            scores=fused,
+            embeddings=torch.cat([out.embeddings for out in outputs], dim=-1),
+            n_frames=outputs[0].n_frames,
+            decision=fused,
+        )

@@ -139,7 +139,9 @@ class _OneFileGraph(torch.nn.Module):
     def __init__(self, model):
         super().__init__()
         self.model = model
-        self.training = False  # the wrapper only (eval() would recurse into the model); the exporter restores this mode afterwards
+        self.training = (
+            False  # the wrapper only (eval() would recurse into the model); the exporter restores this mode afterwards
+        )
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         from speechbrain_ext.models import SegmentModel
@@ -242,7 +244,9 @@ def export_onnx(interface_or_model, path: str | os.PathLike, opset: int = OPSET,
     proto = onnx.load_from_string(buffer.getvalue())
     meta = {
         "sample_rate": str(TARGET_SAMPLE_RATE),
-        "max_chunk_seconds": str(float(interface._hparam("max_chunk_seconds", 30.0)) if interface is not None else 30.0),
+        "max_chunk_seconds": str(
+            float(interface._hparam("max_chunk_seconds", 30.0)) if interface is not None else 30.0
+        ),
         "model_class": type(model).__name__,
         "exporter": f"torch {torch.__version__} torch.onnx.export(dynamo=False), opset {opset}",
     }
@@ -254,7 +258,9 @@ def export_onnx(interface_or_model, path: str | os.PathLike, opset: int = OPSET,
     if check:
         worst = check_graph(model, _session(data))
         if worst > CHECK_TOLERANCE:
-            raise RuntimeError(f"the ONNX graph differs from the PyTorch model by {worst:.2e} in probability (> {CHECK_TOLERANCE}); nothing written")
+            raise RuntimeError(
+                f"the ONNX graph differs from the PyTorch model by {worst:.2e} in probability (> {CHECK_TOLERANCE}); nothing written"
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
@@ -288,7 +294,16 @@ def check_graph(model, session, seconds=CHECK_SECONDS, seed: int = 0) -> float:
     worst = 0.0
     with _eval_mode(model), torch.no_grad():
         for s in seconds:
-            worst = max(worst, _difference(model, graph, session, 0.1 * torch.randn(1, int(s * TARGET_SAMPLE_RATE), generator=generator), device))
+            worst = max(
+                worst,
+                _difference(
+                    model,
+                    graph,
+                    session,
+                    0.1 * torch.randn(1, int(s * TARGET_SAMPLE_RATE), generator=generator),
+                    device,
+                ),
+            )
     return worst
 
 
@@ -334,10 +349,18 @@ class OnnxEmotionClassifier:
         The graph's file name in ``folder``.
     """
 
-    def __init__(self, folder: str | os.PathLike, intra_op_num_threads: int | None = None, providers=None, model_file: str = "model.onnx"):
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        intra_op_num_threads: int | None = None,
+        providers=None,
+        model_file: str = "model.onnx",
+    ):
         folder = Path(folder)
         if not (folder / model_file).is_file():
-            raise FileNotFoundError(f"{folder / model_file}: not found; export the model with `python -m speechbrain_ext.hub export ... --onnx`")
+            raise FileNotFoundError(
+                f"{folder / model_file}: not found; export the model with `python -m speechbrain_ext.hub export ... --onnx`"
+            )
         self.session = _session(folder / model_file, intra_op_num_threads, providers)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.sample_rate = int(meta.get("sample_rate", TARGET_SAMPLE_RATE))
@@ -362,7 +385,9 @@ class OnnxEmotionClassifier:
         if wavs.ndim == 1:
             wavs = wavs.unsqueeze(0)
         lens = torch.ones(len(wavs)) if wav_lens is None else torch.as_tensor(wav_lens)
-        rows = [self._run(wav[: max(1, int(round(float(rel) * wavs.shape[1])))].numpy()) for wav, rel in zip(wavs, lens)]
+        rows = [
+            self._run(wav[: max(1, int(round(float(rel) * wavs.shape[1])))].numpy()) for wav, rel in zip(wavs, lens)
+        ]
         return self._decide(np.concatenate(rows))
 
     def classify_file(self, path: str | os.PathLike):

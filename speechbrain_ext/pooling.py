@@ -142,12 +142,18 @@ class SegmentPooling(torch.nn.Module):
             cumulative = torch.cat([zeros, masked.cumsum(dim=1)], dim=1)
             end = n_frames[rows]
             slot = self._regular(n_frames)[rows]
-            window_sum = window_sum.index_put((rows, slot), cumulative[rows, end] - cumulative[rows, end - self.segment_size])
-            window_count = window_count.index_put((rows, slot), window_count.new_full((len(rows),), float(self.segment_size)))
+            window_sum = window_sum.index_put(
+                (rows, slot), cumulative[rows, end] - cumulative[rows, end - self.segment_size]
+            )
+            window_count = window_count.index_put(
+                (rows, slot), window_count.new_full((len(rows),), float(self.segment_size))
+            )
         n_segments = self.n_segments(n_frames)
         n_windows = int(n_segments.max())
         mask = torch.arange(n_windows, device=frames.device)[None, :] < n_segments[:, None]
-        segments = window_sum[:, :n_windows] / window_count[:, :n_windows].clamp_min(1).unsqueeze(-1) * mask.unsqueeze(-1)
+        segments = (
+            window_sum[:, :n_windows] / window_count[:, :n_windows].clamp_min(1).unsqueeze(-1) * mask.unsqueeze(-1)
+        )
         return segments, mask
 
 

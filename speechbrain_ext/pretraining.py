@@ -79,7 +79,9 @@ def base_model_of(source: str | os.PathLike) -> str | None:
 
 # ----------------------------------------------------------------------------- frames and k-means
 @torch.no_grad()
-def extract_frames(encoder, items: Sequence[dict], folder: str | os.PathLike, shard_frames: int = 20000, progress: bool = True) -> dict:
+def extract_frames(
+    encoder, items: Sequence[dict], folder: str | os.PathLike, shard_frames: int = 20000, progress: bool = True
+) -> dict:
     """Write one layer's frames of every item to ``folder`` in float16 shards; resumable shard by shard.
 
     Arguments
@@ -128,7 +130,9 @@ def _flush_shard(folder: Path, index: dict, pending: list, shard: int) -> None:
     """Write a shard atomically, then record its utterances in the index (a kill between the two redoes the shard)."""
     offset, rows = 0, []
     for item, frames in pending:
-        rows.append({"id": item["id"], "path": item["path"], "shard": shard, "offset": offset, "frames": int(len(frames))})
+        rows.append(
+            {"id": item["id"], "path": item["path"], "shard": shard, "offset": offset, "frames": int(len(frames))}
+        )
         offset += len(frames)
     tmp = folder / f"shard_{shard}.tmp.npy"
     np.save(tmp, np.concatenate([frames for _, frames in pending]))
@@ -147,7 +151,13 @@ def iter_shards(folder: str | os.PathLike):
 
 
 def fit_kmeans(
-    folder: str | os.PathLike, n_clusters: int, seed: int = 0, max_fit_frames: int = 250_000, batch_size: int = 10_000, n_init: int = 20, max_iter: int = 100
+    folder: str | os.PathLike,
+    n_clusters: int,
+    seed: int = 0,
+    max_fit_frames: int = 250_000,
+    batch_size: int = 10_000,
+    n_init: int = 20,
+    max_iter: int = 100,
 ):
     """scikit-learn ``MiniBatchKMeans`` (k-means++, as the HFLEA code) on a uniform sample of at most ``max_fit_frames`` stored frames.
 
@@ -161,10 +171,19 @@ def fit_kmeans(
     total = sum(u["frames"] for u in index["utts"])
     keep = min(1.0, max_fit_frames / max(total, 1))
     rng = np.random.default_rng(seed)
-    sample = np.concatenate([frames[rng.random(len(frames)) < keep] if keep < 1.0 else frames for _, frames in iter_shards(folder)])
+    sample = np.concatenate(
+        [frames[rng.random(len(frames)) < keep] if keep < 1.0 else frames for _, frames in iter_shards(folder)]
+    )
     if len(sample) < n_clusters:
         raise ValueError(f"{folder}: {len(sample)} frames cannot make {n_clusters} clusters")
-    kmeans = MiniBatchKMeans(n_clusters=n_clusters, init="k-means++", batch_size=batch_size, n_init=n_init, max_iter=max_iter, random_state=seed)
+    kmeans = MiniBatchKMeans(
+        n_clusters=n_clusters,
+        init="k-means++",
+        batch_size=batch_size,
+        n_init=n_init,
+        max_iter=max_iter,
+        random_state=seed,
+    )
     return kmeans.fit(sample)
 
 
@@ -246,10 +265,17 @@ class MaskedPrediction(nn.Module):
 
         config = AutoConfig.from_pretrained(source, cache_dir=cache_dir)
         if config.model_type != "hubert":
-            raise ValueError(f"{source}: masked-prediction pre-training needs a HuBERT model, this is a {config.model_type!r} one")
-        config.mask_time_prob, config.mask_time_length = float(mask_prob), int(mask_length)  # masked_spec_embed exists only when mask_time_prob > 0
+            raise ValueError(
+                f"{source}: masked-prediction pre-training needs a HuBERT model, this is a {config.model_type!r} one"
+            )
+        config.mask_time_prob, config.mask_time_length = (
+            float(mask_prob),
+            int(mask_length),
+        )  # masked_spec_embed exists only when mask_time_prob > 0
         self.hubert = HubertModel.from_pretrained(source, config=config, cache_dir=cache_dir)
-        self.normalize = bool(getattr(AutoFeatureExtractor.from_pretrained(source, cache_dir=cache_dir), "do_normalize", False))
+        self.normalize = bool(
+            getattr(AutoFeatureExtractor.from_pretrained(source, cache_dir=cache_dir), "do_normalize", False)
+        )
         self.final_proj = nn.Linear(config.hidden_size, proj_dim)
         self.label_embeddings = nn.Parameter(torch.empty(n_clusters, proj_dim).uniform_())
         self.temperature, self.feature_penalty_weight = float(temperature), float(feature_penalty_weight)
@@ -258,7 +284,9 @@ class MaskedPrediction(nn.Module):
         if freeze_feature_encoder:
             self.hubert.feature_extractor._freeze_parameters()
         self._features = None
-        self.hubert.feature_extractor.register_forward_hook(lambda module, inputs, output: setattr(self, "_features", output))
+        self.hubert.feature_extractor.register_forward_hook(
+            lambda module, inputs, output: setattr(self, "_features", output)
+        )
 
     @property
     def frame_rate(self) -> float:
@@ -276,7 +304,9 @@ class MaskedPrediction(nn.Module):
         state = np.random.get_state()  # transformers draws from numpy's global generator
         np.random.seed(int(rng.integers(2**31)))
         try:
-            mask = _compute_mask_indices((batch, self.n_frames(n_samples)), self.mask_prob, self.mask_length, min_masks=2)
+            mask = _compute_mask_indices(
+                (batch, self.n_frames(n_samples)), self.mask_prob, self.mask_length, min_masks=2
+            )
         finally:
             np.random.set_state(state)
         return torch.from_numpy(mask)
@@ -292,12 +322,17 @@ class MaskedPrediction(nn.Module):
         ce = nn.functional.cross_entropy(logits, targets)
         penalty = self._features.float().pow(2).mean()
         accuracy = (logits.argmax(dim=-1) == targets).float().mean()
-        return MaskedPredictionOutput(ce + self.feature_penalty_weight * penalty, ce, penalty, accuracy, logits, targets)
+        return MaskedPredictionOutput(
+            ce + self.feature_penalty_weight * penalty, ce, penalty, accuracy, logits, targets
+        )
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Cosine similarity of projected frames ``(n, hidden)`` with every cluster embedding, over the temperature."""
         projected = self.final_proj(hidden)
-        return nn.functional.cosine_similarity(projected.unsqueeze(1), self.label_embeddings.unsqueeze(0), dim=-1) / self.temperature
+        return (
+            nn.functional.cosine_similarity(projected.unsqueeze(1), self.label_embeddings.unsqueeze(0), dim=-1)
+            / self.temperature
+        )
 
 
 @dataclass
@@ -365,12 +400,20 @@ class MaskedPredictionTrainer:
         labels_frame_rate: float = 50.0,
     ):
         if abs(labels_frame_rate - model.frame_rate) > 1e-6:
-            raise ValueError(f"the labels have {labels_frame_rate} frames per second but the model makes {model.frame_rate}")
+            raise ValueError(
+                f"the labels have {labels_frame_rate} frames per second but the model makes {model.frame_rate}"
+            )
         missing = [item["id"] for item in items if item["id"] not in labels]
         if missing:
             raise ValueError(f"{len(missing)} training utterances have no frame labels (e.g. {missing[:3]})")
         self.model, self.items, self.labels, self.folder = model.to(device), list(items), labels, Path(folder)
-        self.max_updates, self.warmup, self.clip, self.seed, self.device = int(max_updates), int(warmup_updates), float(clip), int(seed), device
+        self.max_updates, self.warmup, self.clip, self.seed, self.device = (
+            int(max_updates),
+            int(warmup_updates),
+            float(clip),
+            int(seed),
+            device,
+        )
         self.checkpoint_every = int(checkpoint_every)
         trainable = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(trainable, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
@@ -390,7 +433,12 @@ class MaskedPredictionTrainer:
 
         data = {str(k): {"duration": item["duration"]} for k, item in enumerate(self.items)}
         sampler = DynamicBatchSampler(
-            DynamicItemDataset(data), length_func=lambda x: x["duration"], shuffle=True, batch_ordering="random", seed=self.seed, **self.sampler_options
+            DynamicItemDataset(data),
+            length_func=lambda x: x["duration"],
+            shuffle=True,
+            batch_ordering="random",
+            seed=self.seed,
+            **self.sampler_options,
         )
         sampler.set_epoch(epoch)
         return [list(batch) for batch in sampler]
@@ -407,7 +455,9 @@ class MaskedPredictionTrainer:
             out_wavs.append(wav[start_frame * hop : start_frame * hop + length])
             labels = self.labels[self.items[i]["id"]][start_frame : start_frame + n_frames]
             if len(labels) < n_frames:  # the labels' encoder made fewer frames than this crop
-                raise ValueError(f"{self.items[i]['id']}: {len(self.labels[self.items[i]['id']])} frame labels for {self.model.n_frames(len(wav))} frames")
+                raise ValueError(
+                    f"{self.items[i]['id']}: {len(self.labels[self.items[i]['id']])} frame labels for {self.model.n_frames(len(wav))} frames"
+                )
             out_labels.append(torch.as_tensor(labels.astype(np.int64)))
         return torch.stack(out_wavs), torch.stack(out_labels)
 
@@ -446,7 +496,13 @@ class MaskedPredictionTrainer:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.model.train()
         recent = []
-        bar = tqdm(total=self.max_updates, initial=self.state["update"], desc="masked prediction", unit="update", disable=not progress)
+        bar = tqdm(
+            total=self.max_updates,
+            initial=self.state["update"],
+            desc="masked prediction",
+            unit="update",
+            disable=not progress,
+        )
         with open(self.folder / "updates.log", "a", encoding="utf-8") as log:
             while self.state["update"] < self.max_updates:
                 batches = self.epoch_batches(self.state["epoch"])
@@ -505,7 +561,10 @@ class MaskedPredictionTrainer:
         shutil.rmtree(tmp, ignore_errors=True)
         self.model.hubert.save_pretrained(tmp)
         AutoFeatureExtractor.from_pretrained(self.model.source).save_pretrained(tmp)
-        atomic_write_json(tmp / PRETRAINING_FILE, {"base_model": base_model_of(self.model.source), "started_from": self.model.source, **record})
+        atomic_write_json(
+            tmp / PRETRAINING_FILE,
+            {"base_model": base_model_of(self.model.source), "started_from": self.model.source, **record},
+        )
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
         return out
@@ -537,7 +596,9 @@ def pretrain(
     start = time.time()
     torch.manual_seed(int((trainer_options or {}).get("seed", 1986)))  # the new head's initial weights
     model = MaskedPrediction(source, n_clusters, **(model_options or {}))
-    trainer = MaskedPredictionTrainer(model, items, labels, folder, labels_frame_rate=labels_frame_rate, **(trainer_options or {}))
+    trainer = MaskedPredictionTrainer(
+        model, items, labels, folder, labels_frame_rate=labels_frame_rate, **(trainer_options or {})
+    )
     result = trainer.train(progress=progress)
     if valid_items:
         result["held_out"] = trainer.evaluate(valid_items, valid_labels)

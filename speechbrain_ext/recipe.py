@@ -89,12 +89,18 @@ def override_problems(overrides: str | dict | None, keys: Iterable[str]) -> list
     for key in map(str, overrides or {}):
         if key not in keys:
             close = difflib.get_close_matches(key, keys, n=3)
-            hint = f"did you mean {' or '.join(f'--{c}' for c in close)}?" if close else "no key of that name or close to it"
+            hint = (
+                f"did you mean {' or '.join(f'--{c}' for c in close)}?"
+                if close
+                else "no key of that name or close to it"
+            )
             problems.append(f"--{key} ({hint})")
     return problems
 
 
-def check_overrides(hparams_file: str | os.PathLike, overrides: str | dict | None, extra: Sequence[str] = RUNNER_KEYS) -> None:
+def check_overrides(
+    hparams_file: str | os.PathLike, overrides: str | dict | None, extra: Sequence[str] = RUNNER_KEYS
+) -> None:
     """Raise ``ValueError`` (one line) when an override sets a top-level key that ``hparams_file`` lacks (see :func:`override_problems`).
 
     Arguments
@@ -125,16 +131,22 @@ def check_inputs(values: dict, hparams_file: str) -> None:
     """Cheap checks of the inputs before anything expensive happens."""
     data_folder = values.get("data_folder")
     if not values.get("skip_prep", False) and not Path(str(data_folder)).is_dir():
-        raise FileNotFoundError(f"{hparams_file}: data_folder {data_folder!r} is not a folder (pass --data_folder=/path/to/the/corpus)")
+        raise FileNotFoundError(
+            f"{hparams_file}: data_folder {data_folder!r} is not a folder (pass --data_folder=/path/to/the/corpus)"
+        )
     missing = missing_local_sources(values)
     if missing:
-        raise FileNotFoundError(f"{hparams_file}: local model folder not found: {'; '.join(missing)} (pass an existing folder or a hub id)")
+        raise FileNotFoundError(
+            f"{hparams_file}: local model folder not found: {'; '.join(missing)} (pass an existing folder or a hub id)"
+        )
     for key in ("train_annotation", "valid_annotation", "test_annotation"):
         if values.get("skip_prep", False) and key in values and not Path(str(values[key])).is_file():
             raise FileNotFoundError(f"{hparams_file}: skip_prep is set but {key} {values[key]!r} does not exist")
     for run in values.get("fusion_runs") or []:
         if not (Path(str(run)) / "embeddings").is_dir():
-            raise FileNotFoundError(f"{hparams_file}: fusion run {str(run)!r} has no embeddings/ folder (train it first, with save_embeddings: True)")
+            raise FileNotFoundError(
+                f"{hparams_file}: fusion run {str(run)!r} has no embeddings/ folder (train it first, with save_embeddings: True)"
+            )
 
 
 def run_recipe(prepare: Callable[[dict], None], brains: Sequence[type], argv: list[str] | None = None) -> dict:
@@ -188,12 +200,16 @@ def _lock_output_folder(folder: str) -> RunLock | None:
     if refused:
         raise SystemExit(f"error: {refused}")
     if lock is not None and lock.previous:
-        print(f"Took over the run lock of {folder} from pid {lock.previous.get('pid')} on {lock.previous.get('host')}, which is no longer running")
+        print(
+            f"Took over the run lock of {folder} from pid {lock.previous.get('pid')} on {lock.previous.get('host')}, which is no longer running"
+        )
     return lock
 
 
 def _run(prepare, brain_class, hparams_file: str, run_opts: dict, overrides, values: dict) -> dict:
-    sb.create_experiment_directory(experiment_directory=values["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides)
+    sb.create_experiment_directory(
+        experiment_directory=values["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides
+    )
     script = os.path.abspath(sys.argv[0])  # SpeechBrain copies the calling module; keep the recipe's own script
     if script.endswith(".py") and os.path.isfile(script) and if_main_process():
         shutil.copy(script, os.path.join(values["output_folder"], os.path.basename(script)))
@@ -203,19 +219,30 @@ def _run(prepare, brain_class, hparams_file: str, run_opts: dict, overrides, val
         from speechbrain_ext.transcribe import import_transcripts, transcribe_manifests
 
         manifests = [values[f"{split}_annotation"] for split in SPLITS]
-        options = {"device": run_opts.get("device") or "cpu", "progress": not run_opts.get("noprogressbar", False), **values["transcribe"]}
+        options = {
+            "device": run_opts.get("device") or "cpu",
+            "progress": not run_opts.get("noprogressbar", False),
+            **values["transcribe"],
+        }
         transcripts_file = options.pop("transcripts_file", None)
         if transcripts_file:
             run_on_main(import_transcripts, args=[manifests, transcripts_file])
         else:
-            distributed.run_on_main_unbounded(transcribe_manifests, args=[manifests, values["data_folder"]], kwargs=options, name="transcribe")
+            distributed.run_on_main_unbounded(
+                transcribe_manifests, args=[manifests, values["data_folder"]], kwargs=options, name="transcribe"
+            )
     if "augmentation_folder" in values:
         from speechbrain_ext.augment import generate_noise_and_rirs
 
-        run_on_main(generate_noise_and_rirs, kwargs={"folder": values["augmentation_folder"], "sample_rate": values["sample_rate"]})
+        run_on_main(
+            generate_noise_and_rirs,
+            kwargs={"folder": values["augmentation_folder"], "sample_rate": values["sample_rate"]},
+        )
 
     with open(hparams_file, encoding="utf-8") as handle:
-        hparams = load_hyperpyyaml(handle, overrides, overrides_must_match=False)  # checked by check_overrides, RUNNER_KEYS allowed
+        hparams = load_hyperpyyaml(
+            handle, overrides, overrides_must_match=False
+        )  # checked by check_overrides, RUNNER_KEYS allowed
     manifests = {split: hparams[f"{split}_annotation"] for split in SPLITS}
     datasets = recipe_datasets(
         manifests,
@@ -227,7 +254,13 @@ def _run(prepare, brain_class, hparams_file: str, run_opts: dict, overrides, val
         inputs=hparams.get("model_inputs", ["sig"]),
         features=hparams.get("fusion_features"),
     )
-    brain = brain_class(modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams, run_opts=run_opts, checkpointer=hparams["checkpointer"])
+    brain = brain_class(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
     reports = brain.fit_and_report(datasets, hparams)
     context = StageContext(brain, datasets, hparams, reports)
     for index, stage in enumerate(hparams.get("post_training", [])):

@@ -19,7 +19,13 @@ import numpy as np
 import pandas as pd
 
 from speechbrain_ext.fileio import atomic_write_text
-from speechbrain_ext.metrics import bootstrap_classification, bootstrap_spearman, classification_metrics, concordance_correlation, spearman_per_column
+from speechbrain_ext.metrics import (
+    bootstrap_classification,
+    bootstrap_spearman,
+    classification_metrics,
+    concordance_correlation,
+    spearman_per_column,
+)
 
 
 def metrics_table(metrics: dict, title: str = "test") -> str:
@@ -45,14 +51,22 @@ def metrics_table(metrics: dict, title: str = "test") -> str:
     with_ci = "CI95" in metrics
     classes = list(metrics["per_class_recall"])
     lines = [
-        "| set | n | UAR % |" + (" UAR 95 % CI |" if with_ci else "") + " WA % | macro-F1 % | " + " | ".join(classes) + " |",
+        "| set | n | UAR % |"
+        + (" UAR 95 % CI |" if with_ci else "")
+        + " WA % | macro-F1 % | "
+        + " | ".join(classes)
+        + " |",
         "|---" * (5 + with_ci + len(classes)) + "|",
         row(title, metrics),
     ]
     for name, sub in metrics.get("factors", {}).items():  # joint labels decoded into their sub-tasks
         lines += [
             "",
-            f"| {title}: {name} | n | UAR % |" + (" UAR 95 % CI |" if with_ci else "") + " WA % | macro-F1 % | " + " | ".join(sub["per_class_recall"]) + " |",
+            f"| {title}: {name} | n | UAR % |"
+            + (" UAR 95 % CI |" if with_ci else "")
+            + " WA % | macro-F1 % | "
+            + " | ".join(sub["per_class_recall"])
+            + " |",
         ]
         lines += ["|---" * (5 + with_ci + len(sub["per_class_recall"])) + "|", row(name, sub)]
     return "\n".join(lines)
@@ -87,14 +101,24 @@ def plot_confusion_matrix(cm: np.ndarray, labels: Sequence[str], path: str | os.
     ax.set_ylabel("true")
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                str(cm[i, j]),
+                ha="center",
+                va="center",
+                color="white" if norm[i, j] > 0.5 else "black",
+                fontsize=8,
+            )
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def plot_confidence_by_correctness(confidence: np.ndarray, correct: np.ndarray, path: str | Path, title: str = "") -> None:
+def plot_confidence_by_correctness(
+    confidence: np.ndarray, correct: np.ndarray, path: str | Path, title: str = ""
+) -> None:
     """Density of the top MC-mean probability for correct and wrong predictions (compare2023, Figure 1)."""
     plt = pyplot()
 
@@ -102,7 +126,14 @@ def plot_confidence_by_correctness(confidence: np.ndarray, correct: np.ndarray, 
     bins = np.linspace(0.0, 1.0, 26)
     for name, sel, colour in (("correct", correct, "tab:green"), ("wrong", ~correct, "tab:red")):
         if sel.any():
-            ax.hist(confidence[sel], bins=bins, density=True, alpha=0.5, color=colour, label=f"{name} (n={int(sel.sum())}, mean {confidence[sel].mean():.2f})")
+            ax.hist(
+                confidence[sel],
+                bins=bins,
+                density=True,
+                alpha=0.5,
+                color=colour,
+                label=f"{name} (n={int(sel.sum())}, mean {confidence[sel].mean():.2f})",
+            )
     ax.set_xlabel("confidence (MC-mean probability of the predicted class)")
     ax.set_ylabel("density")
     ax.set_title(title)
@@ -124,7 +155,15 @@ def csv_text(frame: pd.DataFrame) -> str:
 
 
 def _unscored(split: str, title: str | None, n_predicted: int, extra: dict | None, **fields) -> dict:
-    return {"set": title or split, "n": 0, "n_predicted": n_predicted, "scored": False, "summary_metrics": [], **fields, **(extra or {})}
+    return {
+        "set": title or split,
+        "n": 0,
+        "n_predicted": n_predicted,
+        "scored": False,
+        "summary_metrics": [],
+        **fields,
+        **(extra or {}),
+    }
 
 
 def _scored(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], bootstrap: int) -> dict:
@@ -132,12 +171,18 @@ def _scored(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], boots
     metrics = classification_metrics(y_true.tolist(), y_pred.tolist(), labels)
     if bootstrap:
         ci = bootstrap_classification(y_true, y_pred, len(labels), n_boot=bootstrap)
-        metrics["CI95"] = {"UAR": list(ci["UAR"]), "WA": list(ci["WA"]), "per_class_recall": {lab: list(c) for lab, c in zip(labels, ci["per_class_recall"])}}
+        metrics["CI95"] = {
+            "UAR": list(ci["UAR"]),
+            "WA": list(ci["WA"]),
+            "per_class_recall": {lab: list(c) for lab, c in zip(labels, ci["per_class_recall"])},
+        }
         metrics["bootstrap_resamples"] = int(bootstrap)
     return metrics
 
 
-def factor_decisions(probs: np.ndarray, y_true: np.ndarray, labels: Sequence[str], factors: Sequence[str], separator: str = "_") -> dict:
+def factor_decisions(
+    probs: np.ndarray, y_true: np.ndarray, labels: Sequence[str], factors: Sequence[str], separator: str = "_"
+) -> dict:
     """Joint labels ``<a>_<b>`` decoded into their parts: each part's values, reference indices and summed probabilities.
 
     Returns
@@ -155,7 +200,9 @@ def factor_decisions(probs: np.ndarray, y_true: np.ndarray, labels: Sequence[str
     """
     parts = [str(label).split(separator, len(factors) - 1) for label in labels]
     if any(len(p) != len(factors) for p in parts):
-        raise ValueError(f"labels {list(labels)} do not all split into {len(factors)} parts {list(factors)} at {separator!r}")
+        raise ValueError(
+            f"labels {list(labels)} do not all split into {len(factors)} parts {list(factors)} at {separator!r}"
+        )
     out = {}
     for k, name in enumerate(factors):
         values = sorted({p[k] for p in parts})
@@ -167,7 +214,9 @@ def factor_decisions(probs: np.ndarray, y_true: np.ndarray, labels: Sequence[str
 
 def write_submission(path: str | os.PathLike, filenames: Sequence[str], columns: dict) -> None:
     """A challenge submission file: ``filename`` then the given columns, one row per file."""
-    atomic_write_text(path, csv_text(pd.DataFrame({"filename": list(filenames), **{k: list(v) for k, v in columns.items()}})))
+    atomic_write_text(
+        path, csv_text(pd.DataFrame({"filename": list(filenames), **{k: list(v) for k, v in columns.items()}}))
+    )
 
 
 def write_classification_report(
@@ -264,10 +313,20 @@ def write_classification_report(
     if filenames is not None:
         write_submission(folder / f"{split}_submission.csv", filenames, {"prediction": [labels[p] for p in y_pred]})
         for name, (values, _, fprobs) in decoded.items():
-            write_submission(folder / f"{split}_submission_{name}.csv", filenames, {"prediction": [values[p] for p in fprobs.argmax(axis=1)]})
+            write_submission(
+                folder / f"{split}_submission_{name}.csv",
+                filenames,
+                {"prediction": [values[p] for p in fprobs.argmax(axis=1)]},
+            )
     atomic_write_text(folder / f"{split}_report.json", json.dumps(metrics, indent=2) + "\n")
     atomic_write_text(folder / f"{split}_report.md", table + "\n")
-    frame = pd.DataFrame({"id": list(ids), "true": [labels[t] if t >= 0 else "" for t in y_true], "predicted": [labels[p] for p in y_pred]})
+    frame = pd.DataFrame(
+        {
+            "id": list(ids),
+            "true": [labels[t] if t >= 0 else "" for t in y_true],
+            "predicted": [labels[p] for p in y_pred],
+        }
+    )
     frame = pd.concat([frame, pd.DataFrame(probs, columns=[f"p_{lab}" for lab in labels])], axis=1)
     atomic_write_text(folder / f"{split}_predictions.csv", csv_text(frame))
     if labelled.any():
@@ -275,7 +334,9 @@ def write_classification_report(
         cm_frame = pd.DataFrame(cm, columns=list(labels))
         cm_frame.insert(0, "true \\ predicted", list(labels))
         atomic_write_text(folder / f"{split}_confusion_matrix.csv", csv_text(cm_frame))
-        plot_confusion_matrix(cm, labels, folder / f"{split}_confusion_matrix.png", f"{title or split}: UAR {100 * metrics['UAR']:.1f}%")
+        plot_confusion_matrix(
+            cm, labels, folder / f"{split}_confusion_matrix.png", f"{title or split}: UAR {100 * metrics['UAR']:.1f}%"
+        )
     return metrics
 
 
@@ -349,7 +410,11 @@ def write_regression_report(
             pd.DataFrame({"id": list(ids)}),
             pd.DataFrame(targets, columns=[f"true_{n}" for n in names]),
             pd.DataFrame(preds, columns=[f"pred_{n}" for n in names]),
-            *([pd.DataFrame(np.asarray(std, dtype=float), columns=[f"std_{n}" for n in names])] if std is not None else []),
+            *(
+                [pd.DataFrame(np.asarray(std, dtype=float), columns=[f"std_{n}" for n in names])]
+                if std is not None
+                else []
+            ),
         ],
         axis=1,
     )
@@ -371,7 +436,9 @@ def write_regression_report(
             "n": int(labelled.sum()),
             "n_predicted": len(ids),
             "names": names,
-            "spearman": {n: None if np.isnan(v) else r6(v) for n, v in zip(names, rho)},  # null: constant column (0 in the mean)
+            "spearman": {
+                n: None if np.isnan(v) else r6(v) for n, v in zip(names, rho)
+            },  # null: constant column (0 in the mean)
             "CCC": {n: r6(v) for n, v in zip(names, ccc)},
             "MSE_per_output": {n: r6(v) for n, v in zip(names, mse)},
             "mean_spearman": r6(spearman["mean"]),
@@ -409,12 +476,19 @@ def regression_table(metrics: dict, title: str = "test") -> str:
     ci = metrics.get("spearman_CI95")
     fmt = lambda pair: "-" if pair is None or pair[0] is None else f"[{pair[0]:.3f}, {pair[1]:.3f}]"  # noqa: E731
     middle = (lambda n: f" {fmt(ci[n])} |") if ci else (lambda n: "")
-    lines = [f"| {title} (n={metrics['n']}) | Spearman |" + (" 95 % CI |" if ci else "") + " CCC | MSE |", "|---" * (4 + bool(ci)) + "|"]
+    lines = [
+        f"| {title} (n={metrics['n']}) | Spearman |" + (" 95 % CI |" if ci else "") + " CCC | MSE |",
+        "|---" * (4 + bool(ci)) + "|",
+    ]
     for n in metrics["names"]:
         rho = metrics["spearman"][n]
-        lines.append(f"| {n} | {'undefined' if rho is None else f'{rho:.4f}'} |{middle(n)} {metrics['CCC'][n]:.4f} | {metrics['MSE_per_output'][n]:.5f} |")
+        lines.append(
+            f"| {n} | {'undefined' if rho is None else f'{rho:.4f}'} |{middle(n)} {metrics['CCC'][n]:.4f} | {metrics['MSE_per_output'][n]:.5f} |"
+        )
     mean_ci = f" {fmt(metrics.get('mean_spearman_CI95'))} |" if ci else ""
-    lines.append(f"| mean | {metrics['mean_spearman']:.4f} |{mean_ci} {metrics['mean_CCC']:.4f} | {metrics['MSE']:.5f} |")
+    lines.append(
+        f"| mean | {metrics['mean_spearman']:.4f} |{mean_ci} {metrics['mean_CCC']:.4f} | {metrics['MSE']:.5f} |"
+    )
     return "\n".join(lines)
 
 
@@ -425,7 +499,9 @@ def report_table(metrics: dict, title: str = "test") -> str:
     return regression_table(metrics, title) if "mean_spearman" in metrics else metrics_table(metrics, title)
 
 
-def plot_regression_scatter(targets: np.ndarray, preds: np.ndarray, names: Sequence[str], spearman: dict, path: str | Path, title: str = "") -> None:
+def plot_regression_scatter(
+    targets: np.ndarray, preds: np.ndarray, names: Sequence[str], spearman: dict, path: str | Path, title: str = ""
+) -> None:
     """Predicted vs true values, one panel per output, with its Spearman in the panel title."""
     plt = pyplot()
 

@@ -70,7 +70,9 @@ class StageContext:
                 path = folder / f"{split}.pt"
                 cached = torch.load(path, weights_only=False) if path.is_file() else {}
                 if cached.get("checkpoint") != tag:
-                    cached = self.brain.embed(self.datasets[split], self.hparams["test_dataloader_options"], description=f"embedding {split}")
+                    cached = self.brain.embed(
+                        self.datasets[split], self.hparams["test_dataloader_options"], description=f"embedding {split}"
+                    )
                     cached["checkpoint"] = tag
                     torch.save(cached, path.with_suffix(".tmp"))
                     path.with_suffix(".tmp").replace(path)
@@ -88,7 +90,9 @@ def mc_probabilities(layer: BayesianLinear, embeddings: torch.Tensor, n_samples:
     return mc_predictive(layer.sample(embeddings, n_samples, seed).cpu())
 
 
-def mc_intensities(layer: BayesianLinear, embeddings: torch.Tensor, n_samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def mc_intensities(
+    layer: BayesianLinear, embeddings: torch.Tensor, n_samples: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and standard deviation over weight draws of a Bayesian regression head's sigmoid outputs (fixed seed)."""
     draws = torch.sigmoid(layer.sample(embeddings, n_samples, seed).cpu())
     return draws.mean(dim=0), draws.std(dim=0)
@@ -180,7 +184,11 @@ class BayesianHeadStage:
             checkpointer = Checkpointer(self.save_folder, recoverables={"model": self.model})
             layer.load_state_dict(BayesianLinear.from_linear(context.brain.model.head, prior=self.prior).state_dict())
             torch.manual_seed(seed)
-            data = {f"{s}_{k}": embeddings[s][k].to(brain.device) for s in ("train", "valid") for k in ("embeddings", "targets")}
+            data = {
+                f"{s}_{k}": embeddings[s][k].to(brain.device)
+                for s in ("train", "valid")
+                for k in ("embeddings", "targets")
+            }
             classification = isinstance(task, ClassificationTask)
             fit = fit_bayesian_head(
                 layer,
@@ -190,7 +198,9 @@ class BayesianHeadStage:
                 data["valid_targets"],
                 progress=not getattr(brain, "noprogressbar", False),
                 kind="classification" if classification else "regression",
-                class_weights=task.weights if classification else None,  # stage one's NLL weights (class_weights: balanced)
+                class_weights=task.weights
+                if classification
+                else None,  # stage one's NLL weights (class_weights: balanced)
                 **self.fit_options,
             )
             fit["stage1_checkpoint"] = tag
@@ -208,7 +218,15 @@ class BayesianHeadStage:
             return
         folder = context.output_folder / "linear_stage"
         folder.mkdir(exist_ok=True)
-        for name in ("report.json", "report.md", "predictions.csv", "confusion_matrix.csv", "confusion_matrix.png", "scatter.png", "submission*.csv"):
+        for name in (
+            "report.json",
+            "report.md",
+            "predictions.csv",
+            "confusion_matrix.csv",
+            "confusion_matrix.png",
+            "scatter.png",
+            "submission*.csv",
+        ):
             for path in context.output_folder.glob(f"{split}_{name}"):
                 shutil.copy2(path, folder / path.name)
 
@@ -228,15 +246,21 @@ class BayesianHeadStage:
             pred = mc_probabilities(layer, data["embeddings"], self.test_samples, seed)
             context.probabilities[split] = pred.mean_probs
             extra.update(self._uncertainty_files(context, task, pred, data["ids"], targets, split))
-            report = task.write_report(context.output_folder, data["ids"], targets, pred.mean_probs.numpy(), split=split, extra=extra)
+            report = task.write_report(
+                context.output_folder, data["ids"], targets, pred.mean_probs.numpy(), split=split, extra=extra
+            )
         else:
             mean, std = mc_intensities(layer, data["embeddings"], self.test_samples, seed)
             extra["mean_predictive_std"] = round(float(std.mean()), 6)
-            report = task.write_report(context.output_folder, data["ids"], targets, mean.numpy(), split=split, extra=extra, std=std.numpy())
+            report = task.write_report(
+                context.output_folder, data["ids"], targets, mean.numpy(), split=split, extra=extra, std=std.numpy()
+            )
         context.reports[split] = report
         print(report_table(report, f"{split} (Bayes, {self.test_samples} samples)"))
 
-    def _uncertainty_files(self, context: StageContext, task: ClassificationTask, pred, ids, targets, split: str) -> dict:
+    def _uncertainty_files(
+        self, context: StageContext, task: ClassificationTask, pred, ids, targets, split: str
+    ) -> dict:
         """``<split>_uncertainty.csv`` for every row; Figure 1 statistics and plot, calibration for the labelled ones."""
         probs, labels = pred.mean_probs.numpy(), task.labels
         predicted, labelled = probs.argmax(axis=1), targets >= 0
@@ -253,7 +277,10 @@ class BayesianHeadStage:
             }
         )
         atomic_write_text(context.output_folder / f"{split}_uncertainty.csv", csv_text(frame))
-        extra = {"mean_entropy": round(float(pred.entropy.mean()), 6), "mean_mutual_information": round(float(pred.mutual_information.mean()), 6)}
+        extra = {
+            "mean_entropy": round(float(pred.entropy.mean()), 6),
+            "mean_mutual_information": round(float(pred.mutual_information.mean()), 6),
+        }
         if labelled.any():
             extra["confidence_by_correctness"] = confidence_by_correctness(probs[labelled], targets[labelled])
             extra["expected_calibration_error"] = expected_calibration_error(probs[labelled], targets[labelled])
@@ -281,7 +308,11 @@ class EmbeddingsStage:
     def run(self, context: StageContext) -> None:
         """Compute (or keep, when cached for this checkpoint) the embeddings."""
         cached = context.embeddings()
-        logger.info("embeddings of %s cached in %s", {s: len(v["ids"]) for s, v in cached.items()}, context.output_folder / "embeddings")
+        logger.info(
+            "embeddings of %s cached in %s",
+            {s: len(v["ids"]) for s, v in cached.items()},
+            context.output_folder / "embeddings",
+        )
 
 
 class KNNStage:
@@ -308,10 +339,26 @@ class KNNStage:
         """Tune on valid, report test with and without kNN."""
         task = _require_classification(context, "kNN interpolation")
         probs = {s: context.model_probabilities(s) for s in ("valid", "test")}
-        return knn_evaluate(context.embeddings(), probs, task, context.output_folder, weights=self.weights, max_k=self.max_k, alphas=self.alphas)
+        return knn_evaluate(
+            context.embeddings(),
+            probs,
+            task,
+            context.output_folder,
+            weights=self.weights,
+            max_k=self.max_k,
+            alphas=self.alphas,
+        )
 
 
-def knn_evaluate(embeddings: dict, model_probs: dict, task: ClassificationTask, output_folder, weights: str = "uniform", max_k: int = 32, alphas=None) -> dict:
+def knn_evaluate(
+    embeddings: dict,
+    model_probs: dict,
+    task: ClassificationTask,
+    output_folder,
+    weights: str = "uniform",
+    max_k: int = 32,
+    alphas=None,
+) -> dict:
     """Tune kNN interpolation on validation, then report test with and without it.
 
     ``k`` and ``alpha`` are chosen on the validation split against a
@@ -348,7 +395,9 @@ def knn_evaluate(embeddings: dict, model_probs: dict, task: ClassificationTask, 
     tuner = KNNInterpolator(n_classes, weights=weights)
     tuner.add(train["embeddings"], train["targets"])
     tune_kwargs = {"alphas": alphas} if alphas is not None else {}
-    tuned = tuner.tune(valid["embeddings"], valid["targets"].tolist(), model_probs["valid"], ks=range(1, int(max_k) + 1), **tune_kwargs)
+    tuned = tuner.tune(
+        valid["embeddings"], valid["targets"].tolist(), model_probs["valid"], ks=range(1, int(max_k) + 1), **tune_kwargs
+    )
     store = KNNInterpolator(n_classes, k=tuned["k"], alpha=tuned["alpha"], weights=weights)
     store.add(torch.cat([train["embeddings"], valid["embeddings"]]), torch.cat([train["targets"], valid["targets"]]))
     test_model = torch.as_tensor(model_probs["test"]).float()
@@ -357,12 +406,22 @@ def knn_evaluate(embeddings: dict, model_probs: dict, task: ClassificationTask, 
     # valid as it was scored while tuning (train-only datastore), so the knn/ folder can be fused like any run
     valid_knn = tuner.interpolate(torch.as_tensor(model_probs["valid"]).float(), valid["embeddings"])
     task.write_report(
-        output_folder / "knn", valid["ids"], valid["targets"].tolist(), valid_knn.numpy(), split="valid", extra={"k": tuned["k"], "alpha": tuned["alpha"]}
+        output_folder / "knn",
+        valid["ids"],
+        valid["targets"].tolist(),
+        valid_knn.numpy(),
+        split="valid",
+        extra={"k": tuned["k"], "alpha": tuned["alpha"]},
     )
     targets = test["targets"].tolist()
     without = task.stage_metrics(test["targets"].numpy(), test_model.numpy())
     with_knn = task.write_report(
-        output_folder / "knn", test["ids"], targets, test_knn.numpy(), split="test", extra={"k": tuned["k"], "alpha": tuned["alpha"], "title": "test+kNN"}
+        output_folder / "knn",
+        test["ids"],
+        targets,
+        test_knn.numpy(),
+        split="test",
+        extra={"k": tuned["k"], "alpha": tuned["alpha"], "title": "test+kNN"},
     )
     names = with_knn["summary_metrics"]
     metric = task.selection_metric

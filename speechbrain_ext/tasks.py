@@ -69,7 +69,11 @@ class Task:
 
     def record_filenames(self, manifests: Mapping[str, str]) -> None:
         """Remember each entry's audio file name, for the submission file of the test split."""
-        self.filenames = {utt: os.path.basename(str(e.get("wav", utt))) for path in manifests.values() for utt, e in read_manifest(path).items()}
+        self.filenames = {
+            utt: os.path.basename(str(e.get("wav", utt)))
+            for path in manifests.values()
+            for utt, e in read_manifest(path).items()
+        }
 
     def report_options(self, ids: Sequence[str], split: str) -> dict:
         """Arguments of the report writer shared by the tasks: bootstrap resamples and the submission's file names."""
@@ -87,7 +91,9 @@ class Task:
         entries = read_manifest(manifest)
         missing = [utt for utt, entry in entries.items() if not self.labelled(entry)]
         if missing:
-            raise ValueError(f"{manifest}: {len(missing)} training entries have no {self.target_key!r} (e.g. {missing[:3]}); training needs labels")
+            raise ValueError(
+                f"{manifest}: {len(missing)} training entries have no {self.target_key!r} (e.g. {missing[:3]}); training needs labels"
+            )
         return entries
 
 
@@ -184,16 +190,24 @@ class ClassificationTask(Task):
             self.labels_from(train_labels)
             self.encoder.save(self.label_encoder_file)
         if len(train_labels) != self.n_classes:
-            raise ValueError(f"{manifests['train']}: the training split has {len(train_labels)} classes {train_labels} but n_classes is {self.n_classes}")
+            raise ValueError(
+                f"{manifests['train']}: the training split has {len(train_labels)} classes {train_labels} but n_classes is {self.n_classes}"
+            )
         for split, path in manifests.items():
             seen = {str(e[self.target_key]) for e in read_manifest(path).values() if self.labelled(e)}
             unknown = sorted(seen - set(train_labels))
             if unknown:
-                raise ValueError(f"{path}: labels {unknown} of split {split!r} never occur in training (known: {train_labels})")
+                raise ValueError(
+                    f"{path}: labels {unknown} of split {split!r} never occur in training (known: {train_labels})"
+                )
         if self.factors:
-            factor_decisions(np.zeros((0, len(train_labels))), np.zeros(0, dtype=int), self.labels, self.factors)  # labels that do not split fail here
+            factor_decisions(
+                np.zeros((0, len(train_labels))), np.zeros(0, dtype=int), self.labels, self.factors
+            )  # labels that do not split fail here
         if self.class_weights == "balanced":
-            counts = np.bincount([self.encoder.lab2ind[str(e[self.target_key])] for e in train.values()], minlength=self.n_classes)
+            counts = np.bincount(
+                [self.encoder.lab2ind[str(e[self.target_key])] for e in train.values()], minlength=self.n_classes
+            )
             self.weights = torch.tensor(len(train) / (self.n_classes * counts), dtype=torch.float)
         self.record_filenames(manifests)
 
@@ -226,13 +240,17 @@ class ClassificationTask(Task):
     def stage_metrics(self, targets: np.ndarray, predictions: np.ndarray) -> dict:
         """UAR, WA, macro-F1 on the labelled rows."""
         keep = np.asarray(targets) != UNLABELLED
-        return classification_metrics(np.asarray(targets)[keep].tolist(), predictions[keep].argmax(axis=1).tolist(), self.labels)
+        return classification_metrics(
+            np.asarray(targets)[keep].tolist(), predictions[keep].argmax(axis=1).tolist(), self.labels
+        )
 
     def log_stats(self, metrics: dict) -> dict:
         """What the training log shows of a validation stage."""
         return {"UAR": metrics["UAR"], "WA": metrics["WA"]}
 
-    def write_report(self, folder, ids, targets, predictions, split: str = "test", extra: dict | None = None, **options) -> dict:
+    def write_report(
+        self, folder, ids, targets, predictions, split: str = "test", extra: dict | None = None, **options
+    ) -> dict:
         """The classification report (predictions of every row; metrics of the labelled ones; sub-tasks; submission file)."""
         return write_classification_report(
             folder,
@@ -336,7 +354,9 @@ class RegressionTask(Task):
         """What the training log shows of a validation stage."""
         return {"mean_spearman": round(metrics["mean_spearman"], 4), "MSE": round(metrics["MSE"], 5)}
 
-    def write_report(self, folder, ids, targets, predictions, split: str = "test", extra: dict | None = None, **options) -> dict:
+    def write_report(
+        self, folder, ids, targets, predictions, split: str = "test", extra: dict | None = None, **options
+    ) -> dict:
         """The regression report (per-output Spearman, CCC, MSE; scatter plots; predictions CSV; submission file)."""
         return write_regression_report(
             folder,

@@ -46,7 +46,9 @@ class _TextLobe(nn.Module):
         super().__init__()
         from transformers import AutoConfig, AutoModel
 
-        self.model = AutoModel.from_config(AutoConfig.for_model(**{k: v for k, v in config.items() if not k.startswith("_")}))
+        self.model = AutoModel.from_config(
+            AutoConfig.for_model(**{k: v for k, v in config.items() if not k.startswith("_")})
+        )
         self.tokenizer = None  # comes with the exported model (TranscriptEncoder.load_tokenizer)
         if freeze:
             self.model.eval()
@@ -118,7 +120,9 @@ class TranscriptEncoder(nn.Module):
         """Padded, truncated token ids; counts (and logs) the transcripts that were cut."""
         tokenizer = self.lobe.tokenizer
         if tokenizer is None:
-            raise RuntimeError("this TranscriptEncoder was built from a configuration and has no tokenizer yet (load_tokenizer)")
+            raise RuntimeError(
+                "this TranscriptEncoder was built from a configuration and has no tokenizer yet (load_tokenizer)"
+            )
         texts = ["" if t is None else str(t) for t in texts]
         too_long = sum(len(ids) > self.max_length for ids in tokenizer(texts)["input_ids"])
         if too_long:

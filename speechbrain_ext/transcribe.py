@@ -72,7 +72,9 @@ def language_code(language: str | None) -> str | None:
         return name
     if name in TO_LANGUAGE_CODE:
         return TO_LANGUAGE_CODE[name]
-    raise ValueError(f"language {language!r} is not one of Whisper's (a code such as en, fr, es, or auto/null to detect it per file)")
+    raise ValueError(
+        f"language {language!r} is not one of Whisper's (a code such as en, fr, es, or auto/null to detect it per file)"
+    )
 
 
 def whisper_languages(tokenizer) -> dict[str, int]:
@@ -94,7 +96,9 @@ def load_whisper(source: str, save_path: str | None = None, language: str | None
 
     model = Whisper(source, save_path or f"pretrained_models/{Path(source).name}", freeze=True, task="transcribe")
     if not whisper_languages(model.tokenizer):
-        raise ValueError(f"{source}: the vocabulary has no language tokens (an English-only Whisper?); use a multilingual model")
+        raise ValueError(
+            f"{source}: the vocabulary has no language tokens (an English-only Whisper?); use a multilingual model"
+        )
     model.tokenizer.set_prefix_tokens(language=language_code(language) or "en", task="transcribe")
     return model.to(device).eval()
 
@@ -137,7 +141,9 @@ def make_searcher(model, beam_size: int = 1):
 
 
 @torch.no_grad()
-def decode(model, searcher, waveforms: Sequence[torch.Tensor], languages: Sequence[str | None]) -> tuple[list[str], list[str]]:
+def decode(
+    model, searcher, waveforms: Sequence[torch.Tensor], languages: Sequence[str | None]
+) -> tuple[list[str], list[str]]:
     """Transcripts of 16 kHz waveforms of at most 30 s, decoded as one batch.
 
     Arguments
@@ -176,7 +182,12 @@ def decode(model, searcher, waveforms: Sequence[torch.Tensor], languages: Sequen
 
 
 def transcribe_waveforms(
-    model, searcher, waveforms: Sequence[torch.Tensor], language: str | None = None, batch_size: int = 8, chunk_seconds: float = WHISPER_SECONDS
+    model,
+    searcher,
+    waveforms: Sequence[torch.Tensor],
+    language: str | None = None,
+    batch_size: int = 8,
+    chunk_seconds: float = WHISPER_SECONDS,
 ) -> tuple[list[str], list[str]]:
     """Transcripts and languages of 16 kHz waveforms of any length: chunks of ``chunk_seconds``, batches of ``batch_size`` chunks.
 
@@ -205,7 +216,9 @@ def transcribe_waveforms(
     return [" ".join(part for part in file_parts if part) for file_parts in parts], languages
 
 
-def chunks(wav: torch.Tensor, chunk_seconds: float = WHISPER_SECONDS, sample_rate: int = TARGET_SAMPLE_RATE) -> list[torch.Tensor]:
+def chunks(
+    wav: torch.Tensor, chunk_seconds: float = WHISPER_SECONDS, sample_rate: int = TARGET_SAMPLE_RATE
+) -> list[torch.Tensor]:
     """Consecutive pieces of at most ``chunk_seconds``.
 
     Example
@@ -267,7 +280,12 @@ def transcribe_manifests(
     if not 0 < chunk_seconds <= WHISPER_SECONDS:
         raise ValueError(f"chunk_seconds must lie in (0, {WHISPER_SECONDS:g}]: Whisper sees 30 s at most")
     language = language_code(language)
-    options = {"model": source, "language": language, "beam_size": int(beam_size), "chunk_seconds": float(chunk_seconds)}
+    options = {
+        "model": source,
+        "language": language,
+        "beam_size": int(beam_size),
+        "chunk_seconds": float(chunk_seconds),
+    }
     data, todo = {}, []
     for manifest in map(Path, manifests):
         if not manifest.is_file():
@@ -278,11 +296,15 @@ def transcribe_manifests(
             if "wav" not in entry:
                 raise ValueError(f"{manifest}: entry {utt!r} has no 'wav'")
             same = entry.get(TRANSCRIPT_KEY) is not None and entry.get(f"{TRANSCRIPT_KEY}_options") == options
-            if same and language and LANGUAGE_KEY not in entry:  # written before languages were recorded: in the forced one
+            if (
+                same and language and LANGUAGE_KEY not in entry
+            ):  # written before languages were recorded: in the forced one
                 entry[LANGUAGE_KEY], backfilled = language, True
             # Such entries of language None were decoded in English (the wrapper's default), not detected: redone.
             if not same or LANGUAGE_KEY not in entry:
-                todo.append((manifest, utt, str(fill_data_root(entry["wav"], data_folder)), float(entry.get("duration", 0.0))))
+                todo.append(
+                    (manifest, utt, str(fill_data_root(entry["wav"], data_folder)), float(entry.get("duration", 0.0)))
+                )
         if backfilled:
             atomic_write_json(manifest, data[manifest])
     kept = sum(len(entries) for entries in data.values()) - len(todo)
@@ -309,7 +331,9 @@ def transcribe_manifests(
                 result["skipped"][path] = str(err)
                 continue
             loaded.append((manifest, utt, wav))
-        texts, languages = transcribe_waveforms(model, searcher, [wav for _, _, wav in loaded], language, batch_size, chunk_seconds)
+        texts, languages = transcribe_waveforms(
+            model, searcher, [wav for _, _, wav in loaded], language, batch_size, chunk_seconds
+        )
         for (manifest, utt, _), text, code in zip(loaded, texts, languages):
             data[manifest][utt].update({TRANSCRIPT_KEY: text, LANGUAGE_KEY: code, f"{TRANSCRIPT_KEY}_options": options})
         for manifest in {manifest for manifest, _, _ in loaded}:
@@ -350,7 +374,12 @@ class Transcriber(nn.Module):
         save_path: str | None = None,
     ):
         super().__init__()
-        self.language, self.beam_size, self.chunk_seconds, self.batch_size = language_code(language), int(beam_size), float(chunk_seconds), int(batch_size)
+        self.language, self.beam_size, self.chunk_seconds, self.batch_size = (
+            language_code(language),
+            int(beam_size),
+            float(chunk_seconds),
+            int(batch_size),
+        )
         self.register_buffer("_device_probe", torch.zeros(0), persistent=False)  # follows .to(device)
         self.whisper, self.searcher = None, None
         if source is not None:
@@ -374,7 +403,9 @@ class Transcriber(nn.Module):
         if self.whisper is None:
             raise RuntimeError("no Whisper model loaded (give a source, or load an exported model)")
         self.whisper.to(self._device_probe.device)
-        return transcribe_waveforms(self.whisper, self.searcher, waveforms, self.language, self.batch_size, self.chunk_seconds)[0]
+        return transcribe_waveforms(
+            self.whisper, self.searcher, waveforms, self.language, self.batch_size, self.chunk_seconds
+        )[0]
 
 
 def import_transcripts(manifests: Sequence[str | os.PathLike], transcripts_file: str | os.PathLike) -> dict:
@@ -426,7 +457,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("manifests", nargs="+", help="prepared JSON manifests")
     parser.add_argument("--data_folder", required=True, help="the corpus folder ({data_root} in the manifests)")
     parser.add_argument("--model", default="openai/whisper-large-v2", help="Whisper hub id or local folder")
-    parser.add_argument("--language", default=None, help="force a language code, e.g. fr (HealthCall30); default or auto: detected per file")
+    parser.add_argument(
+        "--language",
+        default=None,
+        help="force a language code, e.g. fr (HealthCall30); default or auto: detected per file",
+    )
     parser.add_argument("--beam_size", type=int, default=1, help="1: greedy search (default)")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--chunk_seconds", type=float, default=WHISPER_SECONDS)
@@ -457,7 +492,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, AudioLoadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"transcribed {result['transcribed']}, kept {result['kept']} (same options), skipped {len(result['skipped'])}")
+    print(
+        f"transcribed {result['transcribed']}, kept {result['kept']} (same options), skipped {len(result['skipped'])}"
+    )
     for path, reason in result["skipped"].items():
         print(f"  skipped {path}: {reason}")
     return 0

@@ -44,7 +44,9 @@ def tiny_models(tmp_path_factory):
 @pytest.fixture(scope="session")
 def synthetic_ravdess(tmp_path_factory):
     """A 12-actor synthetic RAVDESS with all 60 speech files per actor and a few song files."""
-    return generate_corpus("RAVDESS", tmp_path_factory.mktemp("RAVDESS"), speakers=12, seed=0, song=True, progress=False)
+    return generate_corpus(
+        "RAVDESS", tmp_path_factory.mktemp("RAVDESS"), speakers=12, seed=0, song=True, progress=False
+    )
 
 
 def recipe_command(hparams: Path, data_folder: Path, output_folder: Path, *overrides: str) -> list[str]:
@@ -60,13 +62,24 @@ def recipe_command(hparams: Path, data_folder: Path, output_folder: Path, *overr
 
 
 def run_recipe(
-    hparams: Path, data_folder: Path, output_folder: Path, *overrides: str, threads: int | None = None, check: bool = True
+    hparams: Path,
+    data_folder: Path,
+    output_folder: Path,
+    *overrides: str,
+    threads: int | None = None,
+    check: bool = True,
 ) -> subprocess.CompletedProcess:
     """Run a recipe as a user would, in a fresh process; fail with its output on error (when ``check``)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    proc = subprocess.run(recipe_command(hparams, data_folder, output_folder, *overrides), capture_output=True, text=True, cwd=REPO, env=env)
+    proc = subprocess.run(
+        recipe_command(hparams, data_folder, output_folder, *overrides),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"recipe failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
@@ -80,20 +93,36 @@ def trained_ravdess(recipe_runs):
     """
     proc, folder = recipe_runs.result("ravdess")
     report = json.loads((folder / "test_report.json").read_text())
-    print(f"\nRAVDESS triplet_seg (tiny wav2vec2, synthetic): test UAR {report['UAR']:.3f}, WA {report['WA']:.3f}, {proc.seconds:.0f} s")
+    print(
+        f"\nRAVDESS triplet_seg (tiny wav2vec2, synthetic): test UAR {report['UAR']:.3f}, WA {report['WA']:.3f}, {proc.seconds:.0f} s"
+    )
     return {"folder": folder, "seconds": proc.seconds, "report": report}
 
 
 @pytest.fixture(scope="session")
 def healthcall30(tmp_path_factory):
     """A 15-caller synthetic HealthCall30 (9 train, 3 devel, 3 masked test; 16 calls each)."""
-    return generate_corpus("HealthCall30", tmp_path_factory.mktemp("hc30") / "HealthCall30", speakers=15, seed=2, files_per_speaker=16, progress=False)
+    return generate_corpus(
+        "HealthCall30",
+        tmp_path_factory.mktemp("hc30") / "HealthCall30",
+        speakers=15,
+        seed=2,
+        files_per_speaker=16,
+        progress=False,
+    )
 
 
 @pytest.fixture(scope="session")
 def hume_corpus(tmp_path_factory):
     """A 12-speaker synthetic Hume-Prosody (7 train, 2 devel, 3 masked test; 18 clips each)."""
-    return generate_corpus("Hume-Prosody", tmp_path_factory.mktemp("hume") / "Hume-Prosody", speakers=12, seed=1, files_per_speaker=18, progress=False)
+    return generate_corpus(
+        "Hume-Prosody",
+        tmp_path_factory.mktemp("hume") / "Hume-Prosody",
+        speakers=12,
+        seed=1,
+        files_per_speaker=18,
+        progress=False,
+    )
 
 
 class RecipeRuns:
@@ -151,7 +180,9 @@ def recipe_runs(tmp_path_factory, tiny_models, synthetic_ravdess, registry_corpo
         for row in TRAIN_ROWS:
             if "{runs[" not in row["debug_overrides"]:  # rows that fuse other rows' runs wait for them (registry_runs)
                 runs.submit(
-                    row["hparams"], registry_command(row, tiny_models, registry_corpora, root / "registry"), row_folder(root / "registry", row["hparams"])
+                    row["hparams"],
+                    registry_command(row, tiny_models, registry_corpora, root / "registry"),
+                    row_folder(root / "registry", row["hparams"]),
                 )
         runs.registry_root = root / "registry"
         yield runs
@@ -196,7 +227,10 @@ def flea_command(folder: Path, tiny_models: dict, corpus: Path) -> list[str]:
 
 def learning_commands(root: Path, tiny_models: dict, healthcall30: Path, hume_corpus: Path) -> dict:
     """The ComParE learning runs (tests/test_compare.py): name -> (command, folder)."""
-    hc30, loaders = REPO / "recipes" / "HealthCall30" / "hparams", ("--dataloader_options={batch_size: 8, shuffle: True, num_workers: 0}",)
+    hc30, loaders = (
+        REPO / "recipes" / "HealthCall30" / "hparams",
+        ("--dataloader_options={batch_size: 8, shuffle: True, num_workers: 0}",),
+    )
     text = recipe_command(
         hc30 / "text.yaml",
         healthcall30,
@@ -233,7 +267,11 @@ def learning_commands(root: Path, tiny_models: dict, healthcall30: Path, hume_co
         "--number_of_epochs=12",
         *RECIPE_OVERRIDES,
     ]
-    return {"hc30_audio": (audio, root / "hc30_audio"), "hume_folds": (hume, root / "hume_folds"), "hc30_text": (text, root / "hc30_text")}
+    return {
+        "hc30_audio": (audio, root / "hc30_audio"),
+        "hume_folds": (hume, root / "hume_folds"),
+        "hc30_text": (text, root / "hc30_text"),
+    }
 
 
 # The recipe registry: every hparams file trained once for one epoch on its synthetic corpus.
@@ -261,7 +299,10 @@ def top_level_keys(yaml_file: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def registry_corpora(tmp_path_factory):
     root = tmp_path_factory.mktemp("registry_corpora")
-    return {name: generate_corpus(name, root / name, seed=1, progress=False, **options) for name, options in SYNTHETIC.items()}
+    return {
+        name: generate_corpus(name, root / name, seed=1, progress=False, **options)
+        for name, options in SYNTHETIC.items()
+    }
 
 
 def row_folder(root: Path, hparams: str) -> Path:
@@ -272,15 +313,27 @@ def row_folder(root: Path, hparams: str) -> Path:
 def debug_overrides(row: dict, tiny_models: dict, root: Path) -> list[str]:
     """A row's debug overrides with the tiny models and, for early fusion, the folders of the runs it fuses."""
     runs = {f"{r['corpus']}/{Path(r['hparams']).stem}": row_folder(root, r["hparams"]) for r in ROWS}
-    return shlex.split(row["debug_overrides"].format(runs=runs, **{f"tiny_{name}": path for name, path in tiny_models.items()}))
+    return shlex.split(
+        row["debug_overrides"].format(runs=runs, **{f"tiny_{name}": path for name, path in tiny_models.items()})
+    )
 
 
 def registry_command(row: dict, tiny_models: dict, corpora: dict, root: Path) -> list[str]:
     """The command line of a registry row: the shared test overrides the YAML has, then the row's own."""
     hparams = REPO / row["hparams"]
     keys = top_level_keys(hparams)  # a text recipe has no SSL encoder: pass what the YAML has
-    shared = [o for o in (f"--ssl_hub={tiny_models['wav2vec2']}", *RECIPE_OVERRIDES) if o.split("=")[0][2:] in keys or o == "--noprogressbar"]
-    return recipe_command(hparams, corpora[row["corpus"]], row_folder(root, row["hparams"]), *shared, *debug_overrides(row, tiny_models, root))
+    shared = [
+        o
+        for o in (f"--ssl_hub={tiny_models['wav2vec2']}", *RECIPE_OVERRIDES)
+        if o.split("=")[0][2:] in keys or o == "--noprogressbar"
+    ]
+    return recipe_command(
+        hparams,
+        corpora[row["corpus"]],
+        row_folder(root, row["hparams"]),
+        *shared,
+        *debug_overrides(row, tiny_models, root),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -293,9 +346,14 @@ def registry_runs(recipe_runs, registry_corpora, tiny_models):
         proc, folder = recipe_runs.result(row["hparams"], check=False)
         runs[row["hparams"]] = {"folder": folder, "proc": proc, "seconds": proc.seconds}
     for row in fusing:
-        recipe_runs.submit(row["hparams"], registry_command(row, tiny_models, registry_corpora, root), row_folder(root, row["hparams"]))
+        recipe_runs.submit(
+            row["hparams"], registry_command(row, tiny_models, registry_corpora, root), row_folder(root, row["hparams"])
+        )
     for row in fusing:
         proc, folder = recipe_runs.result(row["hparams"], check=False)
         runs[row["hparams"]] = {"folder": folder, "proc": proc, "seconds": proc.seconds}
-    print("\nregistry runs (s): " + ", ".join(f"{Path(k).parent.parent.name}/{Path(k).stem} {v['seconds']:.0f}" for k, v in runs.items()))
+    print(
+        "\nregistry runs (s): "
+        + ", ".join(f"{Path(k).parent.parent.name}/{Path(k).stem} {v['seconds']:.0f}" for k, v in runs.items())
+    )
     return runs

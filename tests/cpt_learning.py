@@ -23,7 +23,14 @@ from torch import nn
 
 from data_prep.iemocap import prepare_iemocap
 from speechbrain_ext.fileio import atomic_write_json
-from speechbrain_ext.pretraining import MaskedPrediction, MaskedPredictionTrainer, assign_labels, extract_frames, fit_kmeans, manifest_items
+from speechbrain_ext.pretraining import (
+    MaskedPrediction,
+    MaskedPredictionTrainer,
+    assign_labels,
+    extract_frames,
+    fit_kmeans,
+    manifest_items,
+)
 
 
 class SmoothedLogEnergy(nn.Module):
@@ -40,7 +47,9 @@ class SmoothedLogEnergy(nn.Module):
         wav = wavs[0]
         wav = (wav - wav.mean()) / (wav.std() + 1e-7)  # as HuBERT's feature extractor normalises its input
         centres = [320 * t + 200 for t in range(self.n_frames(wav.shape[0]))]
-        energy = torch.stack([torch.log(wav[max(0, c - self.half) : c + self.half].pow(2).mean() + 1e-8) for c in centres])
+        energy = torch.stack(
+            [torch.log(wav[max(0, c - self.half) : c + self.half].pow(2).mean() + 1e-8) for c in centres]
+        )
         return energy[None, :, None], torch.ones(1)
 
 
@@ -69,7 +78,13 @@ def main(corpus: str, source: str, out: str) -> dict:
     before = trainer.evaluate(valid, labels)
     trained = trainer.train(progress=False)
     after = trainer.evaluate(valid, labels)
-    result = {"before": before, "after": after, "training": trained, "majority_share": float(np.bincount(held_out).max() / len(held_out)), "clusters": 4}
+    result = {
+        "before": before,
+        "after": after,
+        "training": trained,
+        "majority_share": float(np.bincount(held_out).max() / len(held_out)),
+        "clusters": 4,
+    }
     atomic_write_json(out / "result.json", result)
     print(json.dumps(result))
     return result

@@ -18,7 +18,15 @@ import traceback
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 
-PRELOAD = ["torch", "speechbrain", "transformers", "speechbrain_ext.recipe", "speechbrain_ext.brains", "speechbrain_ext.encoders", "speechbrain_ext.text"]
+PRELOAD = [
+    "torch",
+    "speechbrain",
+    "transformers",
+    "speechbrain_ext.recipe",
+    "speechbrain_ext.brains",
+    "speechbrain_ext.encoders",
+    "speechbrain_ext.text",
+]
 
 
 def run_command(cmd: list[str], cwd: str, threads: int = 1) -> subprocess.CompletedProcess:

@@ -60,7 +60,9 @@ def watch(cmd: list[str], log_path: Path, folder: Path, stall: float, env: dict)
     """Run ``cmd``; return (``clean`` | ``hang`` | ``failed``, seconds)."""
     start, last = time.time(), [time.time()]
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env, start_new_session=True
+        )
 
         def pump():
             for line in proc.stdout:
@@ -106,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     tiny = write_tiny_models(out / "tiny_models")
     corpora = {}
     for corpus in sorted({RECIPES[n][0].split("/")[1] for n in names}):
-        corpora[corpus] = generate_corpus(corpus, out / "corpora" / corpus, seed=SEED, progress=False, **SYNTHETIC[corpus])
+        corpora[corpus] = generate_corpus(
+            corpus, out / "corpora" / corpus, seed=SEED, progress=False, **SYNTHETIC[corpus]
+        )
     rows = {row["hparams"]: row for row in TRAIN_ROWS}
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
     results = {name: {"clean": 0, "hang": 0, "failed": 0, "deleted_a_checkpoint": 0, "seconds": []} for name in names}
@@ -116,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
             folder = row_folder(out / "runs" / f"{i:03d}", hparams)
             recipe = registry_command(rows[hparams], tiny, corpora, out / "runs" / f"{i:03d}")
             # registry_command: [python, train.py, yaml, overrides...] -> torchrun over the same script and arguments
-            args_ = [a for a in recipe[1:] if not a.startswith("--number_of_epochs=")]  # the stress run's own count below
+            args_ = [
+                a for a in recipe[1:] if not a.startswith("--number_of_epochs=")
+            ]  # the stress run's own count below
             cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args_]
             cmd += [*extra, f"--number_of_epochs={args.epochs}", "--distributed_backend=gloo", "--device=cpu"]
             outcome, seconds = watch(cmd, out / f"{name}_{i:03d}.log", folder, args.stall, env)
@@ -125,10 +131,14 @@ def main(argv: list[str] | None = None) -> int:
             results[name]["deleted_a_checkpoint"] += int(log.is_file() and "Deleted checkpoint in" in log.read_text())
             results[name]["seconds"].append(round(seconds, 1))
             print(f"run {i + 1}/{args.runs} {name}: {outcome} ({seconds:.0f} s)", flush=True)
-    print("\n| recipe | runs | clean | hangs | non-zero exits | runs that deleted a checkpoint | mean s |\n|---|---|---|---|---|---|---|")
+    print(
+        "\n| recipe | runs | clean | hangs | non-zero exits | runs that deleted a checkpoint | mean s |\n|---|---|---|---|---|---|---|"
+    )
     for name, r in results.items():
         n = len(r["seconds"])
-        print(f"| {name} | {n} | {r['clean']} | {r['hang']} | {r['failed']} | {r['deleted_a_checkpoint']} | {sum(r['seconds']) / max(n, 1):.0f} |")
+        print(
+            f"| {name} | {n} | {r['clean']} | {r['hang']} | {r['failed']} | {r['deleted_a_checkpoint']} | {sum(r['seconds']) / max(n, 1):.0f} |"
+        )
     (out / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0 if all(r["hang"] == r["failed"] == 0 for r in results.values()) else 1
 

@@ -33,11 +33,16 @@ def saved_layer(model_cache: Path, layer: int, ids: list) -> np.ndarray:
 
 
 def read_manifest(path: Path, data_folder) -> dict:
-    return {k: {**v, "wav": v["wav"].replace("{data_root}", str(data_folder))} for k, v in json.loads(path.read_text()).items()}
+    return {
+        k: {**v, "wav": v["wav"].replace("{data_root}", str(data_folder))}
+        for k, v in json.loads(path.read_text()).items()
+    }
 
 
 def test_every_verb_has_help(capsys):
-    proc = subprocess.run([sys.executable, "-m", "speechbrain_ext.analysis", "--help"], capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "speechbrain_ext.analysis", "--help"], capture_output=True, text=True, cwd=REPO
+    )
     assert proc.returncode == 0 and all(verb in proc.stdout for verb in VERBS)
     for verb in VERBS:
         with pytest.raises(SystemExit) as exit_info:
@@ -75,7 +80,9 @@ def test_embed_caches_per_model_and_layer(tiny_models, tmp_path, monkeypatch):
     monkeypatch.setattr(embed, "pooled_states", lambda enc, wav: encoded.append(1) or original(enc, wav))
     analysis([*args, "--manifest", str(tmp_path / "all.json")])
     assert len(encoded) == 1  # only the new file; the four others come from the cache
-    assert json.loads((folder / "embed.json").read_text())["n"] == 5 and (folder / "embed_layers.png").stat().st_size > 0
+    assert (
+        json.loads((folder / "embed.json").read_text())["n"] == 5 and (folder / "embed_layers.png").stat().st_size > 0
+    )
 
 
 def test_probe_matches_scikit_learn_and_never_sees_test_speakers(registry_runs, tmp_path, monkeypatch):
@@ -86,16 +93,40 @@ def test_probe_matches_scikit_learn_and_never_sees_test_speakers(registry_runs, 
     from sklearn.svm import SVC
 
     run = registry_runs["recipes/RAVDESS/hparams/baseline.yaml"]["folder"]  # two epochs on six actors
-    data_folder = next(line.split(": ", 1)[1] for line in (run / "hyperparams.yaml").read_text().splitlines() if line.startswith("data_folder:"))
-    train = {**read_manifest(run / "prep" / "train.json", data_folder), **read_manifest(run / "prep" / "valid.json", data_folder)}
+    data_folder = next(
+        line.split(": ", 1)[1]
+        for line in (run / "hyperparams.yaml").read_text().splitlines()
+        if line.startswith("data_folder:")
+    )
+    train = {
+        **read_manifest(run / "prep" / "train.json", data_folder),
+        **read_manifest(run / "prep" / "valid.json", data_folder),
+    }
     test = read_manifest(run / "prep" / "test.json", data_folder)
     seen = []
     fit = GridSearchCV.fit
-    monkeypatch.setattr(GridSearchCV, "fit", lambda self, x, y=None, **kw: seen.append(np.asarray(x)) or fit(self, x, y, **kw))
+    monkeypatch.setattr(
+        GridSearchCV, "fit", lambda self, x, y=None, **kw: seen.append(np.asarray(x)) or fit(self, x, y, **kw)
+    )
     grid = [0.001, 0.01, 0.1, 1.0]
     out = tmp_path / "probe"
     # RAVDESS manifests carry no sessions: its validation actors are other speakers, fit to train on
-    analysis(["probe", "--folds", str(run), "--model", str(run), "--train_splits", "train,valid", "--out", str(out), "--C", *map(str, grid), "--noprogressbar"])
+    analysis(
+        [
+            "probe",
+            "--folds",
+            str(run),
+            "--model",
+            str(run),
+            "--train_splits",
+            "train,valid",
+            "--out",
+            str(out),
+            "--C",
+            *map(str, grid),
+            "--noprogressbar",
+        ]
+    )
     seen_calls = list(seen)
     rows = list(csv.DictReader((out / "probe.csv").open()))
     chosen_c = [float(r["C"]) for r in csv.DictReader((out / "probe_folds.csv").open())]
@@ -117,14 +148,25 @@ def test_probe_matches_scikit_learn_and_never_sees_test_speakers(registry_runs, 
         if len(set(groups)) >= 5:  # enough training actors: folds of whole actors
             folds = list(StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0).split(x_train, y_train, groups))
         else:  # the registry corpus's 4 training actors: too few for 5 grouped folds, stratified folds
-            folds = list(StratifiedKFold(n_splits=min(5, np.bincount(y_train).min()), shuffle=True, random_state=0).split(x_train, y_train))
+            folds = list(
+                StratifiedKFold(n_splits=min(5, np.bincount(y_train).min()), shuffle=True, random_state=0).split(
+                    x_train, y_train
+                )
+            )
         # the paper's SVM with a linear kernel, as libsvm computes it
-        search = GridSearchCV(make_pipeline(StandardScaler(), SVC(kernel="linear")), {"svc__C": grid}, cv=folds, scoring="balanced_accuracy")
+        search = GridSearchCV(
+            make_pipeline(StandardScaler(), SVC(kernel="linear")),
+            {"svc__C": grid},
+            cv=folds,
+            scoring="balanced_accuracy",
+        )
         search.fit(x_train, y_train)
         assert c == search.best_params_["svc__C"]
         assert float(row["UAR"]) == pytest.approx(balanced_accuracy_score(y_test, search.predict(x_test)), abs=1e-6)
     best = max(float(r["UAR"]) for r in rows)
-    print(f"\nprobe of the trained tiny run: UAR per layer {[round(float(r['UAR']), 3) for r in rows]} (chance {1 / len(labels):.3f})")
+    print(
+        f"\nprobe of the trained tiny run: UAR per layer {[round(float(r['UAR']), 3) for r in rows]} (chance {1 / len(labels):.3f})"
+    )
     assert best > 2.5 / len(labels)  # a fine-tuned layer carries the emotion of unseen actors
     assert json.loads((out / "probe.json").read_text())["chance_UAR"] == pytest.approx(1 / len(labels))
     assert (out / "probe_layers.png").stat().st_size > 0
@@ -154,13 +196,21 @@ def test_probe_is_a_linear_kernel_svm_where_features_outnumber_utterances():
     speakers = np.repeat(np.arange(n_speakers), 8)
     y = np.tile(np.arange(n_classes), 2 * n_speakers)
     # weak class means, speaker offsets and columns on scales far apart, stored as float32 like the caches
-    x = 0.12 * rng.normal(size=(n_classes, dim))[y] + 0.5 * rng.normal(size=(n_speakers, dim))[speakers] + rng.normal(size=(len(y), dim))
+    x = (
+        0.12 * rng.normal(size=(n_classes, dim))[y]
+        + 0.5 * rng.normal(size=(n_speakers, dim))[speakers]
+        + rng.normal(size=(len(y), dim))
+    )
     x = (x * 10.0 ** rng.uniform(-3, 3, dim)).astype(np.float32)
     train, test = np.flatnonzero(speakers < 10), np.flatnonzero(speakers >= 10)
     x_train, y_train = x[train], y[train]
-    folds = list(StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0).split(x_train, y_train, speakers[train]))
+    folds = list(
+        StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0).split(x_train, y_train, speakers[train])
+    )
     grid = [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0]  # the probe's default grid
-    search = GridSearchCV(make_pipeline(StandardScaler(), SVC(kernel="linear")), {"svc__C": grid}, cv=folds, scoring="balanced_accuracy").fit(x_train, y_train)
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), SVC(kernel="linear")), {"svc__C": grid}, cv=folds, scoring="balanced_accuracy"
+    ).fit(x_train, y_train)
     predicted = search.predict(x[test])
     expected = {
         "UAR": balanced_accuracy_score(y[test], predicted),
@@ -170,7 +220,9 @@ def test_probe_is_a_linear_kernel_svm_where_features_outnumber_utterances():
         "n_train": 80,
         "n_test": 16,
     }
-    assert len(set(np.round(search.cv_results_["mean_test_score"], 9))) > 1  # C matters here: the search has something to pick
+    assert (
+        len(set(np.round(search.cv_results_["mean_test_score"], 9))) > 1
+    )  # C matters here: the search has something to pick
     for n_jobs in (1, 2):
         assert probe_fold(x, y, speakers, train, test, n_jobs=n_jobs) == pytest.approx(expected, abs=1e-9)
 
@@ -185,7 +237,10 @@ def test_probe_refuses_training_rows_sharing_a_session_or_dialog(tmp_path, key, 
 
     fold = tmp_path / "fold"
     fold.mkdir()
-    train = {"u1": {"wav": "/x/u1.wav", "speaker": "A", "emo": "ang", key: "other"}, "u2": {"wav": "/x/u2.wav", "speaker": "B", "emo": "sad", key: train_value}}
+    train = {
+        "u1": {"wav": "/x/u1.wav", "speaker": "A", "emo": "ang", key: "other"},
+        "u2": {"wav": "/x/u2.wav", "speaker": "B", "emo": "sad", key: train_value},
+    }
     test = {"u3": {"wav": "/x/u3.wav", "speaker": "C", "emo": "ang", key: test_value}}
     (fold / "train.json").write_text(json.dumps(train))
     (fold / "test.json").write_text(json.dumps(test))
@@ -207,12 +262,30 @@ def test_probe_trains_on_train_only_by_default_and_refuses_loso_valid(registry_c
     train, valid, test = (json.loads((prep / f"{s}.json").read_text()) for s in ("train", "valid", "test"))
     [fold] = load_folds(prep, str(corpus))
     assert set(fold.train) == set(train) and set(fold.test) == set(test)
-    assert not {u[:5] for u in fold.train} & {u[:5] for u in fold.test}  # sessions from the ids: Ses01 is the test's alone
+    assert not {u[:5] for u in fold.train} & {
+        u[:5] for u in fold.test
+    }  # sessions from the ids: Ses01 is the test's alone
     out = tmp_path / "probe"
     with pytest.raises(SystemExit) as refused:
-        analysis(["probe", "--folds", str(prep), "--data_folder", str(corpus), "--train_splits", "train,valid", "--model", "unused", "--out", str(out)])
+        analysis(
+            [
+                "probe",
+                "--folds",
+                str(prep),
+                "--data_folder",
+                str(corpus),
+                "--train_splits",
+                "train,valid",
+                "--model",
+                "unused",
+                "--out",
+                str(out),
+            ]
+        )
     message = str(refused.value.code)
-    shared = re.search(r"valid\.json: training row (\S+) shares session 1 with test row (\S+) \((\d+) training row", message)
+    shared = re.search(
+        r"valid\.json: training row (\S+) shares session 1 with test row (\S+) \((\d+) training row", message
+    )
     assert shared, message
     assert shared.group(1) in valid and shared.group(2) in test and int(shared.group(3)) == len(valid)
     assert not out.exists()  # refused before anything was encoded
@@ -239,7 +312,14 @@ def test_asr_ser_then_compare_with_direct_ser(registry_runs, registry_corpora, t
     results = tmp_path / "asr_ser"
     overrides = [o for o in RECIPE_OVERRIDES if o != "--noprogressbar"] + ["--number_of_epochs=1", "--noprogressbar"]
     analysis(
-        ["asr-ser", str(REPO / "recipes/RAVDESS/hparams/baseline.yaml"), "--data_folder", str(registry_corpora["RAVDESS"]), "--results", str(results)]
+        [
+            "asr-ser",
+            str(REPO / "recipes/RAVDESS/hparams/baseline.yaml"),
+            "--data_folder",
+            str(registry_corpora["RAVDESS"]),
+            "--results",
+            str(results),
+        ]
         + ["--asr", f"tinyASR={ctc}", "--ser", str(ser), "--", *overrides]
     )
     table = list(csv.DictReader((results / "asr_ser.csv").open()))
@@ -251,7 +331,9 @@ def test_asr_ser_then_compare_with_direct_ser(registry_runs, registry_corpora, t
     assert (results / "asr_ser.png").stat().st_size > 0 and "tinyASR->SER" in (results / "asr_ser.md").read_text()
 
     out = tmp_path / "compare"
-    analysis(["compare", str(ser), str(results / "tinyASR"), "--out", str(out), "--threshold", "0.5", "--noprogressbar"])
+    analysis(
+        ["compare", str(ser), str(results / "tinyASR"), "--out", str(out), "--threshold", "0.5", "--noprogressbar"]
+    )
     summary = json.loads((out / "compare.json").read_text())
     pred_a = {r["id"]: r["predicted"] for r in csv.DictReader((ser / "test_predictions.csv").open())}
     pred_b = {r["id"]: r["predicted"] for r in csv.DictReader((asr_run / "test_predictions.csv").open())}
@@ -302,7 +384,17 @@ def test_probe_feature_baselines(registry_corpora, tmp_path):
     out = tmp_path / "probe"
     analysis(
         ["probe", "--folds", str(fold), "--data_folder", str(corpus), "--train_splits", "train", "--out", str(out)]
-        + ["--baselines", "compare_functionals", "boaw_compare_lld", "--codebook_size", "8", "--C", "0.01", "1", "--noprogressbar"]
+        + [
+            "--baselines",
+            "compare_functionals",
+            "boaw_compare_lld",
+            "--codebook_size",
+            "8",
+            "--C",
+            "0.01",
+            "1",
+            "--noprogressbar",
+        ]
     )
     rows = {r["feature"]: r for r in csv.DictReader((out / "probe.csv").open())}
     assert set(rows) == {"compare_functionals", "boaw_compare_lld"} and all(r["layer"] == "" for r in rows.values())
@@ -312,8 +404,19 @@ def test_probe_feature_baselines(registry_corpora, tmp_path):
     functionals = FeatureCache(out / "embeddings_cache" / "opensmile", "functionals")
     x_train, x_test = (functionals.get([e["wav"] for e in m.values()]) for m in (train, test))
     assert x_train.shape[1] == 6373
-    folds = list(StratifiedKFold(n_splits=min(5, np.bincount(y_train).min()), shuffle=True, random_state=0).split(x_train, y_train))
-    search = GridSearchCV(make_pipeline(StandardScaler(), SVC(kernel="linear")), {"svc__C": [0.01, 1.0]}, cv=folds, scoring="balanced_accuracy")
+    folds = list(
+        StratifiedKFold(n_splits=min(5, np.bincount(y_train).min()), shuffle=True, random_state=0).split(
+            x_train, y_train
+        )
+    )
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), SVC(kernel="linear")),
+        {"svc__C": [0.01, 1.0]},
+        cv=folds,
+        scoring="balanced_accuracy",
+    )
     search.fit(x_train, y_train)
-    assert float(rows["compare_functionals"]["UAR"]) == pytest.approx(balanced_accuracy_score(y_test, search.predict(x_test)), abs=1e-6)
+    assert float(rows["compare_functionals"]["UAR"]) == pytest.approx(
+        balanced_accuracy_score(y_test, search.predict(x_test)), abs=1e-6
+    )
     assert (out / "probe_layers.png").stat().st_size > 0

@@ -27,7 +27,9 @@ def naive_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         for head in range(heads):
             total = 0.0
             for i in range(n):
-                coefficient = sum(math.sqrt(float(a[layer, head, i, j]) * float(b[layer, head, i, j])) for j in range(n))
+                coefficient = sum(
+                    math.sqrt(float(a[layer, head, i, j]) * float(b[layer, head, i, j])) for j in range(n)
+                )
                 total += -math.log(coefficient)
             out[layer, head] = total / n
     return out
@@ -71,7 +73,10 @@ def test_attention_maps(tiny_models, tmp_path, kind):
     captured = {}
     hooks = [
         layer.attention.register_forward_pre_hook(
-            lambda mod, args, kwargs, i=i: captured.__setitem__(i, kwargs.get("hidden_states", args[0] if args else None)), with_kwargs=True
+            lambda mod, args, kwargs, i=i: captured.__setitem__(
+                i, kwargs.get("hidden_states", args[0] if args else None)
+            ),
+            with_kwargs=True,
         )
         for i, layer in enumerate(model.encoder.layers)
     ]
@@ -88,13 +93,20 @@ def test_attention_maps(tiny_models, tmp_path, kind):
     with torch.no_grad():
         if kind == "wavlm":
             # HF's WavLM returns the head average: the recomputed heads must average to it.
-            averaged = model(encoder._prepare_input(wav[None], torch.tensor([24000])), output_attentions=True).attentions
+            averaged = model(
+                encoder._prepare_input(wav[None], torch.tensor([24000])), output_attentions=True
+            ).attentions
             for layer in range(TINY_LAYERS):
                 torch.testing.assert_close(maps[layer].mean(0), averaged[layer][0, 0].float(), atol=1e-5, rtol=0)
         else:
             # independent reference: each layer's maps from its attention input, q and k projections
             for layer in range(TINY_LAYERS):
-                torch.testing.assert_close(maps[layer], manual_attention(model.encoder.layers[layer].attention, captured[layer], TINY_HEADS), atol=1e-5, rtol=0)
+                torch.testing.assert_close(
+                    maps[layer],
+                    manual_attention(model.encoder.layers[layer].attention, captured[layer], TINY_HEADS),
+                    atol=1e-5,
+                    rtol=0,
+                )
 
         # eager attention computes the same states, and the implementation is restored afterwards
         with eager_attention(encoder):
@@ -107,7 +119,11 @@ def test_attention_maps(tiny_models, tmp_path, kind):
 
     cropped = attention_maps(encoder, wav, max_frames=30)
     assert cropped.shape == (TINY_LAYERS, TINY_HEADS, 30, 30)
-    assert attention_maps(encoder, wav[:8000], max_frames=30).shape[-1] == int(encoder.frame_lengths(torch.tensor([8000]))[0]) < 30  # short: not padded
+    assert (
+        attention_maps(encoder, wav[:8000], max_frames=30).shape[-1]
+        == int(encoder.frame_lengths(torch.tensor([8000]))[0])
+        < 30
+    )  # short: not padded
 
 
 def write_manifest(folder, seconds=(1.0, 1.5, 2.0)):
@@ -146,7 +162,12 @@ def test_attention_distance(tiny_models, tmp_path):
         wav = torch.from_numpy(soundfile.read(entry["wav"], dtype="float32")[0])[:19200]
         per_file.append(naive_distance(attention_maps(enc_a, wav).numpy(), attention_maps(enc_b, wav).numpy()))
     np.testing.assert_allclose(ab, np.mean(per_file, axis=0), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(attention_distance(enc_a, enc_b, entries, max_files=1, max_seconds=1.2, progress=False), per_file[0], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        attention_distance(enc_a, enc_b, entries, max_files=1, max_seconds=1.2, progress=False),
+        per_file[0],
+        rtol=1e-5,
+        atol=1e-7,
+    )
 
     cut = SSLEncoder(model_a, cache, layer=2, freeze=True).eval()
     with pytest.raises(ValueError, match=r"model A .* 3 layers x 4 heads but model B .* 2 layers x 4 heads"):
@@ -165,10 +186,14 @@ def check_outputs(out, manifest_entries, model_a, model_b, max_files):
     assert report["n_files"] == max_files
     matrix = np.array(report["distance"])
     assert matrix.shape == (TINY_LAYERS, TINY_HEADS)
-    np.testing.assert_allclose(table.pivot(index="layer", columns="head", values="distance").to_numpy(), matrix, rtol=1e-5)
+    np.testing.assert_allclose(
+        table.pivot(index="layer", columns="head", values="distance").to_numpy(), matrix, rtol=1e-5
+    )
     np.testing.assert_allclose(report["layer_mean"], matrix.mean(axis=1), atol=1e-6)
     first = dict(list(manifest_entries.items())[:max_files])
-    np.testing.assert_allclose(matrix, attention_distance(model_a, model_b, first, max_seconds=1.0, progress=False), rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(
+        matrix, attention_distance(model_a, model_b, first, max_seconds=1.0, progress=False), rtol=1e-5, atol=1e-8
+    )
     assert (out / "attention_distance.png").read_bytes()[:4] == b"\x89PNG"
     return matrix
 
@@ -179,7 +204,21 @@ def test_run_through_own_parser(tiny_models, tmp_path):
     parser = argparse.ArgumentParser()
     attention.add_arguments(parser)
     a, b = tiny_models["wav2vec2"], write_tiny_ssl(tmp_path / "seed1", "wav2vec2", seed=1)
-    args = parser.parse_args([a, b, "--manifest", str(manifest), "--out", str(tmp_path / "out"), "--max_files", "2", "--max_seconds", "1.0", "--noprogressbar"])
+    args = parser.parse_args(
+        [
+            a,
+            b,
+            "--manifest",
+            str(manifest),
+            "--out",
+            str(tmp_path / "out"),
+            "--max_files",
+            "2",
+            "--max_seconds",
+            "1.0",
+            "--noprogressbar",
+        ]
+    )
     attention.run(args)
     matrix = check_outputs(tmp_path / "out", entries, a, b, max_files=2)
     assert bool((matrix > 0).all())
@@ -187,17 +226,25 @@ def test_run_through_own_parser(tiny_models, tmp_path):
     with pytest.raises(SystemExit):
         parser.parse_args([a, b])  # --out is required
     with pytest.raises(FileNotFoundError, match="nope.json"):
-        attention.run(parser.parse_args([a, b, "--manifest", str(tmp_path / "nope.json"), "--out", str(tmp_path / "x")]))
+        attention.run(
+            parser.parse_args([a, b, "--manifest", str(tmp_path / "nope.json"), "--out", str(tmp_path / "x")])
+        )
     with pytest.raises(ValueError, match="--manifest"):
         attention.run(parser.parse_args([a, b, "--out", str(tmp_path / "x")]))  # an HF folder has no manifest
     with pytest.raises(FileNotFoundError, match="no_such_model"):
-        attention.run(parser.parse_args([a, str(tmp_path / "no_such_model"), "--manifest", str(manifest), "--out", str(tmp_path / "x")]))
+        attention.run(
+            parser.parse_args(
+                [a, str(tmp_path / "no_such_model"), "--manifest", str(manifest), "--out", str(tmp_path / "x")]
+            )
+        )
     two_layers = write_tiny_ssl(tmp_path / "two_layers", "wav2vec2")
     config = json.loads((tmp_path / "two_layers" / "config.json").read_text())
     (tmp_path / "two_layers" / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 2}))
     with pytest.raises(ValueError, match=r"run_a .* 3 layers x 4 heads but run_b .*two_layers.* 2 layers"):
         attention.run(parser.parse_args([a, two_layers, "--manifest", str(manifest), "--out", str(tmp_path / "y")]))
-    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists(), "inputs are checked before anything is written"
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists(), (
+        "inputs are checked before anything is written"
+    )
 
 
 def test_manifest_defaults_to_run_a(tmp_path):
@@ -205,8 +252,14 @@ def test_manifest_defaults_to_run_a(tmp_path):
     _, entries = write_manifest(tmp_path / "corpus")
     manifest = tmp_path / "run" / "test.json"
     manifest.parent.mkdir()
-    manifest.write_text(json.dumps({k: {**v, "wav": v["wav"].replace(str(tmp_path / "corpus"), "{data_root}")} for k, v in entries.items()}))
-    (tmp_path / "run" / "hyperparams.yaml").write_text(f"data_folder: {tmp_path / 'corpus'}\ntest_annotation: {manifest}\n")
+    manifest.write_text(
+        json.dumps(
+            {k: {**v, "wav": v["wav"].replace(str(tmp_path / "corpus"), "{data_root}")} for k, v in entries.items()}
+        )
+    )
+    (tmp_path / "run" / "hyperparams.yaml").write_text(
+        f"data_folder: {tmp_path / 'corpus'}\ntest_annotation: {manifest}\n"
+    )
     parser = argparse.ArgumentParser()
     attention.add_arguments(parser)
     read, path = attention._entries(parser.parse_args([str(tmp_path / "run"), "other", "--out", "x"]))
@@ -229,7 +282,22 @@ def test_cli_end_to_end(tiny_models, tmp_path, capsys):
     manifest, entries = write_manifest(tmp_path / "data")
     a, b = tiny_models["wav2vec2"], write_tiny_ssl(tmp_path / "seed1", "wav2vec2", seed=1)
     out = tmp_path / "out"
-    main(["attention", a, b, "--manifest", str(manifest), "--out", str(out), "--max_files", "3", "--max_seconds", "1.0", "--noprogressbar"])
+    main(
+        [
+            "attention",
+            a,
+            b,
+            "--manifest",
+            str(manifest),
+            "--out",
+            str(out),
+            "--max_files",
+            "3",
+            "--max_seconds",
+            "1.0",
+            "--noprogressbar",
+        ]
+    )
     check_outputs(out, entries, a, b, max_files=3)
     with pytest.raises(SystemExit) as exit_info:
         main(["attention", "--help"])

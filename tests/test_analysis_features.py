@@ -75,12 +75,16 @@ def test_lld_are_opensmile_lld_then_deltas(fold):
     ref_delta = reference(path, opensmile.FeatureLevel.LowLevelDescriptors_Deltas)
     n = len(ref_lld)
     assert lld.shape == (n, 130) and lld.dtype == np.float32
-    assert [c.replace("_de", "", 1) for c in ref_delta.columns] == list(ref_lld.columns)  # same order (x_sma_de[0] names x_sma[0])
+    assert [c.replace("_de", "", 1) for c in ref_delta.columns] == list(
+        ref_lld.columns
+    )  # same order (x_sma_de[0] names x_sma[0])
     assert np.allclose(lld[:, :65], ref_lld.to_numpy(), rtol=1e-6, atol=1e-7)
     assert np.allclose(lld[:, 65:], ref_delta.to_numpy()[:n], rtol=1e-6, atol=1e-7)
     # Delta frame t belongs to LLD frame t: openSMILE's delta (regression over +-2 frames) recomputed
     # from the LLDs on smooth columns, away from the edges.
-    cols = [i for i, c in enumerate(ref_lld.columns) if c.startswith(("mfcc_sma[", "pcm_RMSenergy", "audspec_lengthL1norm"))]
+    cols = [
+        i for i, c in enumerate(ref_lld.columns) if c.startswith(("mfcc_sma[", "pcm_RMSenergy", "audspec_lengthL1norm"))
+    ]
     x = ref_lld.to_numpy(dtype=np.float64)[:, cols]
     t = np.arange(2, n - 2)
     delta = (x[t + 1] - x[t - 1] + 2 * (x[t + 2] - x[t - 2])) / 10
@@ -103,7 +107,9 @@ def test_boaw_equals_naive_assignment_and_fits_on_train_only(fold):
     test = F.opensmile_features(fold["paths"]["test"], level="lld", cache_folder=fold["cache"])
     boaw = F.BagOfAudioWords(codebook_size=CODEBOOK, seed=0).fit(train)
     frames = np.concatenate(train).astype(np.float64)
-    assert np.allclose(boaw.mean_, frames.mean(0)) and np.allclose(boaw.scale_[frames.std(0) > 0], frames.std(0)[frames.std(0) > 0])
+    assert np.allclose(boaw.mean_, frames.mean(0)) and np.allclose(
+        boaw.scale_[frames.std(0) > 0], frames.std(0)[frames.std(0) > 0]
+    )
     assert not np.allclose(boaw.mean_, np.concatenate(train + test).astype(np.float64).mean(0))
     assert [c.shape for c in boaw.codebooks_] == [(CODEBOOK, 65), (CODEBOOK, 65)]
 
@@ -117,7 +123,9 @@ def test_boaw_equals_naive_assignment_and_fits_on_train_only(fold):
     for split, paths in fold["paths"].items():
         ids, X = fold["out"]["boaw_compare_lld"][split]
         assert len(ids) == len(paths) == SPLIT_FILES[split]
-        assert np.allclose(X, boaw.transform(F.opensmile_features(paths, level="lld", cache_folder=fold["cache"])), atol=1e-7)
+        assert np.allclose(
+            X, boaw.transform(F.opensmile_features(paths, level="lld", cache_folder=fold["cache"])), atol=1e-7
+        )
     fitted_on_all = F.BagOfAudioWords(codebook_size=CODEBOOK, seed=0).fit(train + test)
     assert not np.allclose(fold["out"]["boaw_compare_lld"]["test"][1], fitted_on_all.transform(test))
 
@@ -128,7 +136,9 @@ def test_second_run_reads_the_cache(fold, monkeypatch):
 
     monkeypatch.setattr(opensmile.Smile, "process_signal", no_opensmile)
     monkeypatch.setattr(opensmile.Smile, "process_file", no_opensmile)
-    again = F.feature_baselines(fold["manifests"], fold["cache"], data_folder=fold["corpus"], codebook_size=CODEBOOK, seed=0)
+    again = F.feature_baselines(
+        fold["manifests"], fold["cache"], data_folder=fold["corpus"], codebook_size=CODEBOOK, seed=0
+    )
     for name, splits in fold["out"].items():
         for split, (ids, X) in splits.items():
             assert again[name][split][0] == ids and np.array_equal(again[name][split][1], X)

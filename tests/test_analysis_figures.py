@@ -24,7 +24,10 @@ PNGS = ["per_class_recall.png", "confusion_normalised.png", "confidence_by_corre
 def write_run(folder, rows, labels=LABELS):
     """A minimal classification run: hyperparams.yaml, test_predictions.csv and a manifest with durations (no audio)."""
     folder.mkdir(parents=True)
-    manifest = {r["id"]: {"wav": f"{{data_root}}/{r['id']}.wav", "duration": r["duration"], "speaker": "s", "emo": r["true"]} for r in rows}
+    manifest = {
+        r["id"]: {"wav": f"{{data_root}}/{r['id']}.wav", "duration": r["duration"], "speaker": "s", "emo": r["true"]}
+        for r in rows
+    }
     (folder / "test.json").write_text(json.dumps(manifest))
     (folder / "hyperparams.yaml").write_text(f"data_folder: {folder}\ntest_annotation: {folder / 'test.json'}\n")
     lines = ["id,true,predicted," + ",".join(f"p_{lab}" for lab in labels)]
@@ -115,7 +118,10 @@ def test_per_class_intervals_equal_a_naive_bootstrap(two_folds, tmp_path):
     # one score over both folds' rows, named so it cannot pass for run_folds's UAR (the mean of the per-fold UARs)
     assert result["pooled_UAR"] == pytest.approx(balanced_accuracy_score(truth, pred), abs=6e-5)
     assert result["pooled_WA"] == pytest.approx(accuracy_score(truth, pred), abs=6e-5)
-    per_fold = [balanced_accuracy_score(*zip(*[(t, p) for r, t, p in zip(pooled, truth, pred) if r["id"].startswith(f"f{k}_")])) for k in (1, 2)]
+    per_fold = [
+        balanced_accuracy_score(*zip(*[(t, p) for r, t, p in zip(pooled, truth, pred) if r["id"].startswith(f"f{k}_")]))
+        for k in (1, 2)
+    ]
     assert abs(result["pooled_UAR"] - np.mean(per_fold)) > 1e-3
     assert "UAR" not in result and "WA" not in result
     # the rare class is missing from some resamples: its interval is only over those that have it
@@ -155,7 +161,9 @@ def test_confusion_and_length_buckets_equal_sklearn(two_folds, tmp_path):
             assert row["n"] == mask.sum()
             assert row["UAR_low"] <= row["UAR"] + 1e-4 and row["UAR"] <= row["UAR_high"] + 1e-4
     assert buckets["bucket"].tolist()[0] == "≤ 1.5 s"
-    assert result["uar_by_length"][0]["bucket"] == "short" and result["uar_by_length"][0]["max_s"] == pytest.approx(median)
+    assert result["uar_by_length"][0]["bucket"] == "short" and result["uar_by_length"][0]["max_s"] == pytest.approx(
+        median
+    )
 
 
 def test_confidence_is_max_posterior_or_the_mc_confidence_of_a_bayesian_run(two_folds, tmp_path):
@@ -171,7 +179,9 @@ def test_confidence_is_max_posterior_or_the_mc_confidence_of_a_bayesian_run(two_
     mc = np.random.default_rng(3).uniform(0.2, 0.9, len(pooled))
     for fold in (1, 2):
         ids = [r["id"] for r in pooled if r["id"].startswith(f"f{fold}_")]
-        frame = pd.DataFrame({"id": ids[::-1], "confidence": [c for r, c in zip(pooled, mc) if r["id"] in ids][::-1], "entropy": 0.5})
+        frame = pd.DataFrame(
+            {"id": ids[::-1], "confidence": [c for r, c in zip(pooled, mc) if r["id"] in ids][::-1], "entropy": 0.5}
+        )
         frame.to_csv(root / f"fold_{fold}" / "test_uncertainty.csv", index=False)
     bayes = figures.write_figures(root, out=tmp_path / "bayes", tsne=False, n_boot=50)["confidence"]
     assert bayes["source"] == "MC confidence"
@@ -234,7 +244,9 @@ def test_command_line(two_folds, tmp_path, capsys):
 
     parser = argparse.ArgumentParser()
     figures.add_arguments(parser)
-    args = parser.parse_args([str(root), "--no-tsne", "--n_boot", "100", "--seed", "3", "--length_edges", "2,4", "--noprogressbar"])
+    args = parser.parse_args(
+        [str(root), "--no-tsne", "--n_boot", "100", "--seed", "3", "--length_edges", "2,4", "--noprogressbar"]
+    )
     figures.run(args)
     out = root / "figures"
     saved = json.loads((out / "figures.json").read_text())
@@ -267,11 +279,15 @@ def test_the_fold_runner_writes_figures_without_tsne_and_survives_their_failure(
     run_folds(script, yaml, [1, 2], [1], results, runs_below_results=True)
     saved = json.loads((results / "figures" / "figures.json").read_text())
     assert saved["n"] == 16 and "tsne" not in saved and len(saved["runs"]) == 2
-    assert "pooled_UAR" in saved and "UAR" not in saved  # results.md holds the per-fold mean, figures.json the pooled score
+    assert (
+        "pooled_UAR" in saved and "UAR" not in saved
+    )  # results.md holds the per-fold mean, figures.json the pooled score
     assert (results / "figures" / "per_class_recall.png").is_file() and not (results / "figures" / "tsne.csv").exists()
 
     # a broken run folder: the table is still written, the figures' failure only logged
-    (results / "fold_2" / "seed_1" / "test_predictions.csv").write_text("id,true,predicted,p_neu,p_sad\nx,angry,neu,0.5,0.5\n")
+    (results / "fold_2" / "seed_1" / "test_predictions.csv").write_text(
+        "id,true,predicted,p_neu,p_sad\nx,angry,neu,0.5,0.5\n"
+    )
     (results / "results.md").unlink()
     with caplog.at_level(logging.WARNING, logger="speechbrain_ext.folds"):
         run_folds(script, yaml, [1, 2], [1], results, runs_below_results=True)

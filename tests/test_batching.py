@@ -74,7 +74,10 @@ def test_sampler_limits_and_covers_every_index_each_epoch():
 
 def test_sampler_from_a_manifest_matches_the_durations(tmp_path):
     durations = long_tailed(80, seed=5)
-    manifest = {f"utt{k:03d}": {"wav": f"{{data_root}}/utt{k:03d}.wav", "duration": d, "emo": "neu"} for k, d in enumerate(durations)}
+    manifest = {
+        f"utt{k:03d}": {"wav": f"{{data_root}}/utt{k:03d}.wav", "duration": d, "emo": "neu"}
+        for k, d in enumerate(durations)
+    }
     (tmp_path / "train.json").write_text(json.dumps(manifest))
     dataset = load_split(str(tmp_path / "train.json"), str(tmp_path))
     from_dataset = duration_batch_sampler(dataset, 20.0, num_buckets=10, seed=2)
@@ -92,7 +95,9 @@ def test_buckets_waste_less_than_random_batches():
     mean_size = len(durations) / len(buckets)
     random_waste = padding_waste(random_batches(durations, 8, seed=0))
     bucket_waste = padding_waste(buckets)
-    print(f"long-tailed, 2000 files: random batches of 8 waste {random_waste:.1%}, buckets (<= {limit:.1f} s, {mean_size:.2f} files/batch) {bucket_waste:.1%}")
+    print(
+        f"long-tailed, 2000 files: random batches of 8 waste {random_waste:.1%}, buckets (<= {limit:.1f} s, {mean_size:.2f} files/batch) {bucket_waste:.1%}"
+    )
     assert 8 <= mean_size < 9
     assert random_waste > 0.4 and bucket_waste <= 0.10 and bucket_waste < random_waste / 4
 

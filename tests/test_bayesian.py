@@ -26,7 +26,9 @@ def _randomise(layer, seed=0):
 def test_kl_matches_torch_distributions(per_weight):
     torch.manual_seed(1)
     if per_weight:
-        layer = BayesianLinear(6, 3, prior_mu=torch.randn(3, 6), prior_sigma=0.3, prior_bias_mu=torch.randn(3), prior_bias_sigma=0.2)
+        layer = BayesianLinear(
+            6, 3, prior_mu=torch.randn(3, 6), prior_sigma=0.3, prior_bias_mu=torch.randn(3), prior_bias_sigma=0.2
+        )
     else:
         layer = BayesianLinear(6, 3, prior_mu=0.1, prior_sigma=0.3)
     _randomise(layer)
@@ -161,7 +163,12 @@ def test_ece_matches_naive_loop():
 
 def test_confidence_by_correctness():
     stats = confidence_by_correctness([[0.9, 0.1], [0.7, 0.3], [0.6, 0.4], [0.2, 0.8]], [0, 0, 1, 1])
-    assert stats["correct"] == {"n": 3, "mean": pytest.approx(0.8), "std": pytest.approx(np.std([0.9, 0.7, 0.8]), abs=1e-6), "median": 0.8}
+    assert stats["correct"] == {
+        "n": 3,
+        "mean": pytest.approx(0.8),
+        "std": pytest.approx(np.std([0.9, 0.7, 0.8]), abs=1e-6),
+        "median": 0.8,
+    }
     assert stats["wrong"]["n"] == 1 and stats["wrong"]["mean"] == 0.6
 
 
@@ -178,7 +185,11 @@ def test_yaml_built_layer_loads_either_prior(prior):
     assert torch.equal(layer.prior_weight_mu.expand_as(weight), prior_mu)
     posterior = Normal(layer.weight_mu.detach(), layer.weight_log_sigma.detach().exp())
     naive = sum(
-        float(kl_divergence(Normal(posterior.loc[i, j], posterior.scale[i, j]), Normal(prior_mu[i, j], prior_sigma[i, j]))) for i in range(4) for j in range(6)
+        float(
+            kl_divergence(Normal(posterior.loc[i, j], posterior.scale[i, j]), Normal(prior_mu[i, j], prior_sigma[i, j]))
+        )
+        for i in range(4)
+        for j in range(6)
     )
     assert float(layer.kl_divergence(reduction="sum")) == pytest.approx(naive, rel=1e-5)
 
@@ -212,7 +223,18 @@ def test_svi_keeps_stage_one_class_weights_on_an_imbalanced_task():
     def bayes_test_predictions(class_weights):
         torch.manual_seed(0)
         layer = BayesianLinear.from_linear(linear)
-        fit_bayesian_head(layer, train_x, train_y, valid_x, valid_y, epochs=4, lr=0.01, batch_size=32, valid_samples=50, class_weights=class_weights)
+        fit_bayesian_head(
+            layer,
+            train_x,
+            train_y,
+            valid_x,
+            valid_y,
+            epochs=4,
+            lr=0.01,
+            batch_size=32,
+            valid_samples=50,
+            class_weights=class_weights,
+        )
         with torch.no_grad():
             return torch.softmax(layer(test_x, n_samples=200), dim=-1).mean(0).argmax(1).numpy()
 
@@ -242,7 +264,18 @@ def test_svi_data_term_is_the_weighted_mean_nll():
     expected = {"weighted": float((w * nll).sum() / w.sum()), "plain": float(np.mean(nll))}
     for name, class_weights in (("weighted", weights), ("plain", None)):
         out = fit_bayesian_head(
-            layer, x, y, x, y, epochs=1, lr=0.0, batch_size=40, kl_weight=0.0, train_samples=3, valid_samples=2, class_weights=class_weights
+            layer,
+            x,
+            y,
+            x,
+            y,
+            epochs=1,
+            lr=0.0,
+            batch_size=40,
+            kl_weight=0.0,
+            train_samples=3,
+            valid_samples=2,
+            class_weights=class_weights,
         )
         assert out["history"][0]["loss"] == pytest.approx(expected[name], abs=2e-6), name
     assert abs(expected["weighted"] - expected["plain"]) > 0.05  # the two definitions differ on this data
@@ -254,4 +287,6 @@ def test_fit_bayesian_head_rejects_bad_class_weights():
     with pytest.raises(ValueError, match="3 values but the layer has 2 classes"):
         fit_bayesian_head(layer, x, y, x, y, epochs=1, class_weights=torch.ones(3))
     with pytest.raises(ValueError, match="classification only"):
-        fit_bayesian_head(layer, x, torch.rand(8, 2), x, torch.rand(8, 2), epochs=1, kind="regression", class_weights=torch.ones(2))
+        fit_bayesian_head(
+            layer, x, torch.rand(8, 2), x, torch.rand(8, 2), epochs=1, kind="regression", class_weights=torch.ones(2)
+        )

@@ -43,7 +43,9 @@ def test_cpt_benchmark_reports_the_ratio(tiny_models, capsys):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     times = bench.bench_steps(tiny_models["hubert"], batch=2, seconds=1.0, clusters=5, repeats=2)
-    assert list(times) == ["HuBERT forward + backward + step", "masked-prediction step (CPT)"] and all(t > 0 for t in times.values())
+    assert list(times) == ["HuBERT forward + backward + step", "masked-prediction step (CPT)"] and all(
+        t > 0 for t in times.values()
+    )
     ratio = bench.report(times)
     assert ratio == pytest.approx(times["masked-prediction step (CPT)"] / times["HuBERT forward + backward + step"])
     assert f"({ratio:.4f}x)" in capsys.readouterr().out

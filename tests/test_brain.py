@@ -62,14 +62,19 @@ def make_brain(brain_class, segments=False, tmp_path=None, **extra):
     task = ClassificationTask("emo", N_CLASSES, "/nonexistent")
     task.labels_from(["a", "b", "c"])
     hparams = {"task": task, "model": model, "opt_class": lambda params: torch.optim.SGD(params, lr=0.1), **extra}
-    return brain_class(modules={"model": model}, opt_class=hparams["opt_class"], hparams=hparams, run_opts={"device": "cpu"}), head
+    return brain_class(
+        modules={"model": model}, opt_class=hparams["opt_class"], hparams=hparams, run_opts={"device": "cpu"}
+    ), head
 
 
 def make_batch(seed=1, targets=None):
     generator = torch.Generator().manual_seed(seed)
     targets = [i % N_CLASSES for i in range(len(FRAMES))] if targets is None else targets
     return PaddedBatch(
-        [{"id": f"u{i}", "sig": torch.randn(n * DIM, generator=generator), "target": torch.tensor([t])} for i, (n, t) in enumerate(zip(FRAMES, targets))]
+        [
+            {"id": f"u{i}", "sig": torch.randn(n * DIM, generator=generator), "target": torch.tensor([t])}
+            for i, (n, t) in enumerate(zip(FRAMES, targets))
+        ]
     )
 
 
@@ -136,7 +141,9 @@ def test_seg_triplet_segments_loss_is_the_papers_formula():
     batch = make_batch()
     loss = brain.compute_objectives(brain.compute_forward(batch, sb.Stage.TRAIN), batch, sb.Stage.TRAIN)
     utt, seg, rows = reference_losses(batch, head)
-    assert float(loss) == pytest.approx(0.9 * (utt + seg) + 0.1 * spy.value, abs=1e-5)  # eq. 3, then (1 - a) L_SER + a Tri
+    assert float(loss) == pytest.approx(
+        0.9 * (utt + seg) + 0.1 * spy.value, abs=1e-5
+    )  # eq. 3, then (1 - a) L_SER + a Tri
     emb, labels, lengths, groups = spy.calls[0]
     assert len(emb) == len(rows)  # every window, the end-aligned tails included
     torch.testing.assert_close(emb, torch.stack([r[0] for r in rows]))
@@ -145,7 +152,9 @@ def test_seg_triplet_segments_loss_is_the_papers_formula():
 
 def test_seg_triplet_on_utterances_gets_embeddings_and_frame_counts():
     spy = Spy()
-    brain, head = make_brain(SegmentTripletBrain, segments=True, triplet_loss=spy, triplet_on="utterance", loss_weighting=MultiTaskLoss(None))
+    brain, head = make_brain(
+        SegmentTripletBrain, segments=True, triplet_loss=spy, triplet_on="utterance", loss_weighting=MultiTaskLoss(None)
+    )
     batch = make_batch()
     brain.compute_objectives(brain.compute_forward(batch, sb.Stage.TRAIN), batch, sb.Stage.TRAIN)
     emb, labels, lengths = spy.calls[0]
@@ -160,7 +169,9 @@ def test_segment_decision_is_recorded_at_evaluation():
     brain.evaluate_batch(batch, sb.Stage.VALID)
     recorded = brain._outputs[0]
     for i, frames in enumerate(utterance_frames(batch)):
-        posteriors = [[math.exp(v) for v in head_log_probs(head, frames[s:e].mean(0))] for s, e in windows_of(len(frames))]
+        posteriors = [
+            [math.exp(v) for v in head_log_probs(head, frames[s:e].mean(0))] for s, e in windows_of(len(frames))
+        ]
         best = max(posteriors, key=max)  # the most confident segment decides
         assert recorded[i].tolist() == pytest.approx(best, abs=1e-5)
 
@@ -197,7 +208,9 @@ def test_supcon_sees_both_views_with_replicated_labels():
     emb, labels = spy.calls[0]
     torch.testing.assert_close(emb, torch.stack(views))
     assert labels.tolist() == targets + targets
-    assert brain.compute_forward(batch, sb.Stage.VALID).embeddings.shape[0] == len(targets)  # no augmentation at evaluation
+    assert brain.compute_forward(batch, sb.Stage.VALID).embeddings.shape[0] == len(
+        targets
+    )  # no augmentation at evaluation
 
 
 def test_unlabelled_rows_are_predicted_not_scored():
@@ -233,8 +246,15 @@ def test_reported_evaluation_is_batched_only_when_the_encoder_makes_it_exact(tin
 
     from speechbrain_ext.encoders import SSLEncoder
 
-    hparams = {"test_dataloader_options": {"batch_size": 1, "num_workers": 0}, "valid_dataloader_options": {"batch_size": 8}}
-    for name, attention_mask, expected in (("wav2vec2_large", True, 8), ("wav2vec2_large", False, 1), ("wav2vec2", True, 1)):
+    hparams = {
+        "test_dataloader_options": {"batch_size": 1, "num_workers": 0},
+        "valid_dataloader_options": {"batch_size": 8},
+    }
+    for name, attention_mask, expected in (
+        ("wav2vec2_large", True, 8),
+        ("wav2vec2_large", False, 1),
+        ("wav2vec2", True, 1),
+    ):
         encoder = SSLEncoder(tiny_models[name], str(tmp_path / "hf"), attention_mask=attention_mask)
         options = UtteranceBrain.evaluation_loader_options(SimpleNamespace(model=torch.nn.Sequential(encoder)), hparams)
         assert options == {"batch_size": expected, "num_workers": 0}, (name, attention_mask)
@@ -285,7 +305,11 @@ def annealing_brain(save_folder=None, **schedule):
     sgd = lambda params: torch.optim.SGD(params, lr=START_LR)  # noqa: E731
     brain, _ = make_brain(UtteranceBrain, ssl_opt_class=sgd, **schedule)
     brain.hparams.opt_class = sgd
-    brain.checkpointer = NoCheckpoints() if save_folder is None else Checkpointer(save_folder, recoverables={"model": brain.modules.model})
+    brain.checkpointer = (
+        NoCheckpoints()
+        if save_folder is None
+        else Checkpointer(save_folder, recoverables={"model": brain.modules.model})
+    )
     brain.init_optimizers()
     return brain
 
@@ -312,7 +336,9 @@ def test_supcon_lowers_both_rates_after_20_epochs_without_a_new_best_validation_
     rates = run_epochs(annealing_brain(**schedule), LOSSES)
     expected = papers_rule(LOSSES)
     assert expected == [21, 41, 62]  # the 1 - UAR of these epochs is constant: watching it would lower at 61
-    lowered = [epoch for epoch, (before, after) in enumerate(zip([(START_LR, START_LR)] + rates, rates), 1) if after != before]
+    lowered = [
+        epoch for epoch, (before, after) in enumerate(zip([(START_LR, START_LR)] + rates, rates), 1) if after != before
+    ]
     assert lowered == expected
     for epoch, rate in enumerate(rates, 1):
         assert rate == pytest.approx((START_LR * factor ** sum(e <= epoch for e in expected),) * 2, rel=1e-12), epoch
@@ -335,7 +361,9 @@ def test_supcon_schedule_resumes_with_its_best_and_count(tmp_path):
     resumed.checkpointer.recover_if_possible()
     resumed.checkpointer = NoCheckpoints()
     assert resumed.optimizer.param_groups[0]["lr"] == whole[29][0] < START_LR
-    assert run_epochs(resumed, LOSSES[30:45], first_epoch=31) == whole[30:]  # a fresh scheduler would lower at 51, not 41
+    assert (
+        run_epochs(resumed, LOSSES[30:45], first_epoch=31) == whole[30:]
+    )  # a fresh scheduler would lower at 51, not 41
 
 
 class WatchSpy:
@@ -356,4 +384,6 @@ def test_annealing_watches_one_minus_uar_unless_the_yaml_names_the_loss(watched)
     batch = make_batch()
     run_epochs(brain, [0.73])
     uar = balanced_accuracy_score(batch.target.data.reshape(-1).tolist(), brain._outputs[0].argmax(-1).tolist())
-    assert spy.values == pytest.approx([0.73 if watched == "loss" else 1.0 - uar], abs=1e-4)  # the logged UAR has 4 decimals
+    assert spy.values == pytest.approx(
+        [0.73 if watched == "loss" else 1.0 - uar], abs=1e-4
+    )  # the logged UAR has 4 decimals

@@ -19,7 +19,15 @@ from speechbrain_ext.inference import EmotionClassifier, EmotionRegressor
 from tests.test_inference import TEST_IDS, _family_folder, wav_of
 
 # (seconds, sample rate, channels): five 16 kHz lengths, two of them equal (1.37 s at 16 and 48 kHz)
-CLIPS = [(1.0, 16000, 1), (1.37, 48000, 2), (2.2, 16000, 1), (0.8, 48000, 1), (1.37, 16000, 1), (3.1, 16000, 2), (0.55, 44100, 1)]
+CLIPS = [
+    (1.0, 16000, 1),
+    (1.37, 48000, 2),
+    (2.2, 16000, 1),
+    (0.8, 48000, 1),
+    (1.37, 16000, 1),
+    (3.1, 16000, 2),
+    (0.55, 44100, 1),
+]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +61,10 @@ def layer_norm_models(tiny_models, tmp_path_factory):
     """Exported folders (random tiny weights, no training) over the layer-norm, attention-mask tiny wav2vec2: recipe -> folder."""
     return {
         name: _family_folder(recipe, tiny_models, tmp_path_factory.mktemp(name) / "m", ssl="wav2vec2_large")[0]
-        for name, recipe in (("baseline", "recipes/RAVDESS/hparams/baseline.yaml"), ("seg", "recipes/RAVDESS/hparams/seg.yaml"))
+        for name, recipe in (
+            ("baseline", "recipes/RAVDESS/hparams/baseline.yaml"),
+            ("seg", "recipes/RAVDESS/hparams/seg.yaml"),
+        )
     }
 
 
@@ -68,15 +79,21 @@ def test_help_lists_device_and_batch_size(capsys):
 
 
 @pytest.mark.parametrize("recipe", ["baseline", "seg"])
-def test_layer_norm_batches_of_any_lengths_equal_one_by_one(layer_norm_models, audio_files, recipe, tmp_path, monkeypatch):
-    model = EmotionClassifier.from_hparams(source=str(layer_norm_models[recipe]), savedir=str(tmp_path / "c"), run_opts={"device": "cpu"})
+def test_layer_norm_batches_of_any_lengths_equal_one_by_one(
+    layer_norm_models, audio_files, recipe, tmp_path, monkeypatch
+):
+    model = EmotionClassifier.from_hparams(
+        source=str(layer_norm_models[recipe]), savedir=str(tmp_path / "c"), run_opts={"device": "cpu"}
+    )
     assert model.device == "cpu" and model.batch_exact  # layer-norm front end, attention mask passed
     lengths = [len(load_audio(p)) for p in audio_files]
     assert len(set(lengths)) >= 5
     calls = _spy(monkeypatch, model)
     batched = model.classify_files(audio_files, batch_size=4, num_workers=2)
     assert sorted(n for call in calls for n in call) == sorted(lengths)  # every file once
-    assert max(len(call) for call in calls) == 4 and all(len(set(call)) > 1 for call in calls)  # padded batches of several lengths
+    assert max(len(call) for call in calls) == 4 and all(
+        len(set(call)) > 1 for call in calls
+    )  # padded batches of several lengths
     assert calls[0][0] == max(lengths)  # longest first
     monkeypatch.undo()
     for path, got in zip(audio_files, batched):
@@ -87,7 +104,9 @@ def test_layer_norm_batches_of_any_lengths_equal_one_by_one(layer_norm_models, a
 
 
 def test_exactness_is_read_from_the_configuration(layer_norm_models, tiny_models, tmp_path, monkeypatch):
-    model = EmotionClassifier.from_hparams(source=str(layer_norm_models["baseline"]), savedir=str(tmp_path / "c"), run_opts={"device": "cpu"})
+    model = EmotionClassifier.from_hparams(
+        source=str(layer_norm_models["baseline"]), savedir=str(tmp_path / "c"), run_opts={"device": "cpu"}
+    )
     encoder = model.model.encoder
     assert model.batch_exact
     monkeypatch.setattr(encoder, "use_attention_mask", False)
@@ -102,7 +121,9 @@ def test_exactness_is_read_from_the_configuration(layer_norm_models, tiny_models
 
 
 def test_regressor_predict_files(tiny_models, audio_files, tmp_path):
-    folder, _ = _family_folder("recipes/Hume-Prosody/hparams/audio.yaml", tiny_models, tmp_path / "reg", ssl="wav2vec2_large")
+    folder, _ = _family_folder(
+        "recipes/Hume-Prosody/hparams/audio.yaml", tiny_models, tmp_path / "reg", ssl="wav2vec2_large"
+    )
     model = EmotionRegressor.from_hparams(source=str(folder), savedir=str(tmp_path / "c"), run_opts={"device": "cpu"})
     assert model.batch_exact
     for path, got in zip(audio_files, model.predict_files(audio_files, batch_size=8, num_workers=0)):
@@ -113,8 +134,12 @@ def test_regressor_predict_files(tiny_models, audio_files, tmp_path):
 @pytest.fixture(scope="module")
 def group_norm_classifier(trained_ravdess, tmp_path_factory):
     """The suite's trained RAVDESS run (tiny group-norm wav2vec2, no attention mask), exported."""
-    folder = export_model(trained_ravdess["folder"] / "hyperparams.yaml", tmp_path_factory.mktemp("export_gn") / "ravdess_model")
-    return EmotionClassifier.from_hparams(source=str(folder), savedir=str(tmp_path_factory.mktemp("cache_gn")), run_opts={"device": "cpu"})
+    folder = export_model(
+        trained_ravdess["folder"] / "hyperparams.yaml", tmp_path_factory.mktemp("export_gn") / "ravdess_model"
+    )
+    return EmotionClassifier.from_hparams(
+        source=str(folder), savedir=str(tmp_path_factory.mktemp("cache_gn")), run_opts={"device": "cpu"}
+    )
 
 
 def test_group_norm_batches_only_equal_lengths(group_norm_classifier, synthetic_ravdess, tmp_path, monkeypatch):
@@ -142,15 +167,24 @@ def test_group_norm_batches_only_equal_lengths(group_norm_classifier, synthetic_
         assert got[3] == want[3]
     # why not pad: a padded batch of different lengths changes a group-norm model's answers
     signals = [load_audio(p) for p in paths[:3]]
-    padded = model.classify_batch(torch.nn.utils.rnn.pad_sequence(signals, batch_first=True), torch.tensor([len(s) / max(lengths) for s in signals]))[0]
+    padded = model.classify_batch(
+        torch.nn.utils.rnn.pad_sequence(signals, batch_first=True),
+        torch.tensor([len(s) / max(lengths) for s in signals]),
+    )[0]
     one_by_one = torch.cat([model.classify_file(p)[0] for p in paths[:3]])
     difference = float((padded.exp() - one_by_one.exp()).abs().max())
     print(f"\ngroup-norm model, padded batch vs one by one: largest probability difference {difference:.3g}")
     assert difference > 1e-5
 
 
-def test_command_line_reports_unreadable_files_and_classifies_the_rest(layer_norm_models, audio_files, tmp_path, capsys, monkeypatch):
-    missing, broken, undecodable = str(tmp_path / "missing.wav"), tmp_path / "broken.wav", str(tmp_path / "undecodable.wav")
+def test_command_line_reports_unreadable_files_and_classifies_the_rest(
+    layer_norm_models, audio_files, tmp_path, capsys, monkeypatch
+):
+    missing, broken, undecodable = (
+        str(tmp_path / "missing.wav"),
+        tmp_path / "broken.wav",
+        str(tmp_path / "undecodable.wav"),
+    )
     broken.write_bytes(b"RIFF1234WAVEjunk")
     soundfile.write(undecodable, np.zeros(16000, dtype="float32"), 16000)
     files = [audio_files[0], missing, *audio_files[1:4], str(broken), audio_files[4], undecodable, *audio_files[5:]]
@@ -167,7 +201,20 @@ def test_command_line_reports_unreadable_files_and_classifies_the_rest(layer_nor
     runs = {}
     for batch_size in ("1", "4"):
         status = classify.main(
-            ["--model", model, "--savedir", str(tmp_path / "c"), "--device", "cpu", "--batch-size", batch_size, "--num-workers", "2", "--json", *files]
+            [
+                "--model",
+                model,
+                "--savedir",
+                str(tmp_path / "c"),
+                "--device",
+                "cpu",
+                "--batch-size",
+                batch_size,
+                "--num-workers",
+                "2",
+                "--json",
+                *files,
+            ]
         )
         assert status == 1
         runs[batch_size] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -179,7 +226,9 @@ def test_command_line_reports_unreadable_files_and_classifies_the_rest(layer_nor
     good = [k for k, f in enumerate(files) if f in audio_files]
     for k in good:
         assert batched[k]["label"] == single[k]["label"]
-        assert list(batched[k]["probabilities"].values()) == pytest.approx(list(single[k]["probabilities"].values()), abs=1e-4)
+        assert list(batched[k]["probabilities"].values()) == pytest.approx(
+            list(single[k]["probabilities"].values()), abs=1e-4
+        )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU here")

@@ -40,7 +40,9 @@ def report(folder, split="valid"):
 def test_healthcall30_text_and_audio_learn_requests(hc30_runs):
     """Held-out callers (devel): text UAR >= 0.8, audio >= 0.6 on HC-Requests (chance 0.5)."""
     text, audio = report(hc30_runs["text"]), report(hc30_runs["audio"])
-    print(f"\nHealthCall30 devel UAR: text {text['UAR']:.3f} {text['CI95']['UAR']}, audio {audio['UAR']:.3f} {audio['CI95']['UAR']}")
+    print(
+        f"\nHealthCall30 devel UAR: text {text['UAR']:.3f} {text['CI95']['UAR']}, audio {audio['UAR']:.3f} {audio['CI95']['UAR']}"
+    )
     assert text["labels"] == ["affil", "presta"] and text["n"] == 48
     assert text["UAR"] >= 0.8 and audio["UAR"] >= 0.6
     assert text["bootstrap_resamples"] == 1000 and text["CI95"]["UAR"][0] <= text["UAR"] <= text["CI95"]["UAR"][1]
@@ -49,7 +51,10 @@ def test_healthcall30_text_and_audio_learn_requests(hc30_runs):
         assert test["n"] == 0 and test["n_predicted"] == 48
         submission = pd.read_csv(run / "test_submission.csv")
         predictions = pd.read_csv(run / "test_predictions.csv")
-        assert list(submission.columns) == ["filename", "prediction"] and submission["filename"].str.match(r"test_\d{4}\.wav").all()
+        assert (
+            list(submission.columns) == ["filename", "prediction"]
+            and submission["filename"].str.match(r"test_\d{4}\.wav").all()
+        )
         assert (submission["prediction"] == predictions["predicted"]).all()
 
 
@@ -61,11 +66,15 @@ def test_class_weights_follow_the_training_counts(hc30_runs, tmp_path):
     from speechbrain_ext.tasks import ClassificationTask
 
     train = json.loads((hc30_runs["audio"] / "prep" / "train.json").read_text())
-    keep = [k for i, k in enumerate(sorted(train)) if train[k]["complaint"] == "no" or i % 3 == 0]  # rare complaints, as in the corpus
+    keep = [
+        k for i, k in enumerate(sorted(train)) if train[k]["complaint"] == "no" or i % 3 == 0
+    ]  # rare complaints, as in the corpus
     (tmp_path / "train.json").write_text(json.dumps({k: train[k] for k in keep}))
     task = ClassificationTask("complaint", 2, str(tmp_path / "labels.txt"), class_weights="balanced")
     task.setup({"train": str(tmp_path / "train.json")})
-    expected = compute_class_weight("balanced", classes=np.array(["no", "yes"]), y=np.array([train[k]["complaint"] for k in keep]))
+    expected = compute_class_weight(
+        "balanced", classes=np.array(["no", "yes"]), y=np.array([train[k]["complaint"] for k in keep])
+    )
     np.testing.assert_allclose(task.weights.numpy(), expected, rtol=1e-6)
     assert expected[1] > expected[0]
     scores, targets = torch.log_softmax(torch.randn(5, 2), dim=-1), torch.tensor([0, 1, 1, 0, -1])
@@ -78,7 +87,17 @@ def test_late_fusion_tuned_on_devel(hc30_runs, tmp_path):
     """Weights tuned on devel: at least the better modality there; test predictions are the weighted mean of the two files (to the printed digit)."""
     out = tmp_path / "fused"
     proc = subprocess.run(
-        [sys.executable, "-m", "speechbrain_ext.fuse", str(hc30_runs["text"]), str(hc30_runs["audio"]), "--out", str(out), "--tune-on", "valid"],
+        [
+            sys.executable,
+            "-m",
+            "speechbrain_ext.fuse",
+            str(hc30_runs["text"]),
+            str(hc30_runs["audio"]),
+            "--out",
+            str(out),
+            "--tune-on",
+            "valid",
+        ],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -90,7 +109,10 @@ def test_late_fusion_tuned_on_devel(hc30_runs, tmp_path):
     text = pd.read_csv(hc30_runs["text"] / "test_predictions.csv", dtype=str).set_index("id").loc[fused["id"]]
     audio = pd.read_csv(hc30_runs["audio"] / "test_predictions.csv", dtype=str).set_index("id").loc[fused["id"]]
     for column in ("p_affil", "p_presta"):
-        by_hand = [f"{(weights[0] * float(t) + weights[1] * float(a)) / (weights[0] + weights[1]):.6f}" for t, a in zip(text[column], audio[column])]
+        by_hand = [
+            f"{(weights[0] * float(t) + weights[1] * float(a)) / (weights[0] + weights[1]):.6f}"
+            for t, a in zip(text[column], audio[column])
+        ]
         assert fused[column].tolist() == by_hand
     assert (pd.read_csv(out / "test_submission.csv")["prediction"] == fused["predicted"]).all()
 
@@ -122,7 +144,11 @@ def test_hume_prosody_learns_through_run_folds(recipe_runs):
     assert devel["mean_spearman"] == pytest.approx(np.mean([devel["spearman"][n] for n in names]), abs=1e-5)
     test = report(run, "test")
     submission = pd.read_csv(run / "test_submission.csv")
-    assert test["n"] == 0 and list(submission.columns) == ["filename", *names] and len(submission) == test["n_predicted"] == 54
+    assert (
+        test["n"] == 0
+        and list(submission.columns) == ["filename", *names]
+        and len(submission) == test["n_predicted"] == 54
+    )
     table = list(csv.DictReader((results / "results.csv").open()))
     assert float(table[0]["mean_spearman"]) == pytest.approx(devel["mean_spearman"], abs=1e-6)
     assert "devel (the test split has no labels)" in proc.stdout
@@ -138,8 +164,12 @@ def test_bootstrap_spearman_matches_a_naive_loop():
     ci = bootstrap_spearman(t, p, n_boot=200, seed=5)
     loop = np.array([[spearmanr(t[i, c], p[i, c]).statistic for c in range(3)] for i in _resample_indices(40, 200, 5)])
     for c in range(3):
-        assert ci["per_column"][c] == pytest.approx((np.percentile(loop[:, c], 2.5), np.percentile(loop[:, c], 97.5)), abs=1e-4)
-    assert ci["mean"] == pytest.approx((np.percentile(loop.mean(axis=1), 2.5), np.percentile(loop.mean(axis=1), 97.5)), abs=1e-4)
+        assert ci["per_column"][c] == pytest.approx(
+            (np.percentile(loop[:, c], 2.5), np.percentile(loop[:, c], 97.5)), abs=1e-4
+        )
+    assert ci["mean"] == pytest.approx(
+        (np.percentile(loop.mean(axis=1), 2.5), np.percentile(loop.mean(axis=1), 97.5)), abs=1e-4
+    )
 
 
 def test_early_fusion_never_encodes(registry_runs, registry_corpora, tmp_path):
@@ -199,7 +229,9 @@ def test_bayesian_regression_reports_predictive_std(registry_runs):
     correct = confidence["correct"].astype(int).astype(bool)
     assert devel["confidence_by_correctness"]["correct"]["n"] == correct.sum()
     if correct.any():
-        assert devel["confidence_by_correctness"]["correct"]["mean"] == pytest.approx(confidence["confidence"][correct].mean(), abs=1e-5)
+        assert devel["confidence_by_correctness"]["correct"]["mean"] == pytest.approx(
+            confidence["confidence"][correct].mean(), abs=1e-5
+        )
 
 
 def test_joint_model_reports_both_subtasks(registry_runs):
@@ -207,27 +239,38 @@ def test_joint_model_reports_both_subtasks(registry_runs):
     folder = registry_runs["recipes/HealthCall30/hparams/audio_4class.yaml"]["folder"]
     devel = report(folder)
     frame = pd.read_csv(folder / "valid_predictions.csv")
-    requests = np.where(frame["p_no_affil"] + frame["p_yes_affil"] >= frame["p_no_presta"] + frame["p_yes_presta"], "affil", "presta")
+    requests = np.where(
+        frame["p_no_affil"] + frame["p_yes_affil"] >= frame["p_no_presta"] + frame["p_yes_presta"], "affil", "presta"
+    )
     truth = frame["true"].str.split("_").str[1]
     recalls = [np.mean(requests[truth == value] == value) for value in ("affil", "presta")]
     assert devel["request_UAR"] == pytest.approx(np.mean(recalls), abs=1e-4)
     assert {"UAR", "WA", "request_UAR", "complaint_UAR"} <= set(devel["summary_metrics"])
     test = pd.read_csv(folder / "test_predictions.csv")
     submission = pd.read_csv(folder / "test_submission_request.csv")
-    by_hand = np.where(test["p_no_affil"] + test["p_yes_affil"] >= test["p_no_presta"] + test["p_yes_presta"], "affil", "presta")
+    by_hand = np.where(
+        test["p_no_affil"] + test["p_yes_affil"] >= test["p_no_presta"] + test["p_yes_presta"], "affil", "presta"
+    )
     assert submission["prediction"].tolist() == by_hand.tolist()
 
 
 def test_majority_vote_with_the_joint_model(registry_runs, tmp_path):
     """HealthCall30 submission 5: the 4-class model votes with its request decision beside binary request runs."""
-    folders = [registry_runs[f"recipes/HealthCall30/hparams/{m}.yaml"]["folder"] for m in ("audio_4class", "audio", "text")]
+    folders = [
+        registry_runs[f"recipes/HealthCall30/hparams/{m}.yaml"]["folder"] for m in ("audio_4class", "audio", "text")
+    ]
     reports = fuse_runs(folders, tmp_path / "vote", vote=True, subtask="request")
     fused = pd.read_csv(tmp_path / "vote" / "test_predictions.csv").set_index("id")
     decisions = []
     for folder in folders:
         frame = pd.read_csv(folder / "test_predictions.csv").set_index("id").loc[fused.index]
         if "p_no_affil" in frame:
-            frame = pd.DataFrame({"p_affil": frame["p_no_affil"] + frame["p_yes_affil"], "p_presta": frame["p_no_presta"] + frame["p_yes_presta"]})
+            frame = pd.DataFrame(
+                {
+                    "p_affil": frame["p_no_affil"] + frame["p_yes_affil"],
+                    "p_presta": frame["p_no_presta"] + frame["p_yes_presta"],
+                }
+            )
         decisions.append(np.where(frame["p_affil"] >= frame["p_presta"], "affil", "presta"))
     votes = np.stack(decisions)
     majority = np.where((votes == "affil").sum(axis=0) >= 2, "affil", "presta")  # three voters: no ties
@@ -239,9 +282,14 @@ def test_fused_and_regression_models_export_and_reload_offline(registry_runs, re
     """A late fusion (text + audio, HealthCall30) and an early fusion (Hume-Prosody regression) exported, moved,
     loaded offline in a fresh process through both loaders, without the base models: the evaluation outputs (1e-5)."""
     hc = {m: registry_runs[f"recipes/HealthCall30/hparams/{m}.yaml"]["folder"] for m in ("text", "audio")}
-    fuse_runs([hc["text"], hc["audio"]], tmp_path / "late", weights=[1.0, 0.9])  # the paper's BERT/wav2vec2 weights for HC-Requests
+    fuse_runs(
+        [hc["text"], hc["audio"]], tmp_path / "late", weights=[1.0, 0.9]
+    )  # the paper's BERT/wav2vec2 weights for HC-Requests
     late = export_fusion(tmp_path / "late", tmp_path / "export" / "late")
-    early = export_model(registry_runs["recipes/Hume-Prosody/hparams/early_fusion.yaml"]["folder"] / "hyperparams.yaml", tmp_path / "export" / "early")
+    early = export_model(
+        registry_runs["recipes/Hume-Prosody/hparams/early_fusion.yaml"]["folder"] / "hyperparams.yaml",
+        tmp_path / "export" / "early",
+    )
     for folder in (late, early):
         check_standalone(folder)
         assert {"whisper.ckpt", "text_tokenizer_0.ckpt", "model.ckpt"} <= {p.name for p in folder.iterdir()}
@@ -259,7 +307,13 @@ def test_fused_and_regression_models_export_and_reload_offline(registry_runs, re
     for name, (model, run, corpus, text_run) in cases.items():
         rows = pd.read_csv(run / "valid_predictions.csv", dtype={"id": str}).head(3)
         manifest = json.loads((text_run / "prep" / "valid.json").read_text())
-        jobs.append({"name": name, "model": str(model), "files": [manifest[u]["wav"].replace("{data_root}", str(corpus)) for u in rows["id"]]})
+        jobs.append(
+            {
+                "name": name,
+                "model": str(model),
+                "files": [manifest[u]["wav"].replace("{data_root}", str(corpus)) for u in rows["id"]],
+            }
+        )
     script = f"""
 import json
 from speechbrain.inference.interfaces import foreign_class
@@ -296,7 +350,9 @@ print("RESULT" + json.dumps(out))
         for loader in ("ours", "foreign_class"):
             for (values, transcript), (_, row) in zip(result[name][loader], rows.iterrows()):
                 assert values == pytest.approx(row[columns].astype(float).tolist(), abs=1e-5), (name, loader)
-                assert transcript == manifest[row["id"]]["transcript_whisper"]  # the packed Whisper transcribes as the run did
+                assert (
+                    transcript == manifest[row["id"]]["transcript_whisper"]
+                )  # the packed Whisper transcribes as the run did
         card = (model / "README.md").read_text()
         assert str(tmp_path) not in card and "whisper.ckpt" in card
 
@@ -305,19 +361,27 @@ def test_compare_yamls_default_to_the_papers_models():
     """Every ComParE YAML names the paper's encoders, layers and text models by their hub ids."""
     expected = {
         "HealthCall30/audio": ("jonatasgrosman/wav2vec2-large-xlsr-53-french", {"request": 18, "complaint": 12}),
-        "HealthCall30/audio_bayes": ("jonatasgrosman/wav2vec2-large-xlsr-53-french", {"request": 18, "complaint": 12, "joint": 19}),
+        "HealthCall30/audio_bayes": (
+            "jonatasgrosman/wav2vec2-large-xlsr-53-french",
+            {"request": 18, "complaint": 12, "joint": 19},
+        ),
         "HealthCall30/audio_4class": ("jonatasgrosman/wav2vec2-large-xlsr-53-french", 19),
         "Hume-Prosody/audio": ("facebook/wav2vec2-large-960h-lv60-self", "last"),
         "Hume-Prosody/audio_bayes": ("facebook/wav2vec2-large-960h-lv60-self", "last"),
         "Hume-Prosody/segments": ("facebook/wav2vec2-large-xlsr-53", 18),
         "HealthCall30/text": ("camembert-base", "fr"),
         "HealthCall30/text_bayes": ("camembert-base", "fr"),
-        "Hume-Prosody/text": ("bert-large-cased", None),  # Whisper detects each clip's language (US, South African, Venezuelan speakers)
+        "Hume-Prosody/text": (
+            "bert-large-cased",
+            None,
+        ),  # Whisper detects each clip's language (US, South African, Venezuelan speakers)
     }
     for name, (hub, setting) in expected.items():
         values = YAML(typ="rt").load((REPO / "recipes" / f"{name.replace('/', '/hparams/')}.yaml").read_text())
         if "text" in name:
-            language = values["whisper_language"] if "whisper_language" in values else values["transcribe"]["language"]  # Hume: !ref <whisper_language>
+            language = (
+                values["whisper_language"] if "whisper_language" in values else values["transcribe"]["language"]
+            )  # Hume: !ref <whisper_language>
             assert (values["text_hub"], language, values["whisper_hub"], values["text_pooling"]) == (
                 hub,
                 setting,
@@ -382,7 +446,9 @@ def test_healthcall30_layer_follows_the_target(yaml_name, tmp_path):
     from hyperpyyaml import resolve_references
 
     def encoder_layer(*args):
-        hparams_file, _, overrides = sb.parse_arguments([str(HC30 / f"{yaml_name}.yaml"), f"--data_folder={tmp_path}", *args])
+        hparams_file, _, overrides = sb.parse_arguments(
+            [str(HC30 / f"{yaml_name}.yaml"), f"--data_folder={tmp_path}", *args]
+        )
         with open(hparams_file, encoding="utf-8") as handle:
             values = YAML(typ="rt").load(resolve_references(handle, overrides).getvalue())
         assert values["ssl_layer"] == values["ssl"]["layer"]  # the SSLEncoder node gets the resolved layer
@@ -403,13 +469,27 @@ def test_bayesian_regressor_export_gives_intensities_with_std(registry_runs, reg
     from speechbrain_ext.inference import EmotionRegressor
 
     run = registry_runs["recipes/Hume-Prosody/hparams/audio_bayes.yaml"]["folder"]
-    model = EmotionRegressor.from_hparams(source=str(export_model(run / "hyperparams.yaml", tmp_path / "bayes")), savedir=str(tmp_path / "c"))
+    model = EmotionRegressor.from_hparams(
+        source=str(export_model(run / "hyperparams.yaml", tmp_path / "bayes")), savedir=str(tmp_path / "c")
+    )
     assert model.is_bayesian
     rows = pd.read_csv(run / "valid_predictions.csv", dtype={"id": str}).head(2)
     manifest = json.loads((run / "prep" / "valid.json").read_text())
     for _, row in rows.iterrows():
-        result = model.uncertainty_file(manifest[row["id"]]["wav"].replace("{data_root}", str(registry_corpora["Hume-Prosody"])), n_samples=4000)
-        assert list(result) == ["Anger", "Boredom", "Calmness", "Concentration", "Determination", "Excitement", "Interest", "Sadness", "Tiredness"]
+        result = model.uncertainty_file(
+            manifest[row["id"]]["wav"].replace("{data_root}", str(registry_corpora["Hume-Prosody"])), n_samples=4000
+        )
+        assert list(result) == [
+            "Anger",
+            "Boredom",
+            "Calmness",
+            "Concentration",
+            "Determination",
+            "Excitement",
+            "Interest",
+            "Sadness",
+            "Tiredness",
+        ]
         for name, value in result.items():
             assert value["mean"] == pytest.approx(row[f"pred_{name}"], abs=0.01)  # Monte Carlo means of different draws
             assert value["std"] == pytest.approx(row[f"std_{name}"], rel=0.15)

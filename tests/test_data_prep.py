@@ -153,7 +153,9 @@ ALL_SPEAKERS = {f"Ses0{n}{g}" for n in range(1, 6) for g in "FM"}
 @pytest.mark.parametrize("protocol,table", [("loso", LOSO), ("lo2so", LO2SO)])
 def test_iemocap_folds_by_hand(corpora, tmp_path, protocol, table):
     for fold, (valid, test) in table.items():
-        paths = prepare_iemocap(corpora["IEMOCAP"], tmp_path / f"{protocol}{fold}", protocol=protocol, fold=fold, allow_subset=True)
+        paths = prepare_iemocap(
+            corpora["IEMOCAP"], tmp_path / f"{protocol}{fold}", protocol=protocol, fold=fold, allow_subset=True
+        )
         assert speakers(paths["valid"]) == {valid}
         assert speakers(paths["test"]) == {test}
         assert speakers(paths["train"]) == ALL_SPEAKERS - {valid, test}
@@ -166,20 +168,26 @@ def test_iemocap_session_folds_by_utterance_id(corpora, tmp_path):
     truth = {u.meta["id"]: u.meta["label"] for u in iemocap_layout(**SIZES["IEMOCAP"])[0]}
     kept = {utt for utt, label in truth.items() if label in ("neu", "hap", "exc", "sad", "ang")}
     for fold, valid in ((1, 2), (3, 4), (5, 1)):
-        paths = prepare_iemocap(corpora["IEMOCAP"], tmp_path / f"session{fold}", protocol="session", fold=fold, allow_subset=True)
+        paths = prepare_iemocap(
+            corpora["IEMOCAP"], tmp_path / f"session{fold}", protocol="session", fold=fold, allow_subset=True
+        )
         splits = {name: load(path) for name, path in paths.items()}
         assert set(splits["test"]) == {u for u in kept if u.startswith(f"Ses0{fold}")}
         assert set(splits["valid"]) == {u for u in kept if u.startswith(f"Ses0{valid}")}
         assert set(splits["train"]) == {u for u in kept if not u.startswith((f"Ses0{fold}", f"Ses0{valid}"))}
         assert speakers(paths["test"]) == {f"Ses0{fold}F", f"Ses0{fold}M"}
-        for entries in splits.values():  # every row carries its session and dialog (the probe's leakage check reads them)
+        for (
+            entries
+        ) in splits.values():  # every row carries its session and dialog (the probe's leakage check reads them)
             assert all(e["session"] == int(u[3:5]) and e["dialog"] == u.rsplit("_", 1)[0] for u, e in entries.items())
     with pytest.raises(PreparationError, match="folds 1..5"):
         prepare_iemocap(corpora["IEMOCAP"], tmp_path / "x", protocol="session", fold=6, allow_subset=True)
 
 
 def test_iemocap_loso_reverse_option(corpora, tmp_path):
-    paths = prepare_iemocap(corpora["IEMOCAP"], tmp_path / "p", protocol="loso", fold=2, valid_gender="M", allow_subset=True)
+    paths = prepare_iemocap(
+        corpora["IEMOCAP"], tmp_path / "p", protocol="loso", fold=2, valid_gender="M", allow_subset=True
+    )
     assert speakers(paths["valid"]) == {"Ses02M"} and speakers(paths["test"]) == {"Ses02F"}
 
 
@@ -232,7 +240,9 @@ def test_iemocap_full_label_set_and_random_split(corpora, tmp_path):
     assert summary["speaker_independent"] is False
     assert "speaker-dependent" in (tmp_path / "rand" / "summary.md").read_text()
     sizes = [len(load(p)) for p in paths.values()]
-    assert sum(sizes) == sum(len(load(p)) for p in prepare_iemocap(corpora["IEMOCAP"], tmp_path / "l", allow_subset=True).values())
+    assert sum(sizes) == sum(
+        len(load(p)) for p in prepare_iemocap(corpora["IEMOCAP"], tmp_path / "l", allow_subset=True).values()
+    )
 
 
 def test_iemocap_expected_counts_and_unknown_label(corpora, tmp_path):
@@ -257,8 +267,19 @@ def test_fesc_folds_and_entries(corpora, tmp_path):
         assert speakers(paths["valid"]) == {names[fold % 9]}
         assert speakers(paths["train"]) == set(names) - {names[fold - 1], names[fold % 9]}
     entry = load(paths["test"])["FESC_09_joy_01"]
-    assert entry == {"wav": "{data_root}/wav/FESC_09/FESC_09_joy_01.wav", "duration": entry["duration"], "speaker": "FESC_09", "emo": "joy"}
-    assert sorted({e["emo"] for e in load(paths["train"]).values()}) == ["affection", "anger", "joy", "neutral", "sadness"]
+    assert entry == {
+        "wav": "{data_root}/wav/FESC_09/FESC_09_joy_01.wav",
+        "duration": entry["duration"],
+        "speaker": "FESC_09",
+        "emo": "joy",
+    }
+    assert sorted({e["emo"] for e in load(paths["train"]).values()}) == [
+        "affection",
+        "anger",
+        "joy",
+        "neutral",
+        "sadness",
+    ]
     assert load(tmp_path / "f9" / "summary.json")["audio_formats"] == {"44100 Hz, 1 ch": 45}
     with pytest.raises(PreparationError, match="folds 1..9"):
         prepare_fesc(corpora["FESC"], tmp_path / "x", fold=10)
@@ -282,7 +303,9 @@ def test_fesc_unknown_label_and_speaker_count(corpora, tmp_path):
     corpus = copy(corpora, "FESC", tmp_path)
     listing = corpus / "listing.csv"
     listing.write_text(listing.read_text().replace(",joy\n", ",joyful\n", 2))
-    with pytest.raises(PreparationError, match="'joyful'.*values seen: affection \\(9\\), anger \\(9\\), joy \\(7\\), joyful \\(2\\)"):
+    with pytest.raises(
+        PreparationError, match="'joyful'.*values seen: affection \\(9\\), anger \\(9\\), joy \\(7\\), joyful \\(2\\)"
+    ):
         prepare_fesc(corpus, tmp_path / "p")
     lines = (corpora["FESC"] / "listing.csv").read_text().splitlines()
     listing.write_text("\n".join(line for line in lines if "FESC_09" not in line) + "\n")
@@ -307,7 +330,9 @@ def test_healthcall30_labels_and_masked_test(corpora, tmp_path):
     assert {e["joint"] for e in train.values()} == {"no_affil", "no_presta", "yes_affil", "yes_presta"}
     assert all(e["joint"] == f"{e['complaint']}_{e['request']}" for e in train.values())
     test = load(paths["test"])
-    assert test and all(set(e) == {"wav", "duration", "speaker", "partition", "labelled"} and not e["labelled"] for e in test.values())
+    assert test and all(
+        set(e) == {"wav", "duration", "speaker", "partition", "labelled"} and not e["labelled"] for e in test.values()
+    )
     assert load(tmp_path / "p" / "summary.json")["masked_partitions"] == ["test"]
     # label strings are normalised (case, whitespace)
     corpus = copy(corpora, "HealthCall30", tmp_path)
@@ -320,7 +345,10 @@ def test_healthcall30_unknown_label_and_missing_audio(corpora, tmp_path):
     corpus = copy(corpora, "HealthCall30", tmp_path)
     lab = corpus / "lab/devel.csv"
     lab.write_text(lab.read_text().replace(",presta,", ",prestation,", 1))
-    with pytest.raises(PreparationError, match="unknown request value.*'prestation'.*values seen: affil \\(2\\), presta \\(1\\), prestation \\(1\\)") as err:
+    with pytest.raises(
+        PreparationError,
+        match="unknown request value.*'prestation'.*values seen: affil \\(2\\), presta \\(1\\), prestation \\(1\\)",
+    ) as err:
         prepare_healthcall30(corpus, tmp_path / "p")
     assert str(lab) in str(err.value)
     shutil.copy(corpora["HealthCall30"] / "lab/devel.csv", lab)
@@ -397,7 +425,10 @@ def test_msp_improv_folds_and_entries(corpora, tmp_path):
         "dominance": float(line.split("D:")[1].split(";")[0]),
     }
     all_entries = {k for p in paths.values() for k in load(p)}
-    assert not any(("; X;" in line or "; O;" in line) and line.split(".avi")[0].replace("UTD", "MSP") in all_entries for line in evaluation)
+    assert not any(
+        ("; X;" in line or "; O;" in line) and line.split(".avi")[0].replace("UTD", "MSP") in all_entries
+        for line in evaluation
+    )
 
 
 def test_msp_improv_unknown_label_and_count(corpora, tmp_path):

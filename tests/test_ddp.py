@@ -20,7 +20,14 @@ from sklearn.metrics import balanced_accuracy_score
 from tests.conftest import RECIPE_OVERRIDES, REPO
 
 
-def launch(corpus, tiny_wav2vec2: str, folder, epochs: int, method: str = "supcon", extra: tuple = ("--knn_max_k=8", "--max_audio_seconds=2.0")) -> str:
+def launch(
+    corpus,
+    tiny_wav2vec2: str,
+    folder,
+    epochs: int,
+    method: str = "supcon",
+    extra: tuple = ("--knn_max_k=8", "--max_audio_seconds=2.0"),
+) -> str:
     """``torchrun --standalone --nproc_per_node=2 train.py <method>.yaml ... --distributed_backend=gloo``; returns what both processes printed."""
     cmd = [
         sys.executable,
@@ -50,16 +57,26 @@ def test_two_processes_prepare_once_gather_every_utterance_and_resume(registry_c
     corpus, folder = registry_corpora["RAVDESS"], tmp_path / "ddp"
     first = launch(corpus, tiny_models["wav2vec2"], folder, epochs=1)
     assert first.count("| train |") == 1  # the preparation's table: prepared by one process
-    assert sum(line.startswith("| test | ") and "%" not in line for line in first.splitlines()) == 2  # that table's test row, and the test report's row
+    assert (
+        sum(line.startswith("| test | ") and "%" not in line for line in first.splitlines()) == 2
+    )  # that table's test row, and the test report's row
     for split in ("valid", "test"):
         manifest = list(json.loads((folder / "prep" / f"{split}.json").read_text()))
         rows = list(csv.DictReader((folder / f"{split}_predictions.csv").open()))
         ids = [r["id"] for r in rows]
-        assert len(set(ids)) == len(ids) and sorted(ids) == sorted(manifest)  # each process scored half: no padding duplicates, none dropped
+        assert len(set(ids)) == len(ids) and sorted(ids) == sorted(
+            manifest
+        )  # each process scored half: no padding duplicates, none dropped
     rows = list(csv.DictReader((folder / "valid_predictions.csv").open()))
-    logged = float(re.search(r"^epoch: 1,.*valid UAR: ([0-9.e+-]+)", (folder / "train_log.txt").read_text(), re.M).group(1))
-    assert logged == pytest.approx(balanced_accuracy_score([r["true"] for r in rows], [r["predicted"] for r in rows]), rel=5e-3)
-    assert json.loads((folder / "knn_summary.json").read_text())["tuned_on"] == "valid"  # the post-training stage ran (on the main process)
+    logged = float(
+        re.search(r"^epoch: 1,.*valid UAR: ([0-9.e+-]+)", (folder / "train_log.txt").read_text(), re.M).group(1)
+    )
+    assert logged == pytest.approx(
+        balanced_accuracy_score([r["true"] for r in rows], [r["predicted"] for r in rows]), rel=5e-3
+    )
+    assert (
+        json.loads((folder / "knn_summary.json").read_text())["tuned_on"] == "valid"
+    )  # the post-training stage ran (on the main process)
     assert len(list((folder / "augmentation").glob("*.csv"))) == 2
 
     second = launch(corpus, tiny_models["wav2vec2"], folder, epochs=2)  # the same command with one more epoch resumes
@@ -71,7 +88,14 @@ def test_two_processes_prepare_once_gather_every_utterance_and_resume(registry_c
 def test_keep_best_deletion_under_two_processes(registry_corpora, tiny_models, tmp_path):
     """Three epochs keep the best and the newest checkpoint: at least one is deleted, every rank leaves the same folder, the run exits cleanly."""
     folder = tmp_path / "triplet_seg"
-    output = launch(registry_corpora["RAVDESS"], tiny_models["wav2vec2"], folder, epochs=3, method="triplet_seg", extra=("--max_audio_seconds=2.0",))
+    output = launch(
+        registry_corpora["RAVDESS"],
+        tiny_models["wav2vec2"],
+        folder,
+        epochs=3,
+        method="triplet_seg",
+        extra=("--max_audio_seconds=2.0",),
+    )
     assert (folder / "log.txt").read_text().count("Deleted checkpoint in") >= 1  # by the main process alone
     assert re.findall(r"^epoch: (\d+),", (folder / "train_log.txt").read_text(), re.M) == ["1", "2", "3"]
     kept = sorted((folder / "save").glob("CKPT+*"))

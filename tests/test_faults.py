@@ -65,7 +65,11 @@ def test_truncated_newest_checkpoint_is_skipped_with_a_warning(tmp_path, caplog)
         recovered = checkpointer(tmp_path, fresh_model, fresh_counter).recover_if_possible()
     assert recovered.meta["epoch"] == 1 and fresh_counter.value == 1
     assert torch.equal(fresh_model.weight, weights[1])
-    assert [r for r in caplog.records if str(newest / "model.ckpt") in r.getMessage() and "checksum mismatch" in r.getMessage()]
+    assert [
+        r
+        for r in caplog.records
+        if str(newest / "model.ckpt") in r.getMessage() and "checksum mismatch" in r.getMessage()
+    ]
 
 
 def test_no_intact_checkpoint_stops_naming_the_files(tmp_path):
@@ -105,10 +109,14 @@ def test_second_live_run_in_a_folder_is_refused_then_takes_over_after_a_kill(tmp
             f"--output_folder={folder}",
             "--ssl_hub=no-such-org/no-such-model",
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300
+        )
         assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
         assert f"{folder} is in use by another run" in proc.stderr and f"pid {holder.pid}" in proc.stderr
-        assert not (folder / "prep").exists() and "no-such-model" not in proc.stderr  # refused before preparing or loading anything
+        assert (
+            not (folder / "prep").exists() and "no-such-model" not in proc.stderr
+        )  # refused before preparing or loading anything
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
@@ -133,11 +141,19 @@ def test_collective_timeout_names_each_ranks_last_collectives(tmp_path):
         "ddp_barrier()\n"
     )
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120
+    )
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    failed = [line for line in output.splitlines() if "collective" in line and "failed" in line and "the collective before it was" in line]
-    assert any("rank 0: collective broadcast_object_list from" in line and f"{script}:8" in line for line in failed), output[-4000:]
+    failed = [
+        line
+        for line in output.splitlines()
+        if "collective" in line and "failed" in line and "the collective before it was" in line
+    ]
+    assert any("rank 0: collective broadcast_object_list from" in line and f"{script}:8" in line for line in failed), (
+        output[-4000:]
+    )
     assert any("rank 1: collective barrier from" in line and f"{script}:9" in line for line in failed), output[-4000:]
 
 
@@ -151,7 +167,9 @@ def test_missing_local_model_folder_fails_in_one_line_before_anything(tmp_path):
         f"--output_folder={tmp_path / 'out'}",
         f"--ssl_hub={source}",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300
+    )
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert len(errors) == 1 and f"ssl_hub: {source!r}" in errors[0] and "not found" in errors[0]

@@ -46,7 +46,9 @@ def test_every_stage_writes_its_outputs(flea):
     run = flea / "run"
     assert (run / "test_report.json").read_text() == (run / "finetune" / "test_report.json").read_text()
     hparams = (run / "finetune" / "hyperparams.yaml").read_text()
-    assert f"ssl_hub: {flea / 'L2_k4' / 'cpt' / 'hubert'}" in hparams and "kind: attention" in hparams  # CPT-HuBERT, attention pooling
+    assert (
+        f"ssl_hub: {flea / 'L2_k4' / 'cpt' / 'hubert'}" in hparams and "kind: attention" in hparams
+    )  # CPT-HuBERT, attention pooling
     assert "kind: mean" in (flea / "tapt_finetune" / "hyperparams.yaml").read_text()  # the TAPT row: average pooling
     summary = json.loads((run / "flea_summary.json").read_text())
     assert summary["cpt"]["result"]["update"] == 10 and summary["tapt"]["result"]["update"] == 10
@@ -55,7 +57,9 @@ def test_every_stage_writes_its_outputs(flea):
 def test_a_second_run_skips_every_stage(flea, tiny_models, registry_corpora):
     before = {p: p.stat().st_mtime for p in flea.rglob("*") if p.is_file()}
     (flea / "run" / "chain_complete.json").unlink()  # so that each stage is asked, not only the chain
-    proc = subprocess.run(flea_command(flea, tiny_models, registry_corpora["IEMOCAP"]), capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        flea_command(flea, tiny_models, registry_corpora["IEMOCAP"]), capture_output=True, text=True, cwd=REPO
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for stage in ("tapt", "tapt_finetune", "pseudo_labels", "cpt", "finetune"):
         assert f"== FLEA {stage}: done, skipped" in proc.stdout, stage
@@ -69,7 +73,9 @@ def test_a_second_run_skips_every_stage(flea, tiny_models, registry_corpora):
         "valid_report.json",
         "valid_report.md",
     ]
-    again = subprocess.run(flea_command(flea, tiny_models, registry_corpora["IEMOCAP"]), capture_output=True, text=True, cwd=REPO)
+    again = subprocess.run(
+        flea_command(flea, tiny_models, registry_corpora["IEMOCAP"]), capture_output=True, text=True, cwd=REPO
+    )
     assert "every stage skipped" in again.stdout
 
 
@@ -79,7 +85,9 @@ def test_pseudo_labels_never_see_the_test_speakers(flea, registry_corpora):
     assert info["manifests"] == [str(prep / "train.json"), str(prep / "valid.json")]
     index = json.loads((flea / "L2_frames" / "index.json").read_text())
     read = {u["path"] for u in index["utts"]}
-    split_paths = {s: {e["wav"] for e in json.loads((prep / f"{s}.json").read_text()).values()} for s in ("train", "valid", "test")}
+    split_paths = {
+        s: {e["wav"] for e in json.loads((prep / f"{s}.json").read_text()).values()} for s in ("train", "valid", "test")
+    }
     data_root = str(registry_corpora["IEMOCAP"])
     split_paths = {s: {p.replace("{data_root}", data_root) for p in paths} for s, paths in split_paths.items()}
     assert read == split_paths["train"] | split_paths["valid"] and not read & split_paths["test"]
@@ -155,7 +163,9 @@ def test_cpt_resumes_after_a_kill(flea, tiny_models, registry_corpora, tmp_path)
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     log = tmp_path / "killed" / "updates.log"
-    victim = subprocess.Popen(command("killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=env)
+    victim = subprocess.Popen(
+        command("killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=env
+    )
     deadline = time.time() + 120
     while time.time() < deadline and (not log.is_file() or len(log.read_text().splitlines()) < 13):
         time.sleep(0.01)
@@ -174,14 +184,18 @@ def test_cpt_resumes_after_a_kill(flea, tiny_models, registry_corpora, tmp_path)
     killed_model = HubertModel.from_pretrained(tmp_path / "killed_hubert").state_dict()
     straight_model = HubertModel.from_pretrained(tmp_path / "straight_hubert").state_dict()
     trainer = {
-        k[len("hubert.") :]: v for k, v in torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["model"].items() if k.startswith("hubert.")
+        k[len("hubert.") :]: v
+        for k, v in torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["model"].items()
+        if k.startswith("hubert.")
     }
     assert killed_model.keys() == trainer.keys()
     for name, value in killed_model.items():
         torch.testing.assert_close(value, trainer[name], atol=1e-6, rtol=0)
         torch.testing.assert_close(value, straight_model[name], atol=1e-6, rtol=0)
     record = json.loads((tmp_path / "killed_hubert" / "pretraining.json").read_text())
-    assert record["n_clusters"] == 4 and record["base_model"] is None  # started from a local folder that records no hub id
+    assert (
+        record["n_clusters"] == 4 and record["base_model"] is None
+    )  # started from a local folder that records no hub id
 
 
 def test_masked_prediction_learns_on_held_out_frames(recipe_runs):
@@ -198,11 +212,17 @@ def test_masked_prediction_learns_on_held_out_frames(recipe_runs):
 def test_flea_table_from_run_reports(tmp_path):
     """The Table-1 sweep's table, filled from the runs' reports (mean over folds)."""
     for fold, uar in ((1, 0.70), (2, 0.80)):
-        for layer, clusters, pooling, bonus in ((9, 50, "attention", 0.02), (9, 50, "mean", 0.0), (6, 100, "attention", -0.01)):
+        for layer, clusters, pooling, bonus in (
+            (9, 50, "attention", 0.02),
+            (9, 50, "mean", 0.0),
+            (6, 100, "attention", -0.01),
+        ):
             run = tmp_path / "loso" / f"fold_{fold}" / "valid_F" / "seed_1986" / f"L{layer}_k{clusters}_{pooling}"
             run.mkdir(parents=True)
             (run / "test_report.json").write_text(json.dumps({"UAR": uar + bonus, "WA": uar + bonus - 0.01}))
-    proc = subprocess.run([sys.executable, "recipes/IEMOCAP/flea_table.py", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "recipes/IEMOCAP/flea_table.py", str(tmp_path)], capture_output=True, text=True, cwd=REPO
+    )
     assert proc.returncode == 0, proc.stderr
     assert "| 9 | 50 | 75.0/74.0 (2) | 77.0/76.0 (2) |" in proc.stdout
     assert "| 6 | 100 | - | 74.0/73.0 (2) |" in proc.stdout
@@ -213,7 +233,12 @@ def test_misspelt_override_fails_before_the_chain(tmp_path):
     from speechbrain_ext.flea import main
 
     prepared = []
-    argv = [str(REPO / "recipes/IEMOCAP/hparams/flea.yaml"), f"--data_folder={tmp_path}", f"--fold_folder={tmp_path / 'fold'}", "--label_clustres=4"]
+    argv = [
+        str(REPO / "recipes/IEMOCAP/hparams/flea.yaml"),
+        f"--data_folder={tmp_path}",
+        f"--fold_folder={tmp_path / 'fold'}",
+        "--label_clustres=4",
+    ]
     with pytest.raises(SystemExit, match=r"--label_clustres \(did you mean --label_clusters"):
         main(prepared.append, REPO / "recipes/IEMOCAP/train.py", argv)
     assert prepared == [] and not (tmp_path / "fold").exists()

@@ -71,12 +71,16 @@ def test_iemocap_loso_runs_both_directions_and_aggregates(recipe, capsys):
     argv = [str(folder / "seg.yaml"), f"--data_folder={root}"]
     main(folder / "train.py", {"loso": 5}, argv, directions={"loso": ["F", "M"]})
     runs = calls()
-    assert sorted((c["fold"], c["valid_gender"]) for c in runs) == sorted((str(k), g) for k in range(1, 6) for g in "FM")
+    assert sorted((c["fold"], c["valid_gender"]) for c in runs) == sorted(
+        (str(k), g) for k in range(1, 6) for g in "FM"
+    )
     table = pd.read_csv(root / "results/IEMOCAP/seg/loso/results.csv", keep_default_na=False)
     scores = [0.5 + 0.01 * k + (0.1 if g == "M" else 0.0) + 0.001 * (1986 % 7) for k in range(1, 6) for g in "FM"]
     mean = table[(table["fold"] == "mean") & (table["valid"] == "")].iloc[0]
     std = table[table["fold"] == "std"].iloc[0]
-    assert float(mean["UAR"]) == pytest.approx(np.mean(scores), abs=1e-6) and float(std["UAR"]) == pytest.approx(np.std(scores, ddof=1), abs=1e-6)
+    assert float(mean["UAR"]) == pytest.approx(np.mean(scores), abs=1e-6) and float(std["UAR"]) == pytest.approx(
+        np.std(scores, ddof=1), abs=1e-6
+    )
     per_direction = table[(table["fold"] == "mean") & (table["valid"] == "M")].iloc[0]
     assert float(per_direction["UAR"]) == pytest.approx(np.mean(scores[1::2]), abs=1e-6)
     assert (root / "results/IEMOCAP/seg/loso/fold_3/valid_M/seed_1986/test_report.json").is_file()
@@ -89,34 +93,58 @@ def test_iemocap_session_protocol_runs_five_folds_once(recipe):
     make, calls, root = recipe
     folder = make()
     iemocap = runpy.run_path(str(REPO / "recipes/IEMOCAP/run_folds.py"), run_name="not_main")
-    main(folder / "train.py", iemocap["FOLDS_PER_PROTOCOL"], [str(folder / "seg.yaml"), f"--data_folder={root}", "--protocol=session"], iemocap["DIRECTIONS"])
-    assert [(c["fold"], c["protocol"], "valid_gender" in c) for c in calls()] == [(str(k), "session", False) for k in range(1, 6)]
+    main(
+        folder / "train.py",
+        iemocap["FOLDS_PER_PROTOCOL"],
+        [str(folder / "seg.yaml"), f"--data_folder={root}", "--protocol=session"],
+        iemocap["DIRECTIONS"],
+    )
+    assert [(c["fold"], c["protocol"], "valid_gender" in c) for c in calls()] == [
+        (str(k), "session", False) for k in range(1, 6)
+    ]
     table = pd.read_csv(root / "results/IEMOCAP/seg/session/results.csv", keep_default_na=False)
     assert list(table["fold"]) == ["1", "2", "3", "4", "5", "mean", "std"]
     for method in ("baseline", "seg", "triplet", "triplet_seg"):
-        assert re.search(r"^protocol: (\S+)", (REPO / f"recipes/IEMOCAP/hparams/{method}.yaml").read_text(), re.M).group(1) == "session"
+        assert (
+            re.search(r"^protocol: (\S+)", (REPO / f"recipes/IEMOCAP/hparams/{method}.yaml").read_text(), re.M).group(1)
+            == "session"
+        )
 
 
 def test_a_chain_yaml_names_its_own_script(recipe):
     """A YAML with recipe_script (FLEA's train_flea.py) is run by that script; a finished chain is skipped."""
     make, calls, root = recipe
     folder = make(yaml=YAML + "recipe_script: chain.py\n")
-    (folder / "chain.py").write_text(FAKE_TRAIN.replace("log.write(json.dumps(overrides)", 'log.write(json.dumps({**overrides, "script": "chain"})'))
+    (folder / "chain.py").write_text(
+        FAKE_TRAIN.replace("log.write(json.dumps(overrides)", 'log.write(json.dumps({**overrides, "script": "chain"})')
+    )
     argv = [str(folder / "seg.yaml"), f"--data_folder={root}", "--folds", "1,2", "--valid_gender", "F"]
     main(folder / "train.py", {"loso": 5}, argv, directions={"loso": ["F", "M"]})
     assert [(c["fold"], c["script"]) for c in calls()] == [("1", "chain"), ("2", "chain")]
     run = root / "results/IEMOCAP/seg/loso/fold_3/valid_F/seed_1986"  # a chain finished outside run_folds
     run.mkdir(parents=True)
     (run / "chain_complete.json").write_text("{}")
-    (run / "test_report.json").write_text(json.dumps({"n": 10, "UAR": 0.9, "WA": 0.9, "summary_metrics": ["UAR", "WA"]}))
-    main(folder / "train.py", {"loso": 5}, [*argv[:2], "--folds", "3", "--valid_gender", "F"], directions={"loso": ["F", "M"]})
+    (run / "test_report.json").write_text(
+        json.dumps({"n": 10, "UAR": 0.9, "WA": 0.9, "summary_metrics": ["UAR", "WA"]})
+    )
+    main(
+        folder / "train.py",
+        {"loso": 5},
+        [*argv[:2], "--folds", "3", "--valid_gender", "F"],
+        directions={"loso": ["F", "M"]},
+    )
     assert len(calls()) == 2
 
 
 def test_single_direction_flag(recipe):
     make, calls, root = recipe
     folder = make()
-    main(folder / "train.py", {"loso": 5}, [str(folder / "seg.yaml"), f"--data_folder={root}", "--valid_gender", "M"], directions={"loso": ["F", "M"]})
+    main(
+        folder / "train.py",
+        {"loso": 5},
+        [str(folder / "seg.yaml"), f"--data_folder={root}", "--valid_gender", "M"],
+        directions={"loso": ["F", "M"]},
+    )
     assert {c["valid_gender"] for c in calls()} == {"M"} and len(calls()) == 5
 
 
@@ -126,7 +154,9 @@ def test_a_run_made_by_train_py_is_found_and_skipped(recipe, capsys):
     folder = make()
     run = root / "results/IEMOCAP/seg/loso/fold_2/valid_F/seed_1986"
     run.mkdir(parents=True)
-    (run / "test_report.json").write_text(json.dumps({"n": 10, "UAR": 0.9, "WA": 0.9, "summary_metrics": ["UAR", "WA"]}))
+    (run / "test_report.json").write_text(
+        json.dumps({"n": 10, "UAR": 0.9, "WA": 0.9, "summary_metrics": ["UAR", "WA"]})
+    )
     (run / "hyperparams.yaml").write_text("number_of_epochs: 1\n")
     (run / "train_log.txt").write_text("epoch: 1, lr: 1e-4 - train loss: 1.0\n")
     main(
@@ -149,7 +179,12 @@ def test_one_fixed_split_rejects_folds(recipe, capsys):
 
 def test_masked_test_split_aggregates_devel_regression_metrics(recipe):
     make, calls, root = recipe
-    folder = make("Hume-Prosody", YAML.replace("task_kind: classification", "task_kind: regression").replace("fold_<fold>/valid_<valid_gender>/", ""))
+    folder = make(
+        "Hume-Prosody",
+        YAML.replace("task_kind: classification", "task_kind: regression").replace(
+            "fold_<fold>/valid_<valid_gender>/", ""
+        ),
+    )
     markdown = main(folder / "train.py", None, [str(folder / "seg.yaml"), f"--data_folder={root}", "--seeds", "1,2,3"])
     assert len(calls()) == 3 and "devel (the test split has no labels)" in markdown
     table = pd.read_csv(root / "results/Hume-Prosody/seg/results.csv", keep_default_na=False)

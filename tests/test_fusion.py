@@ -73,7 +73,10 @@ def test_tuned_weights_match_a_naive_grid_search(classification_runs, tmp_path):
     assert len(grid) == 5**3 - 4**3 and grid["metric"].max() == pytest.approx(best, abs=1e-6)
     # the test split gets the valid-tuned weights, and its masked rows are listed but not scored
     test = pd.read_csv(tmp_path / "fused" / "test_predictions.csv", keep_default_na=False).set_index("id")
-    expected = sum(w * f["test"].loc[test.index, [f"p_{lab}" for lab in LABELS]].to_numpy() for w, f in zip(best_w, frames)) / best_w.sum()
+    expected = (
+        sum(w * f["test"].loc[test.index, [f"p_{lab}" for lab in LABELS]].to_numpy() for w, f in zip(best_w, frames))
+        / best_w.sum()
+    )
     np.testing.assert_allclose(test[[f"p_{lab}" for lab in LABELS]].to_numpy(), expected, atol=2e-6)
     assert reports["test"]["n"] == 45 and reports["test"]["n_predicted"] == 50
     assert reports["test"]["UAR"] == pytest.approx(uar(test["true"].to_numpy(), expected), abs=5e-5)
@@ -102,7 +105,9 @@ def test_equal_weights_by_default_and_given_weights(classification_runs, tmp_pat
     ids = frames[0]["valid"].index
     cols = [f"p_{lab}" for lab in LABELS]
     expected = (frames[0]["valid"].loc[ids, cols].to_numpy() + frames[1]["valid"].loc[ids, cols].to_numpy()) / 2
-    assert avg["valid"]["UAR"] == pytest.approx(uar(frames[0]["valid"].loc[ids, "true"].to_numpy(), expected), abs=5e-5)  # reports keep 4 decimals
+    assert avg["valid"]["UAR"] == pytest.approx(
+        uar(frames[0]["valid"].loc[ids, "true"].to_numpy(), expected), abs=5e-5
+    )  # reports keep 4 decimals
 
 
 def test_regression_average_and_masked_test(tmp_path):
@@ -123,8 +128,12 @@ def test_regression_average_and_masked_test(tmp_path):
     fused = pd.read_csv(tmp_path / "ens" / "valid_predictions.csv")
     inputs = [pd.read_csv(run / "valid_predictions.csv") for run in runs]
     for name in NAMES:
-        np.testing.assert_allclose(fused[f"pred_{name}"], (inputs[0][f"pred_{name}"] + inputs[1][f"pred_{name}"]) / 2, atol=2e-6)
-        assert reports["valid"]["spearman"][name] == pytest.approx(spearmanr(fused[f"true_{name}"], fused[f"pred_{name}"])[0], abs=1e-5)
+        np.testing.assert_allclose(
+            fused[f"pred_{name}"], (inputs[0][f"pred_{name}"] + inputs[1][f"pred_{name}"]) / 2, atol=2e-6
+        )
+        assert reports["valid"]["spearman"][name] == pytest.approx(
+            spearmanr(fused[f"true_{name}"], fused[f"pred_{name}"])[0], abs=1e-5
+        )
     assert reports["test"]["n"] == 0 and reports["test"]["n_predicted"] == 40
     tuned = fuse_runs(runs, tmp_path / "tuned", tune_on="valid")
     assert tuned["valid"]["mean_spearman"] >= reports["valid"]["mean_spearman"] - 1e-9
@@ -159,7 +168,9 @@ def test_tuning_counts_a_constant_fused_output_as_zero(tmp_path, caplog):
     np.testing.assert_allclose(grid["metric"], [0, 0, 0.5, 1, 0.5], atol=1e-9)
     assert tuned["fusion"]["weights"] == [1.0, 0.5] and tuned["valid"]["mean_spearman"] == pytest.approx(1.0)
     messages = [rec.getMessage() for rec in caplog.records if rec.name == "speechbrain_ext.metrics"]
-    assert any("output column(s) ['Calmness']" in m for m in messages) and any("output column(s) ['Anger']" in m for m in messages)
+    assert any("output column(s) ['Calmness']" in m for m in messages) and any(
+        "output column(s) ['Anger']" in m for m in messages
+    )
 
 
 def test_runs_of_other_utterances_or_labels_are_refused(classification_runs, tmp_path):
@@ -185,7 +196,17 @@ def test_runs_of_other_utterances_or_labels_are_refused(classification_runs, tmp
 
 def test_command_line(classification_runs, tmp_path):
     runs, _ = classification_runs
-    cmd = [sys.executable, "-m", "speechbrain_ext.fuse", *map(str, runs[:2]), "--out", str(tmp_path / "cli"), "--weights", "1.0", "0.5"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "speechbrain_ext.fuse",
+        *map(str, runs[:2]),
+        "--out",
+        str(tmp_path / "cli"),
+        "--weights",
+        "1.0",
+        "0.5",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert "late_fusion of 2 runs, weights [1.0, 0.5]" in proc.stdout and "| test |" in proc.stdout

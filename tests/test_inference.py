@@ -22,7 +22,9 @@ TEST_IDS = ["03-01-05-02-01-01-23", "03-01-04-01-02-02-24", "03-01-08-02-02-01-2
 
 @pytest.fixture(scope="module")
 def exported(trained_ravdess, tmp_path_factory):
-    return export_model(trained_ravdess["folder"] / "hyperparams.yaml", tmp_path_factory.mktemp("export") / "ravdess_model")
+    return export_model(
+        trained_ravdess["folder"] / "hyperparams.yaml", tmp_path_factory.mktemp("export") / "ravdess_model"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,14 @@ def wav_of(corpus, utt):
 
 def test_export_folder_and_model_card(exported, trained_ravdess):
     names = {p.name for p in exported.iterdir()}
-    assert {"hyperparams.yaml", "model.ckpt", "label_encoder.txt", "label_encoder.ckpt", "custom_interface.py", "README.md"} <= names
+    assert {
+        "hyperparams.yaml",
+        "model.ckpt",
+        "label_encoder.txt",
+        "label_encoder.ckpt",
+        "custom_interface.py",
+        "README.md",
+    } <= names
     card = (exported / "README.md").read_text()
     report = json.loads((trained_ravdess["folder"] / "test_report.json").read_text())
     assert card.startswith("---\nlibrary_name: speechbrain\n")
@@ -64,7 +73,10 @@ print("RESULT" + json.dumps(out))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.split("RESULT", 1)[1])
-    rows = {r.split(",")[0]: r.split(",") for r in (trained_ravdess["folder"] / "test_predictions.csv").read_text().splitlines()[1:]}
+    rows = {
+        r.split(",")[0]: r.split(",")
+        for r in (trained_ravdess["folder"] / "test_predictions.csv").read_text().splitlines()[1:]
+    }
     for loader in ("ours", "foreign_class"):
         for utt in TEST_IDS:
             expected = torch.tensor([float(v) for v in rows[utt][3:]])
@@ -77,7 +89,21 @@ def test_48k_stereo_equals_16k_mono(classifier, synthetic_ravdess, tmp_path):
     soundfile.write(tmp_path / "mono16.wav", mono16, 16000, subtype="FLOAT")
     # an independent resampler (sox) makes the 48 kHz stereo copy
     subprocess.run(
-        ["sox", "-D", str(tmp_path / "mono16.wav"), "-b", "32", "-e", "floating-point", "-c", "2", str(tmp_path / "stereo48.wav"), "rate", "-v", "48000"],
+        [
+            "sox",
+            "-D",
+            str(tmp_path / "mono16.wav"),
+            "-b",
+            "32",
+            "-e",
+            "floating-point",
+            "-c",
+            "2",
+            str(tmp_path / "stereo48.wav"),
+            "rate",
+            "-v",
+            "48000",
+        ],
         check=True,
     )
     assert soundfile.info(tmp_path / "stereo48.wav").channels == 2
@@ -94,7 +120,9 @@ def test_48k_stereo_equals_16k_mono(classifier, synthetic_ravdess, tmp_path):
     assert (from_file.exp() - original.exp()).abs().max() < 0.15
 
 
-@pytest.mark.parametrize("content,problem", [(b"", "empty file"), (b"RIFF1234WAVEjunk", "cannot be decoded"), (None, "no audio samples")])
+@pytest.mark.parametrize(
+    "content,problem", [(b"", "empty file"), (b"RIFF1234WAVEjunk", "cannot be decoded"), (None, "no audio samples")]
+)
 def test_bad_files_are_named(classifier, tmp_path, content, problem):
     path = tmp_path / "bad.wav"
     if content is None:
@@ -118,9 +146,9 @@ def test_timeline(tiny_models, synthetic_ravdess, tmp_path):
     duration = len(signal) / 16000
     assert timeline[0].start == 0.0 and timeline[0].end == 2.0
     assert [s.start for s in timeline[:-1]] == [float(i) for i in range(len(timeline) - 1)]
-    assert timeline[-1].end == pytest.approx(duration, abs=0.03) and timeline[-1].end - timeline[-1].start == pytest.approx(
-        2.0, abs=1e-6
-    )  # the tail is covered
+    assert timeline[-1].end == pytest.approx(duration, abs=0.03) and timeline[-1].end - timeline[
+        -1
+    ].start == pytest.approx(2.0, abs=1e-6)  # the tail is covered
     for seg in timeline:
         assert seg.label in classifier.labels
         assert sum(seg.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
@@ -162,7 +190,13 @@ def test_ten_minute_file_in_bounded_memory(exported, synthetic_ravdess, tmp_path
 
 def _family_folder(recipe, tiny_models, folder, ssl="wav2vec2", **extra):
     """A model folder exported from a recipe YAML's model node, with random tiny weights (no training)."""
-    overrides = {"data_folder": str(folder), "output_folder": str(folder / "run"), "ssl_hub": tiny_models[ssl], "encoder_dim": 64, **extra}
+    overrides = {
+        "data_folder": str(folder),
+        "output_folder": str(folder / "run"),
+        "ssl_hub": tiny_models[ssl],
+        "encoder_dim": 64,
+        **extra,
+    }
     if "n_classes" in (REPO / recipe).read_text():
         overrides["n_classes"] = 3
     with open(REPO / recipe) as handle:
@@ -174,7 +208,9 @@ def _family_folder(recipe, tiny_models, folder, ssl="wav2vec2", **extra):
     checkpoint = run / "save" / "CKPT+random"
     checkpoint.mkdir()
     torch.manual_seed(0)
-    model = hparams["bayes_stage"].model if "bayes_stage" in hparams else hparams["model"]  # what export packs: the Bayesian stage's model
+    model = (
+        hparams["bayes_stage"].model if "bayes_stage" in hparams else hparams["model"]
+    )  # what export packs: the Bayesian stage's model
     for p in model.head.parameters():  # random heads, so the classes differ
         torch.nn.init.normal_(p, std=1.0)
     torch.save(model.state_dict(), checkpoint / "model.ckpt")
@@ -183,7 +219,9 @@ def _family_folder(recipe, tiny_models, folder, ssl="wav2vec2", **extra):
         task.labels_from(["angry", "neutral", "sad"])
         task.encoder.save(task.label_encoder_file)
     exported = export_model(run / "hyperparams.yaml", folder / "model", checkpoint=checkpoint)
-    assert tiny_models[ssl] not in (exported / "hyperparams.yaml").read_text()  # built from its own configuration, not the base folder
+    assert (
+        tiny_models[ssl] not in (exported / "hyperparams.yaml").read_text()
+    )  # built from its own configuration, not the base folder
     return exported, hparams
 
 
@@ -211,7 +249,17 @@ def test_regressor_family(tiny_models, synthetic_ravdess, tmp_path):
     model = EmotionRegressor.from_hparams(source=str(folder), savedir=str(tmp_path / "c"))
     path = wav_of(synthetic_ravdess, TEST_IDS[2])
     result = model.predict_file(path)
-    assert list(result) == ["Anger", "Boredom", "Calmness", "Concentration", "Determination", "Excitement", "Interest", "Sadness", "Tiredness"]
+    assert list(result) == [
+        "Anger",
+        "Boredom",
+        "Calmness",
+        "Concentration",
+        "Determination",
+        "Excitement",
+        "Interest",
+        "Sadness",
+        "Tiredness",
+    ]
     assert all(0.0 <= v <= 1.0 for v in result.values())
     batch = model.predict_batch(load_audio(path).unsqueeze(0))[0]
     assert list(result.values()) == pytest.approx(batch.tolist(), abs=1e-5)
@@ -232,7 +280,18 @@ def test_command_line(exported, classifier, synthetic_ravdess, tmp_path):
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"not audio")
     files = [wav_of(synthetic_ravdess, utt) for utt in TEST_IDS[:2]]
-    cmd = [sys.executable, "-m", "speechbrain_ext.classify", "--model", str(exported), "--savedir", str(tmp_path / "c"), *files, str(bad), "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "speechbrain_ext.classify",
+        "--model",
+        str(exported),
+        "--savedir",
+        str(tmp_path / "c"),
+        *files,
+        str(bad),
+        "--json",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 1, proc.stderr[-2000:]  # one file failed, the others were classified
     results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -258,7 +317,9 @@ def test_publish_dry_run_and_checks(exported, capsys, tmp_path):
 
 def test_padded_batch_equals_single_files_and_training_evaluation(tiny_models, synthetic_ravdess, tmp_path):
     """Layer-norm encoder with an attention mask: a padded batch of different lengths gives each file's own answer."""
-    folder, hparams = _family_folder("recipes/RAVDESS/hparams/baseline.yaml", tiny_models, tmp_path / "ln", ssl="wav2vec2_large")
+    folder, hparams = _family_folder(
+        "recipes/RAVDESS/hparams/baseline.yaml", tiny_models, tmp_path / "ln", ssl="wav2vec2_large"
+    )
     model = EmotionClassifier.from_hparams(source=str(folder), savedir=str(tmp_path / "c"))
     paths = [wav_of(synthetic_ravdess, utt) for utt in TEST_IDS]
     signals = [load_audio(p) for p in paths]
@@ -304,7 +365,10 @@ print("RESULT" + json.dumps(out))
         hidden.rename(base)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.split("RESULT", 1)[1])
-    rows = {r.split(",")[0]: [float(v) for v in r.split(",")[3:]] for r in (trained_ravdess["folder"] / "test_predictions.csv").read_text().splitlines()[1:]}
+    rows = {
+        r.split(",")[0]: [float(v) for v in r.split(",")[3:]]
+        for r in (trained_ravdess["folder"] / "test_predictions.csv").read_text().splitlines()[1:]
+    }
     for name in ("ours", "theirs"):
         for utt, probs in zip(TEST_IDS, result[name]):
             assert probs == pytest.approx(rows[utt], abs=1e-5)

@@ -62,7 +62,9 @@ def command(corpus, tiny_wav2vec2: str, folder, kill: tuple[str, int] | None = N
 
 
 def run(cmd, expect_killed: bool = False) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600
+    )
     if expect_killed:
         assert proc.returncode == -9, proc.stderr[-3000:]
     else:
@@ -89,7 +91,9 @@ def probabilities(folder) -> np.ndarray:
 
 def test_killed_runs_resume_to_the_uninterrupted_result(registry_runs, registry_corpora, tiny_models, tmp_path):
     corpus, tiny = registry_corpora["RAVDESS"], tiny_models["wav2vec2"]
-    whole = registry_runs["recipes/RAVDESS/hparams/baseline.yaml"]["folder"]  # the same command (two epochs), never killed
+    whole = registry_runs["recipes/RAVDESS/hparams/baseline.yaml"][
+        "folder"
+    ]  # the same command (two epochs), never killed
     assert "\nnumber_of_epochs: 2\n" in (whole / "hyperparams.yaml").read_text()
     reference = probabilities(whole)
     n_batches = -(-len(json.loads((whole / "prep" / "train.json").read_text())) // 8)  # batch size 8 (RECIPE_OVERRIDES)
@@ -107,6 +111,8 @@ def test_killed_runs_resume_to_the_uninterrupted_result(registry_runs, registry_
         epochs = re.findall(r"^epoch: (\d+),", (folder / "train_log.txt").read_text(), re.M)
         # epoch 1 is never redone; epoch 2 is logged once, or twice when the kill came after its log line (in its checkpoint)
         assert epochs == (["1", "2"] if name == "mid_epoch" else ["1", "2", "2"]), name
-        (_finished,) = [c for c in sorted((folder / "save").glob("CKPT+*")) if (c / "counter.ckpt").read_text().strip() == "2"]
+        (_finished,) = [
+            c for c in sorted((folder / "save").glob("CKPT+*")) if (c / "counter.ckpt").read_text().strip() == "2"
+        ]
         assert not list((folder / "save" / ".staging").glob("*"))  # the interrupted checkpoint's files are gone
         np.testing.assert_allclose(probabilities(folder), reference, atol=1e-6, err_msg=name)

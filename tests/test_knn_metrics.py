@@ -73,7 +73,9 @@ def test_tune_picks_knn_when_the_model_is_poor_and_uses_only_the_given_queries()
 def test_knn_is_fast_on_100k_entries():
     rng = np.random.default_rng(0)
     store = KNNInterpolator(n_classes=4, k=16)
-    store.add(torch.tensor(rng.normal(size=(100_000, 256)), dtype=torch.float32), torch.tensor(rng.integers(0, 4, 100_000)))
+    store.add(
+        torch.tensor(rng.normal(size=(100_000, 256)), dtype=torch.float32), torch.tensor(rng.integers(0, 4, 100_000))
+    )
     queries = torch.tensor(rng.normal(size=(1000, 256)), dtype=torch.float32)
     start = time.perf_counter()
     probs = store.knn_probs(queries)

@@ -86,9 +86,15 @@ def test_benchmark_run_on_tiny_sizes(capsys):
     threads = torch.get_num_threads()
     result = bench.run(n_store=2000, n_query=50, dim=32, k=8, threads=None, repeats=1, n_check=50)
     assert torch.get_num_threads() == threads  # threads=None leaves the process as it was
-    assert list(result["seconds"]) == ["floor (matmul + topk)", "old KNNInterpolator search", "KNNInterpolator.neighbours"]
+    assert list(result["seconds"]) == [
+        "floor (matmul + topk)",
+        "old KNNInterpolator search",
+        "KNNInterpolator.neighbours",
+    ]
     assert all(s > 0 for s in result["seconds"].values())
-    assert result["ratio"] == pytest.approx(result["seconds"]["KNNInterpolator.neighbours"] / result["seconds"]["floor (matmul + topk)"])
+    assert result["ratio"] == pytest.approx(
+        result["seconds"]["KNNInterpolator.neighbours"] / result["seconds"]["floor (matmul + topk)"]
+    )
     assert result["ratios"]["floor (matmul + topk)"] == 1.0 and result["met"] == (result["ratio"] <= 1.2)
     assert result["sklearn"]["same_as_sklearn"] and result["sklearn"]["queries_checked"] == 50
     assert result["old_vs_new_index_mismatches"] == 0

@@ -20,7 +20,17 @@ from speechbrain_ext.metrics import (
 )
 from speechbrain_ext.reports import write_regression_report
 
-EMOTIONS = ["Anger", "Boredom", "Calmness", "Concentration", "Determination", "Excitement", "Interest", "Sadness", "Tiredness"]
+EMOTIONS = [
+    "Anger",
+    "Boredom",
+    "Calmness",
+    "Concentration",
+    "Determination",
+    "Excitement",
+    "Interest",
+    "Sadness",
+    "Tiredness",
+]
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -30,10 +40,14 @@ def test_metrics_match_sklearn(seed):
     y_true = rng.integers(0, n_classes, 300)
     # correlated predictions, so the numbers are far from chance and from 1
     y_pred = np.where(rng.random(300) < 0.6, y_true, rng.integers(0, n_classes, 300))
-    assert unweighted_average_recall(y_true, y_pred, n_classes) == pytest.approx(skm.balanced_accuracy_score(y_true, y_pred))
+    assert unweighted_average_recall(y_true, y_pred, n_classes) == pytest.approx(
+        skm.balanced_accuracy_score(y_true, y_pred)
+    )
     assert weighted_accuracy(y_true, y_pred) == pytest.approx(skm.accuracy_score(y_true, y_pred))
     assert macro_f1(y_true, y_pred, n_classes) == pytest.approx(skm.f1_score(y_true, y_pred, average="macro"))
-    np.testing.assert_array_equal(confusion_matrix(y_true, y_pred, n_classes), skm.confusion_matrix(y_true, y_pred, labels=range(n_classes)))
+    np.testing.assert_array_equal(
+        confusion_matrix(y_true, y_pred, n_classes), skm.confusion_matrix(y_true, y_pred, labels=range(n_classes))
+    )
 
 
 def test_uar_ignores_classes_absent_from_references():
@@ -83,7 +97,11 @@ def test_spearman_mean_counts_a_constant_output_as_zero(caplog):
     assert r["mean"] == pytest.approx(reference.mean(), abs=1e-12)
     assert r["mean"] < np.mean(np.delete(reference, 5)) - 0.05  # leaving Excitement out would score higher
     [record] = [rec for rec in caplog.records if rec.name == "speechbrain_ext.metrics"]  # one warning per call
-    assert record.levelno == logging.WARNING and "output column(s) ['Excitement']" in record.getMessage() and "as 0" in record.getMessage()
+    assert (
+        record.levelno == logging.WARNING
+        and "output column(s) ['Excitement']" in record.getMessage()
+        and "as 0" in record.getMessage()
+    )
     assert "Anger" not in record.getMessage() and "target" not in record.getMessage()
 
 
@@ -117,7 +135,9 @@ def test_bootstrap_mean_counts_a_constant_output_as_zero():
     # naive loop: the same clips (numpy's generator, drawn the documented way), scipy per column, NaN -> 0, arithmetic mean
     draws = np.random.default_rng(seed).integers(0, len(t), size=(n_boot, len(t)))
     means = np.array([scipy_rho(t[rows], p[rows]).mean() for rows in draws])
-    assert ci["mean"] == pytest.approx((round(np.percentile(means, 2.5), 4), round(np.percentile(means, 97.5), 4)), abs=1e-4)
+    assert ci["mean"] == pytest.approx(
+        (round(np.percentile(means, 2.5), 4), round(np.percentile(means, 97.5), 4)), abs=1e-4
+    )
     assert ci["mean"][1] < 0.7  # a nanmean over the two varying columns puts the upper bound at 0.75 here
     assert ci["per_column"][1] == (None, None)
 

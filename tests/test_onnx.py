@@ -21,7 +21,11 @@ from speechbrain_ext.onnx_model import OnnxEmotionClassifier, export_onnx
 REPO = Path(__file__).resolve().parents[1]
 # Two trained registry runs nothing else in the suite exports: an utterance model and a segment model (80/40 frames, most confident segment).
 RUNS = {"baseline": "recipes/RAVDESS/hparams/baseline.yaml", "seg": "recipes/RAVDESS/hparams/seg.yaml"}
-SECONDS = (1.0, 2.3, 4.1)  # 49, 114 and 204 frames: one short segment; one window and the end-aligned tail; four windows and the tail
+SECONDS = (
+    1.0,
+    2.3,
+    4.1,
+)  # 49, 114 and 204 frames: one short segment; one window and the end-aligned tail; four windows and the tail
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +36,18 @@ def exported(registry_runs, tmp_path_factory):
         run = registry_runs[hparams]
         assert run["proc"].returncode == 0, run["proc"].stderr[-3000:]
         out[name] = tmp_path_factory.mktemp("onnx") / name
-        hub.main(["export", "--train-hparams", str(run["folder"] / "hyperparams.yaml"), "--out", str(out[name]), "--onnx"])
+        hub.main(
+            ["export", "--train-hparams", str(run["folder"] / "hyperparams.yaml"), "--out", str(out[name]), "--onnx"]
+        )
     return out
 
 
 @pytest.fixture(scope="module")
 def wav_files(registry_corpora, tmp_path_factory):
     """Speech of the synthetic corpus cut to three lengths; the middle one at 22.05 kHz stereo (both loaders resample it)."""
-    speech = torch.cat([load_audio(p) for p in sorted(Path(registry_corpora["RAVDESS"]).glob("Actor_*/*.wav"))[:4]]).numpy()
+    speech = torch.cat(
+        [load_audio(p) for p in sorted(Path(registry_corpora["RAVDESS"]).glob("Actor_*/*.wav"))[:4]]
+    ).numpy()
     assert len(speech) >= 16000 * max(SECONDS)
     folder, paths = tmp_path_factory.mktemp("wavs"), []
     for seconds in SECONDS:
@@ -60,11 +68,19 @@ def test_export_writes_a_dynamic_graph_and_describes_it(exported):
     folder = exported["baseline"]
     graph = onnx.load(str(folder / "model.onnx"), load_external_data=False)
     (wav,) = graph.graph.input
-    assert [d.dim_value or d.dim_param for d in wav.type.tensor_type.shape.dim] == [1, "samples"]  # one file, any length
+    assert [d.dim_value or d.dim_param for d in wav.type.tensor_type.shape.dim] == [
+        1,
+        "samples",
+    ]  # one file, any length
     meta = {p.key: p.value for p in graph.metadata_props}
     assert meta["model_class"] == "UtteranceModel" and "dynamo=False" in meta["exporter"]
-    assert "## ONNX" in (folder / "README.md").read_text() and "OnnxEmotionClassifier" in (folder / "README.md").read_text()
-    seg = {p.key: p.value for p in onnx.load(str(exported["seg"] / "model.onnx"), load_external_data=False).metadata_props}
+    assert (
+        "## ONNX" in (folder / "README.md").read_text()
+        and "OnnxEmotionClassifier" in (folder / "README.md").read_text()
+    )
+    seg = {
+        p.key: p.value for p in onnx.load(str(exported["seg"] / "model.onnx"), load_external_data=False).metadata_props
+    }
     assert seg["model_class"] == "SegmentModel"
 
 
@@ -102,12 +118,19 @@ print("RESULT" + json.dumps({{"files": out, "heavy": heavy}}))
     signals = [load_audio(p) for p in wav_files]
     wavs = torch.nn.utils.rnn.pad_sequence(signals, batch_first=True)
     batch = onnx_model.classify_batch(wavs, torch.tensor([len(s) / wavs.shape[1] for s in signals]))
-    torch.testing.assert_close(batch[0], torch.cat([torch.tensor(f["out_prob"]) for f in result["files"]]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        batch[0], torch.cat([torch.tensor(f["out_prob"]) for f in result["files"]]), atol=1e-5, rtol=0
+    )
 
 
 def _regressor_run(tiny_models, folder: Path) -> Path:
     """A Hume-Prosody (intensity regressor) run's hyperparams.yaml, resolved as a recipe run writes it (nothing trained)."""
-    overrides = {"data_folder": str(folder), "output_folder": str(folder / "run"), "ssl_hub": tiny_models["wav2vec2"], "encoder_dim": 64}
+    overrides = {
+        "data_folder": str(folder),
+        "output_folder": str(folder / "run"),
+        "ssl_hub": tiny_models["wav2vec2"],
+        "encoder_dim": 64,
+    }
     with open(REPO / "recipes/Hume-Prosody/hparams/audio.yaml") as handle:
         text = resolve_references(handle, overrides).getvalue()
     (folder / "run").mkdir(parents=True)
@@ -117,7 +140,10 @@ def _regressor_run(tiny_models, folder: Path) -> Path:
 
 def test_models_that_cannot_be_exported_are_refused_before_writing(exported, tiny_models, tmp_path, capsys):
     for argv, message in (
-        (["--train-hparams", str(_regressor_run(tiny_models, tmp_path / "hume"))], "with a Sigmoid output is not a classifier"),
+        (
+            ["--train-hparams", str(_regressor_run(tiny_models, tmp_path / "hume"))],
+            "with a Sigmoid output is not a classifier",
+        ),
         (["--fusion", str(tmp_path / "late_fusion")], "a FusedModel cannot be exported to ONNX"),
     ):
         with pytest.raises(SystemExit) as stop:
@@ -134,7 +160,10 @@ def test_models_that_cannot_be_exported_are_refused_before_writing(exported, tin
     sampling = EmotionClassifier.from_hparams(source=str(exported["baseline"]), savedir=str(tmp_path / "c")).model
     sampling.head = BayesianLinear(sampling.head.w.in_features, sampling.head.w.out_features, mean_weights=False)
     for model, message in (
-        (TextModel(Words(), torch.nn.Linear(2, 3), torch.nn.LogSoftmax(dim=-1)), "a TextModel cannot be exported to ONNX"),
+        (
+            TextModel(Words(), torch.nn.Linear(2, 3), torch.nn.LogSoftmax(dim=-1)),
+            "a TextModel cannot be exported to ONNX",
+        ),
         (sampling, "samples its weights at every call"),
     ):
         with pytest.raises(ValueError, match=message):

@@ -20,9 +20,17 @@ def wheel(tmp_path_factory):
     source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("wheel")
     for name in ("setup.py", "requirements.txt", "README.md"):
         shutil.copy(REPO / name, source / name)
-    for name in ("speechbrain_ext", "data_prep", "recipes"):  # a copy, so the build leaves no build/ folder in the checkout
+    for name in (
+        "speechbrain_ext",
+        "data_prep",
+        "recipes",
+    ):  # a copy, so the build leaves no build/ folder in the checkout
         shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(source)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(source)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return next(out.glob("*.whl"))
 

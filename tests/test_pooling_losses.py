@@ -97,7 +97,9 @@ def test_segment_nll_matches_loop():
     terms = [[-log_probs[b, j, targets[b]] for j in range(4) if mask[b, j]] for b in range(3)]
     flat = [t for ts in terms for t in ts]
     assert segment_nll(log_probs, mask, targets).item() == pytest.approx(sum(flat).item() / len(flat), rel=1e-6)
-    assert segment_nll(log_probs, mask, targets.view(-1, 1), "sum_per_utterance").item() == pytest.approx(sum(sum(ts) for ts in terms).item() / 3, rel=1e-6)
+    assert segment_nll(log_probs, mask, targets.view(-1, 1), "sum_per_utterance").item() == pytest.approx(
+        sum(sum(ts) for ts in terms).item() / 3, rel=1e-6
+    )
 
 
 def test_triplet_matches_torch_on_given_triplets():
@@ -148,7 +150,9 @@ def test_triplet_is_zero_without_valid_triplets_and_keeps_graph():
 
 def test_flatten_segments_feeds_the_triplet_loss():
     segments, mask = SegmentPooling(4, 2)(torch.randn(3, 10, 6), torch.tensor([1.0, 0.3, 0.6]))
-    emb, labels, lengths, groups = flatten_segments(segments, mask, torch.tensor([0, 1, 0]), frame_counts(torch.tensor([1.0, 0.3, 0.6]), 10), 4)
+    emb, labels, lengths, groups = flatten_segments(
+        segments, mask, torch.tensor([0, 1, 0]), frame_counts(torch.tensor([1.0, 0.3, 0.6]), 10), 4
+    )
     assert emb.shape[0] == int(mask.sum()) == 4 + 1 + 2
     assert lengths.tolist() == [4, 4, 4, 4, 3, 4, 4] and groups.tolist() == [0, 0, 0, 0, 1, 2, 2]
     loss = TripletLoss(margin=1.0)
@@ -163,7 +167,10 @@ def test_flatten_segments_feeds_the_triplet_loss():
         assert gaps[n] == min(gaps.values())
     assert anchors.tolist() == [0, 1, 2, 3, 5, 6]  # utterance 1 has no same-label partner in another utterance
     # the loss is the paper's hinge on those triplets, by a loop
-    hinge = [max(0.0, torch.dist(emb[a], emb[p]).item() - torch.dist(emb[a], emb[n]).item() + 1.0) for a, p, n in zip(anchors, positives, negatives)]
+    hinge = [
+        max(0.0, torch.dist(emb[a], emb[p]).item() - torch.dist(emb[a], emb[n]).item() + 1.0)
+        for a, p, n in zip(anchors, positives, negatives)
+    ]
     assert value == pytest.approx(sum(hinge) / len(hinge), rel=1e-5)
 
 
@@ -177,7 +184,9 @@ def _naive_supcon(features, labels, tau):
         if not positives:
             continue
         denom = sum(math.exp(torch.dot(z[i], z[a]).item() / tau) for a in range(n) if a != i)
-        total += -sum(math.log(math.exp(torch.dot(z[i], z[p]).item() / tau) / denom) for p in positives) / len(positives)
+        total += -sum(math.log(math.exp(torch.dot(z[i], z[p]).item() / tau) / denom) for p in positives) / len(
+            positives
+        )
         anchors += 1
     return total / anchors
 
@@ -187,7 +196,9 @@ def test_supcon_matches_naive_double_loop(tau):
     torch.manual_seed(0)
     features = torch.randn(10, 6)
     labels = torch.tensor([0, 0, 1, 1, 1, 2, 3, 3, 0, 4])  # classes 2 and 4 have no positive
-    assert SupConLoss(tau)(features, labels).item() == pytest.approx(_naive_supcon(features, labels.tolist(), tau), rel=1e-4)
+    assert SupConLoss(tau)(features, labels).item() == pytest.approx(
+        _naive_supcon(features, labels.tolist(), tau), rel=1e-4
+    )
 
 
 def test_supcon_views_are_extra_positives():

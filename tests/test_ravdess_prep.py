@@ -123,14 +123,21 @@ def test_empty_wav_named(corpus_copy, tmp_path):
 
 
 def test_unknown_emotion_code(corpus_copy, tmp_path):
-    shutil.copy(corpus_copy / "Actor_01" / "03-01-01-01-01-01-01.wav", corpus_copy / "Actor_01" / "03-01-09-01-01-01-01.wav")
+    shutil.copy(
+        corpus_copy / "Actor_01" / "03-01-01-01-01-01-01.wav", corpus_copy / "Actor_01" / "03-01-09-01-01-01-01.wav"
+    )
     with pytest.raises(PreparationError, match="unknown emotion code '09'"):
         prepare_ravdess(corpus_copy, tmp_path / "prep", allow_subset=True)
 
 
 def test_overlapping_splits_rejected(synthetic_ravdess, tmp_path):
     with pytest.raises(PreparationError, match="actor 21 is listed in splits"):
-        prepare_ravdess(synthetic_ravdess, tmp_path / "prep", allow_subset=True, splits={"train": [1, 21], "valid": [21], "test": [23]})
+        prepare_ravdess(
+            synthetic_ravdess,
+            tmp_path / "prep",
+            allow_subset=True,
+            splits={"train": [1, 21], "valid": [21], "test": [23]},
+        )
 
 
 def test_leakage_check_runs_on_written_splits(monkeypatch, synthetic_ravdess, tmp_path):

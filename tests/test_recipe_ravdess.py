@@ -23,7 +23,9 @@ def test_report_files(trained_ravdess):
     assert len(rows) == 121
     cm = json.loads((folder / "test_report.json").read_text())["confusion_matrix"]
     assert sum(map(sum, cm)) == 120
-    assert (folder / "test_confusion_matrix.csv").read_text().splitlines()[0].split(",")[1:] == json.loads((folder / "test_report.json").read_text())["labels"]
+    assert (folder / "test_confusion_matrix.csv").read_text().splitlines()[0].split(",")[1:] == json.loads(
+        (folder / "test_report.json").read_text()
+    )["labels"]
 
 
 def test_resumes_from_last_checkpoint(registry_runs, registry_corpora, tiny_models, tmp_path):
@@ -33,7 +35,14 @@ def test_resumes_from_last_checkpoint(registry_runs, registry_corpora, tiny_mode
     row = "recipes/RAVDESS/hparams/triplet_seg.yaml"
     folder = shutil.copytree(registry_runs[row]["folder"], tmp_path / "resumed")
     saved = next((folder / "save").glob("CKPT+*"))
-    run_recipe(REPO / row, registry_corpora["RAVDESS"], folder, f"--ssl_hub={tiny_models['wav2vec2']}", *RECIPE_OVERRIDES, "--number_of_epochs=2")
+    run_recipe(
+        REPO / row,
+        registry_corpora["RAVDESS"],
+        folder,
+        f"--ssl_hub={tiny_models['wav2vec2']}",
+        *RECIPE_OVERRIDES,
+        "--number_of_epochs=2",
+    )
     log = (folder / "train_log.txt").read_text().splitlines()
     epochs = [line.split(",")[0] for line in log if line.startswith("epoch:")]
     assert epochs == ["epoch: 1", "epoch: 2"]
@@ -53,19 +62,39 @@ def test_default_hparams_name_the_hub_model(tmp_path, tiny_models, corpus, hub, 
     for yaml_file in sorted((REPO / "recipes" / corpus / "hparams").glob("*.yaml")):
         values = YAML(typ="rt").load(yaml_file.read_text())
         if yaml_file.stem == "flea":  # a chain of stages: both pre-trainings start from HuBERT-base
-            assert (values["hubert_hub"], values["encoder_dim"], values["label_layer"], values["label_clusters"]) == ("facebook/hubert-base-ls960", 768, 9, 50)
+            assert (values["hubert_hub"], values["encoder_dim"], values["label_layer"], values["label_clusters"]) == (
+                "facebook/hubert-base-ls960",
+                768,
+                9,
+                50,
+            )
             continue
         if yaml_file.stem == "attention" and corpus != "FESC":  # flea_hubert: HuBERT-base, AdamW, batch 64, 40 epochs
-            assert (values["ssl_hub"], values["batch_size"], values["number_of_epochs"]) == ("facebook/hubert-base-ls960", 64, 40), yaml_file
+            assert (values["ssl_hub"], values["batch_size"], values["number_of_epochs"]) == (
+                "facebook/hubert-base-ls960",
+                64,
+                40,
+            ), yaml_file
             assert "torch.optim.AdamW" in yaml_file.read_text()
             continue
         assert (values["ssl_hub"], values["ssl_layer"], values["encoder_dim"]) == (hub, layer, dim), yaml_file
-        if yaml_file.stem in ("baseline", "seg", "triplet", "triplet_seg"):  # segment_triplet trained with batches of 12
+        if yaml_file.stem in (
+            "baseline",
+            "seg",
+            "triplet",
+            "triplet_seg",
+        ):  # segment_triplet trained with batches of 12
             assert values["batch_size"] == 12, yaml_file
     with open(REPO / "recipes" / corpus / "hparams" / "baseline.yaml") as handle:
         hparams = load_hyperpyyaml(
             handle,
-            {"data_folder": str(tmp_path), "output_folder": str(tmp_path / "out"), "ssl_hub": tiny_models["wav2vec2"], "encoder_dim": 64, "ssl_layer": 1},
+            {
+                "data_folder": str(tmp_path),
+                "output_folder": str(tmp_path / "out"),
+                "ssl_hub": tiny_models["wav2vec2"],
+                "encoder_dim": 64,
+                "ssl_layer": 1,
+            },
         )
     ssl = hparams["model"].encoder
     assert type(ssl.ssl_model).__module__ == "speechbrain.integrations.huggingface.wav2vec2"

@@ -37,7 +37,9 @@ def test_registry_lists_every_hparams_file():
     listed = [row["hparams"] for row in ROWS]
     on_disk = sorted(str(p.relative_to(REPO)) for p in REPO.glob("recipes/*/hparams/*.yaml"))
     assert len(listed) == len(set(listed)), "a YAML is listed twice"
-    assert sorted(listed) == on_disk, f"unlisted: {sorted(set(on_disk) - set(listed))}, missing: {sorted(set(listed) - set(on_disk))}"
+    assert sorted(listed) == on_disk, (
+        f"unlisted: {sorted(set(on_disk) - set(listed))}, missing: {sorted(set(listed) - set(on_disk))}"
+    )
     for row in ROWS:
         for column in ("train_script", "readme"):
             assert (REPO / row[column]).is_file(), row[column]
@@ -75,7 +77,9 @@ def test_registry_recipe_trains_and_reports(row, registry_runs):
         assert report["n_predicted"] == len(manifest) > 0 and report["n"] == len(labelled)
         with (folder / f"{split}_predictions.csv").open() as handle:
             rows = list(csv.DictReader(handle))
-        assert [r["id"] for r in rows] == sorted(manifest, key=lambda k: manifest[k]["duration"])  # every row predicted, shortest first
+        assert [r["id"] for r in rows] == sorted(
+            manifest, key=lambda k: manifest[k]["duration"]
+        )  # every row predicted, shortest first
         values = np.array([[float(v) for k, v in r.items() if k.startswith(("p_", "pred_"))] for r in rows])
         if row["corpus"] == "Hume-Prosody":
             assert values.shape[1] == 9 and ((values >= 0) & (values <= 1)).all()
@@ -98,7 +102,12 @@ def test_supcon_augmenter_appends_augmented_copies(tmp_path, tiny_models):
 
     from speechbrain_ext.augment import generate_noise_and_rirs
 
-    overrides = {"data_folder": str(tmp_path), "output_folder": str(tmp_path / "out"), "ssl_hub": tiny_models["wav2vec2"], "encoder_dim": 64}
+    overrides = {
+        "data_folder": str(tmp_path),
+        "output_folder": str(tmp_path / "out"),
+        "ssl_hub": tiny_models["wav2vec2"],
+        "encoder_dim": 64,
+    }
     with open(REPO / "recipes/RAVDESS/hparams/supcon.yaml") as handle:
         hparams = load_hyperpyyaml(handle, overrides)
     generate_noise_and_rirs(hparams["augmentation_folder"], hparams["sample_rate"])
@@ -125,20 +134,31 @@ def test_fuse_finished_runs(registry_runs, tmp_path):
     """Late fusion of three finished RAVDESS runs (a kNN folder among them), weights tuned on valid."""
     import pandas as pd
 
-    folders = [registry_runs[f"recipes/RAVDESS/hparams/{m}.yaml"]["folder"] for m in ("baseline", "attention", "supcon")]
+    folders = [
+        registry_runs[f"recipes/RAVDESS/hparams/{m}.yaml"]["folder"] for m in ("baseline", "attention", "supcon")
+    ]
     folders[2] = folders[2] / "knn"
     out = tmp_path / "fused"
     proc = subprocess.run(
-        [sys.executable, "-m", "speechbrain_ext.fuse", *map(str, folders), "--out", str(out), "--tune-on", "valid"], capture_output=True, text=True, cwd=REPO
+        [sys.executable, "-m", "speechbrain_ext.fuse", *map(str, folders), "--out", str(out), "--tune-on", "valid"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     weights = json.loads((out / "fusion.json").read_text())["weights"]
     singles = [json.loads((f / "valid_report.json").read_text())["UAR"] for f in folders]
-    assert json.loads((out / "valid_report.json").read_text())["UAR"] >= max(singles) - 1e-4  # each run alone is a grid point
+    assert (
+        json.loads((out / "valid_report.json").read_text())["UAR"] >= max(singles) - 1e-4
+    )  # each run alone is a grid point
     fused = pd.read_csv(out / "test_predictions.csv").set_index("id")
     cols = [c for c in fused.columns if c.startswith("p_")]
-    inputs = [pd.read_csv(f / "test_predictions.csv").set_index("id").loc[fused.index, cols].to_numpy() for f in folders]
-    np.testing.assert_allclose(fused[cols].to_numpy(), sum(w * p for w, p in zip(weights, inputs)) / sum(weights), atol=2e-6)
+    inputs = [
+        pd.read_csv(f / "test_predictions.csv").set_index("id").loc[fused.index, cols].to_numpy() for f in folders
+    ]
+    np.testing.assert_allclose(
+        fused[cols].to_numpy(), sum(w * p for w, p in zip(weights, inputs)) / sum(weights), atol=2e-6
+    )
 
 
 def test_bayes_report_mc_means_and_confidence(registry_runs):
@@ -172,7 +192,10 @@ def test_bayes_report_mc_means_and_confidence(registry_runs):
         loop += torch.softmax(test["embeddings"] @ weight.T, dim=-1) / 2000
     assert np.abs(loop.numpy() - probs).max() < 0.03
     uncertainty = (folder / "test_uncertainty.csv").read_text().splitlines()
-    assert uncertainty[0] == "id,true,predicted,confidence,entropy,mutual_information,correct" and len(uncertainty) == len(rows) + 1
+    assert (
+        uncertainty[0] == "id,true,predicted,confidence,entropy,mutual_information,correct"
+        and len(uncertainty) == len(rows) + 1
+    )
 
 
 def test_bayes_stage_follows_a_newer_stage_one_checkpoint(registry_runs, registry_corpora, tiny_models, tmp_path):
@@ -190,7 +213,9 @@ def test_bayes_stage_follows_a_newer_stage_one_checkpoint(registry_runs, registr
     assert first["stage1_checkpoint"] == stage_one.name and second["stage1_checkpoint"] == newer.name
     report = json.loads((folder / "test_report.json").read_text())
     assert report["stage1_checkpoint"] == newer.name
-    assert [c.name for c in (folder / "save" / "bayes").glob("CKPT+*")] != [] and len(list((folder / "save" / "bayes").glob("CKPT+*"))) == 1
+    assert [c.name for c in (folder / "save" / "bayes").glob("CKPT+*")] != [] and len(
+        list((folder / "save" / "bayes").glob("CKPT+*"))
+    ) == 1
 
 
 def test_knn_alpha_zero_reproduces_the_model(registry_runs, registry_corpora, tiny_models, tmp_path):
@@ -235,12 +260,20 @@ def test_knn_choice_never_sees_the_test_split(registry_runs, tmp_path):
     test["targets"] = test["targets"][torch.randperm(len(test["targets"]), generator=generator)]
     test["embeddings"] = torch.randn(test["embeddings"].shape, generator=generator)
     scrambled["test"] = test
-    second = knn_evaluate(scrambled, {**probs, "test": torch.rand(probs["test"].shape, generator=generator)}, task, tmp_path / "b", max_k=16)
+    second = knn_evaluate(
+        scrambled,
+        {**probs, "test": torch.rand(probs["test"].shape, generator=generator)},
+        task,
+        tmp_path / "b",
+        max_k=16,
+    )
     assert (first["k"], first["alpha"], first["valid"]) == (second["k"], second["alpha"], second["valid"])
     # ... and equal the best of an independent search on validation against the training datastore
     tuner = KNNInterpolator(len(labels))
     tuner.add(embeddings["train"]["embeddings"], embeddings["train"]["targets"])
-    direct = tuner.tune(embeddings["valid"]["embeddings"], embeddings["valid"]["targets"].tolist(), probs["valid"], ks=range(1, 17))
+    direct = tuner.tune(
+        embeddings["valid"]["embeddings"], embeddings["valid"]["targets"].tolist(), probs["valid"], ks=range(1, 17)
+    )
     assert (direct["k"], direct["alpha"]) == (first["k"], first["alpha"])
     assert first["datastore"]["size"] == len(embeddings["train"]["ids"]) + len(embeddings["valid"]["ids"])
 
@@ -275,8 +308,13 @@ def test_run_folds_iemocap_loso(registry_corpora, tiny_models, tmp_path):
     uars = [json.loads((runs[k] / "test_report.json").read_text())["UAR"] for k in range(1, 6)]
     assert float(rows[5]["UAR"]) == pytest.approx(np.mean(uars), abs=1e-6)
     assert float(rows[6]["UAR"]) == pytest.approx(np.std(uars, ddof=1), abs=1e-6)
-    test_speakers = {k: {e["speaker"] for e in json.loads((runs[k] / "prep" / "test.json").read_text()).values()} for k in range(1, 6)}
-    assert [sorted(s) for s in test_speakers.values()] == [[f"Ses0{k}M"] for k in range(1, 6)]  # valid F: the M speaker is tested
+    test_speakers = {
+        k: {e["speaker"] for e in json.loads((runs[k] / "prep" / "test.json").read_text()).values()}
+        for k in range(1, 6)
+    }
+    assert [sorted(s) for s in test_speakers.values()] == [
+        [f"Ses0{k}M"] for k in range(1, 6)
+    ]  # valid F: the M speaker is tested
     table = (results / "results.md").read_text()
     assert table.count("\n| ") == 7 and "mean ± std" in table and table.strip() in proc.stdout
 
@@ -297,19 +335,41 @@ def test_run_folds_iemocap_loso(registry_corpora, tiny_models, tmp_path):
 @pytest.mark.parametrize(
     "hparams, overrides, message",
     [
-        ("recipes/RAVDESS/hparams/baseline.yaml", ["--data_folder=/nonexistent/RAVDESS"], "data_folder '/nonexistent/RAVDESS' is not a folder"),
-        ("recipes/RAVDESS/hparams/triplet_seg.yaml", ["--triplet_on=segment"], "triplet_on must be 'segments' or 'utterance'"),
-        ("recipes/IEMOCAP/hparams/seg.yaml", ["--brain_class=EmotionBrain"], "brain_class 'EmotionBrain' is not one of this recipe's Brains"),
-        ("recipes/RAVDESS/hparams/baseline.yaml", ["--numbr_of_epochs=2"], "--numbr_of_epochs (did you mean --number_of_epochs?)"),
+        (
+            "recipes/RAVDESS/hparams/baseline.yaml",
+            ["--data_folder=/nonexistent/RAVDESS"],
+            "data_folder '/nonexistent/RAVDESS' is not a folder",
+        ),
+        (
+            "recipes/RAVDESS/hparams/triplet_seg.yaml",
+            ["--triplet_on=segment"],
+            "triplet_on must be 'segments' or 'utterance'",
+        ),
+        (
+            "recipes/IEMOCAP/hparams/seg.yaml",
+            ["--brain_class=EmotionBrain"],
+            "brain_class 'EmotionBrain' is not one of this recipe's Brains",
+        ),
+        (
+            "recipes/RAVDESS/hparams/baseline.yaml",
+            ["--numbr_of_epochs=2"],
+            "--numbr_of_epochs (did you mean --number_of_epochs?)",
+        ),
     ],
 )
 def test_bad_input_fails_before_any_model_is_built(tmp_path, hparams, overrides, message):
     """Offline, with a hub id that does not exist: the real problem is reported, not a download error."""
-    cmd = [sys.executable, str(REPO / hparams).replace("hparams/" + Path(hparams).name, "train.py"), str(REPO / hparams)]
+    cmd = [
+        sys.executable,
+        str(REPO / hparams).replace("hparams/" + Path(hparams).name, "train.py"),
+        str(REPO / hparams),
+    ]
     if not any(o.startswith("--data_folder=") for o in overrides):
         overrides = [f"--data_folder={tmp_path}", *overrides]
     cmd += [f"--output_folder={tmp_path / 'out'}", "--ssl_hub=no-such-org/no-such-model", *overrides]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=REPO, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"}
+    )
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr  # one line, the input's problem
     assert "no-such-model" not in proc.stderr  # nothing tried to load the encoder
@@ -325,12 +385,17 @@ def test_text_run_transcribes_then_fuses_with_audio(registry_runs, tmp_path):
     text, audio = (registry_runs[f"recipes/Hume-Prosody/hparams/{m}.yaml"]["folder"] for m in ("text", "audio"))
     for split in ("train", "valid", "test"):
         entries = json.loads((text / "prep" / f"{split}.json").read_text()).values()
-        assert all(isinstance(e["transcript_whisper"], str) and e["transcript_whisper_options"]["language"] is None for e in entries)
+        assert all(
+            isinstance(e["transcript_whisper"], str) and e["transcript_whisper_options"]["language"] is None
+            for e in entries
+        )
         assert all(e["transcript_whisper_language"] in LANGUAGES for e in entries)
     reports = fuse_runs([text, audio], tmp_path / "fused", tune_on="valid")
     singles = [json.loads((run / "valid_report.json").read_text())["mean_spearman"] for run in (text, audio)]
     assert reports["valid"]["mean_spearman"] >= max(singles) - 1e-4  # each run alone is a grid point
-    assert reports["test"]["n"] == 0 and reports["test"]["n_predicted"] == len(json.loads((text / "prep" / "test.json").read_text()))
+    assert reports["test"]["n"] == 0 and reports["test"]["n_predicted"] == len(
+        json.loads((text / "prep" / "test.json").read_text())
+    )
 
 
 def test_duration_batches_pad_less_and_log_it(registry_runs):

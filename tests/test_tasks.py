@@ -19,7 +19,11 @@ def write_split(folder, name, rows):
     for i, fields in enumerate(rows):
         wav = folder / f"{name}_{i}.wav"
         soundfile.write(wav, np.random.default_rng(i).normal(0, 0.1, 1600 * (i + 1)), 16000)
-        entries[f"{name}_{i}"] = {"wav": "{data_root}/" + wav.name, "duration": 0.1 * (i + 1), **{k: v for k, v in fields.items() if v is not None}}
+        entries[f"{name}_{i}"] = {
+            "wav": "{data_root}/" + wav.name,
+            "duration": 0.1 * (i + 1),
+            **{k: v for k, v in fields.items() if v is not None},
+        }
     path = folder / f"{name}.json"
     path.write_text(json.dumps(entries))
     return str(path)
@@ -36,7 +40,9 @@ def test_masked_classification_partition_is_predicted_not_scored(tmp_path):
     datasets = recipe_datasets(manifests, str(tmp_path), task)
     assert [int(item["target"][0]) for item in datasets["test"]] == [UNLABELLED] * 3
     assert [int(item["target"][0]) for item in datasets["valid"]] == [1, 0]  # affil < presta
-    report = task.write_report(tmp_path / "out", ["t0", "t1", "t2"], [UNLABELLED] * 3, np.full((3, 2), 0.5), split="test")
+    report = task.write_report(
+        tmp_path / "out", ["t0", "t1", "t2"], [UNLABELLED] * 3, np.full((3, 2), 0.5), split="test"
+    )
     assert report["n"] == 0 and report["n_predicted"] == 3 and report["summary_metrics"] == []
     assert len((tmp_path / "out" / "test_predictions.csv").read_text().splitlines()) == 4
 
@@ -94,7 +100,9 @@ def test_best_checkpoint_follows_the_recorded_metric_and_direction(tmp_path):
 
     checkpointer = Checkpointer(str(tmp_path))
     for value in (0.2, 0.6, 0.4):
-        checkpointer.save_checkpoint(meta={"mean_spearman": value, "selection_metric": "mean_spearman", "selection_mode": "max"})
+        checkpointer.save_checkpoint(
+            meta={"mean_spearman": value, "selection_metric": "mean_spearman", "selection_mode": "max"}
+        )
     assert best_checkpoint(tmp_path).meta["mean_spearman"] == 0.6
     other = tmp_path / "min"
     checkpointer = Checkpointer(str(other))

@@ -16,7 +16,9 @@ def test_pooled_embeddings_equal_transformers_one_by_one(tiny_models, tmp_path, 
     tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_models[name])
     model = transformers.AutoModel.from_pretrained(tiny_models[name]).eval()
     config = model.config
-    assert encoder.max_length == config.max_position_embeddings - (config.pad_token_id + 1 if name == "camembert" else 0)
+    assert encoder.max_length == config.max_position_embeddings - (
+        config.pad_token_id + 1 if name == "camembert" else 0
+    )
     with torch.no_grad():
         cls, n_tokens = encoder(TEXTS)
         encoder.pooling = "mean"
@@ -49,5 +51,8 @@ def test_missing_transcripts_are_named(tmp_path):
 
     manifest = tmp_path / "valid.json"
     manifest.write_text(json.dumps({"a": {"wav": "x.wav", "transcript_whisper": "hi"}, "b": {"wav": "y.wav"}}))
-    with pytest.raises(ValueError, match=r"valid.json: 1 entries have no transcript_whisper \(e.g. \['b'\]\); run python -m speechbrain_ext.transcribe"):
+    with pytest.raises(
+        ValueError,
+        match=r"valid.json: 1 entries have no transcript_whisper \(e.g. \['b'\]\); run python -m speechbrain_ext.transcribe",
+    ):
         check_transcripts({"valid": str(manifest)})

@@ -10,7 +10,12 @@ from speechbrain.integrations.huggingface.wavlm import WavLM
 def test_ssl_models_through_speechbrain_wrappers(tiny_models, tmp_path):
     wavs, lens = torch.randn(2, 16000), torch.tensor([1.0, 0.5])
     for wrapper, name in ((Wav2Vec2, "wav2vec2"), (HuBERT, "hubert"), (WavLM, "wavlm")):
-        model = wrapper(source=tiny_models[name], save_path=str(tmp_path / name), freeze_feature_extractor=True, output_all_hiddens=True)
+        model = wrapper(
+            source=tiny_models[name],
+            save_path=str(tmp_path / name),
+            freeze_feature_extractor=True,
+            output_all_hiddens=True,
+        )
         out = model(wavs, lens)
         # (hidden states, batch, frames, hidden): 16000 samples at 20 ms per frame. The
         # number of stacked states (3 layers, with or without the input embedding)
@@ -31,7 +36,10 @@ def test_whisper_generates_with_language_and_task(tiny_models):
 
 
 def test_text_models_embed_cls(tiny_models):
-    for name, text in (("bert", "Dogs are sitting by the door."), ("camembert", "Bonjour, je voudrais modifier ma commande.")):
+    for name, text in (
+        ("bert", "Dogs are sitting by the door."),
+        ("camembert", "Bonjour, je voudrais modifier ma commande."),
+    ):
         tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_models[name])
         model = transformers.AutoModel.from_pretrained(tiny_models[name])
         batch = tokenizer([text, "merci"], padding=True, return_tensors="pt")

@@ -40,11 +40,18 @@ def transcripts(path):
 
 def test_batched_and_chunked_transcripts_equal_files_alone(corpus, tiny_models, tmp_path):
     root, manifest = corpus
-    result = transcribe_manifests([manifest], root, source=tiny_models["whisper"], language="fr", batch_size=4, progress=False)
+    result = transcribe_manifests(
+        [manifest], root, source=tiny_models["whisper"], language="fr", batch_size=4, progress=False
+    )
     assert result == {"transcribed": 6, "kept": 0, "skipped": {}}
     batched = transcripts(manifest)
     entry = json.loads(manifest.read_text())["a"]
-    assert entry[f"{TRANSCRIPT_KEY}_options"] == {"model": tiny_models["whisper"], "language": "fr", "beam_size": 1, "chunk_seconds": 30.0}
+    assert entry[f"{TRANSCRIPT_KEY}_options"] == {
+        "model": tiny_models["whisper"],
+        "language": "fr",
+        "beam_size": 1,
+        "chunk_seconds": 30.0,
+    }
     # the 70 s file cut by hand into 30 + 30 + 10 s files, everything transcribed one file at a time
     wav, _ = sf.read(root / "wav" / "long.wav", dtype="float32")
     alone = {}
@@ -59,7 +66,9 @@ def test_batched_and_chunked_transcripts_equal_files_alone(corpus, tiny_models, 
     one_by_one = transcripts(single)
     assert len({batched[utt] for utt in "abcde"}) == 5  # the random tiny Whisper's transcripts depend on the audio
     assert all(batched[utt] == one_by_one[utt] for utt in "abcde")
-    assert batched["long"] == " ".join(t for t in (one_by_one["piece0"], one_by_one["piece1"], one_by_one["piece2"]) if t)
+    assert batched["long"] == " ".join(
+        t for t in (one_by_one["piece0"], one_by_one["piece1"], one_by_one["piece2"]) if t
+    )
 
 
 def test_resumes_and_redoes_on_new_options(corpus, tiny_models, monkeypatch):
@@ -75,26 +84,46 @@ def test_resumes_and_redoes_on_new_options(corpus, tiny_models, monkeypatch):
 
     monkeypatch.setattr(transcribe, "decode", dies_in_second_batch)
     with pytest.raises(KeyboardInterrupt):
-        transcribe_manifests([manifest], root, source=tiny_models["whisper"], language="fr", batch_size=2, progress=False)
+        transcribe_manifests(
+            [manifest], root, source=tiny_models["whisper"], language="fr", batch_size=2, progress=False
+        )
     done = {utt for utt, text in transcripts(manifest).items() if text is not None}
     assert done == {"long", "d"}  # longest first, saved after the first batch
     calls.clear()
     monkeypatch.setattr(transcribe, "decode", lambda *a: (calls.append(len(a[2])), real_decode(*a))[1])
-    result = transcribe_manifests([manifest], root, source=tiny_models["whisper"], language="fr", batch_size=2, progress=False)
+    result = transcribe_manifests(
+        [manifest], root, source=tiny_models["whisper"], language="fr", batch_size=2, progress=False
+    )
     assert result["transcribed"] == 4 and result["kept"] == 2 and sum(calls) == 4
-    again = transcribe_manifests([manifest], root, source=tiny_models["whisper"], language="fr", batch_size=2, progress=False)
+    again = transcribe_manifests(
+        [manifest], root, source=tiny_models["whisper"], language="fr", batch_size=2, progress=False
+    )
     assert again == {"transcribed": 0, "kept": 6, "skipped": {}}
     calls.clear()
-    beam = transcribe_manifests([manifest], root, source=tiny_models["whisper"], language="fr", beam_size=2, batch_size=2, progress=False)
+    beam = transcribe_manifests(
+        [manifest], root, source=tiny_models["whisper"], language="fr", beam_size=2, batch_size=2, progress=False
+    )
     assert beam["transcribed"] == 6 and sum(calls) == 8  # every file redone: 5 short + 3 chunks
     calls.clear()
-    english = transcribe_manifests([manifest], root, source=tiny_models["whisper"], language="en", beam_size=2, batch_size=2, progress=False)
-    assert english["transcribed"] == 6 and sum(calls) == 8  # another language: every file again, the 70 s one in 3 chunks
+    english = transcribe_manifests(
+        [manifest], root, source=tiny_models["whisper"], language="en", beam_size=2, batch_size=2, progress=False
+    )
+    assert (
+        english["transcribed"] == 6 and sum(calls) == 8
+    )  # another language: every file again, the 70 s one in 3 chunks
     assert json.loads(manifest.read_text())["a"][f"{TRANSCRIPT_KEY}_options"]["language"] == "en"
     # a manifest written before languages were recorded: a forced language is filled in, nothing decoded again
-    old = {utt: {k: v for k, v in entry.items() if k != f"{TRANSCRIPT_KEY}_language"} for utt, entry in json.loads(manifest.read_text()).items()}
+    old = {
+        utt: {k: v for k, v in entry.items() if k != f"{TRANSCRIPT_KEY}_language"}
+        for utt, entry in json.loads(manifest.read_text()).items()
+    }
     manifest.write_text(json.dumps(old))
-    assert transcribe_manifests([manifest], root, source=tiny_models["whisper"], language="en", beam_size=2, progress=False)["kept"] == 6
+    assert (
+        transcribe_manifests(
+            [manifest], root, source=tiny_models["whisper"], language="en", beam_size=2, progress=False
+        )["kept"]
+        == 6
+    )
     assert {entry[f"{TRANSCRIPT_KEY}_language"] for entry in json.loads(manifest.read_text()).values()} == {"en"}
 
 
@@ -110,11 +139,19 @@ def test_imported_transcripts_and_the_transcriber(corpus, tiny_models, tmp_path)
     waves = [load_audio(root / "wav" / f"{utt}.wav") for utt in ("a", "long")]
     assert module.transcribe(waves) == [whisper["a"], whisper["long"]]
     table = tmp_path / "transcripts.csv"
-    table.write_text("filename,transcript\n" + "".join(f'{utt}.wav,"words of {utt}, said"\n' for utt in ("a", "b", "c", "d", "e", "long")))
+    table.write_text(
+        "filename,transcript\n"
+        + "".join(f'{utt}.wav,"words of {utt}, said"\n' for utt in ("a", "b", "c", "d", "e", "long"))
+    )
     assert import_transcripts([manifest], table) == {"imported": 6, "kept": 0}
     assert transcripts(manifest)["a"] == "words of a, said"
     assert import_transcripts([manifest], table) == {"imported": 0, "kept": 6}
-    assert transcribe_manifests([manifest], root, source=tiny_models["whisper"], language="fr", batch_size=4, progress=False)["transcribed"] == 6
+    assert (
+        transcribe_manifests(
+            [manifest], root, source=tiny_models["whisper"], language="fr", batch_size=4, progress=False
+        )["transcribed"]
+        == 6
+    )
     table.write_text("filename,transcript\na.wav,only one\n")
     with pytest.raises(ValueError, match="no transcript for 5 entries"):
         import_transcripts([manifest], table)
@@ -130,7 +167,18 @@ def test_bad_and_missing_files(corpus, tiny_models, tmp_path):
     (root / "wav" / "d.wav").unlink()
     # a missing file is found before the model is loaded (no such model here)
     proc = subprocess.run(
-        [sys.executable, "-m", "speechbrain_ext.transcribe", str(manifest), "--data_folder", str(root), "--model", "no-such/model", "--beam_size", "3"],
+        [
+            sys.executable,
+            "-m",
+            "speechbrain_ext.transcribe",
+            str(manifest),
+            "--data_folder",
+            str(root),
+            "--model",
+            "no-such/model",
+            "--beam_size",
+            "3",
+        ],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -157,7 +205,9 @@ def reference_languages(folder, wavs):
     import transformers
 
     model = transformers.WhisperForConditionalGeneration.from_pretrained(folder).eval()
-    features = transformers.WhisperFeatureExtractor.from_pretrained(folder)(list(wavs), sampling_rate=16000, return_tensors="pt").input_features
+    features = transformers.WhisperFeatureExtractor.from_pretrained(folder)(
+        list(wavs), sampling_rate=16000, return_tensors="pt"
+    ).input_features
     start = torch.full((len(wavs), 1), model.generation_config.decoder_start_token_id)
     with torch.no_grad():
         logits = model(input_features=features, decoder_input_ids=start).logits[:, -1]
@@ -178,10 +228,17 @@ def test_languages_detected_per_file_and_kept(tiny_models, tmp_path):
     for utt, wav in wavs.items():
         sf.write(tmp_path / "wav" / f"{utt}.wav", wav, 16000)
     manifest = tmp_path / "train.json"
-    manifest.write_text(json.dumps({utt: {"wav": f"{{data_root}}/wav/{utt}.wav", "duration": s} for utt, s in lengths.items()}))
+    manifest.write_text(
+        json.dumps({utt: {"wav": f"{{data_root}}/wav/{utt}.wav", "duration": s} for utt, s in lengths.items()})
+    )
     expected = dict(zip(wavs, reference_languages(tiny_models["whisper"], wavs.values())))
     assert len(set(expected.values())) == 3  # one batch holds three languages
-    assert transcribe_manifests([manifest], tmp_path, source=tiny_models["whisper"], batch_size=3, progress=False)["transcribed"] == 3
+    assert (
+        transcribe_manifests([manifest], tmp_path, source=tiny_models["whisper"], batch_size=3, progress=False)[
+            "transcribed"
+        ]
+        == 3
+    )
     entries = json.loads(manifest.read_text())
     assert {utt: e[LANGUAGE_KEY] for utt, e in entries.items()} == expected
     assert all(e[f"{TRANSCRIPT_KEY}_options"]["language"] is None for e in entries.values())
@@ -198,14 +255,24 @@ def test_the_prefix_holds_the_forced_or_detected_language(tiny_models, monkeypat
 
     tokenizer = transformers.WhisperTokenizer.from_pretrained(tiny_models["whisper"])
     sot, eot = tokenizer.convert_tokens_to_ids(["<|startoftranscript|>", "<|endoftext|>"])
-    low, mixed = voice("low", 1.0), np.concatenate([voice("high", 1.0), voice("noise", 1.5)])  # mixed: chunks high | noise | noise
+    low, mixed = (
+        voice("low", 1.0),
+        np.concatenate([voice("high", 1.0), voice("noise", 1.5)]),
+    )  # mixed: chunks high | noise | noise
     low_code, first, later = reference_languages(tiny_models["whisper"], [low, mixed[:16000], mixed[16000:32000]])
-    assert len({low_code, first, later}) == 3  # two files of two languages; the later chunks alone would be detected otherwise
+    assert (
+        len({low_code, first, later}) == 3
+    )  # two files of two languages; the later chunks alone would be detected otherwise
     fr, low_id, first_id = (tokenizer.convert_tokens_to_ids(f"<|{code}|>") for code in ("fr", low_code, first))
     # forced: one file, one chunk; detected: the first chunks of both files, then the two later chunks of the mixed one (beams of a row in a row)
-    cases = {("fr", 1, 1): [[[sot, fr]]], (None, 2, 2): [[[sot, low_id]] * 2 + [[sot, first_id]] * 2, [[sot, first_id]] * 4]}
+    cases = {
+        ("fr", 1, 1): [[[sot, fr]]],
+        (None, 2, 2): [[[sot, low_id]] * 2 + [[sot, first_id]] * 2, [[sot, first_id]] * 4],
+    }
     for (language, beams, files), want in cases.items():
-        module = Transcriber(tiny_models["whisper"], language=language, beam_size=beams, chunk_seconds=1.0, batch_size=4)
+        module = Transcriber(
+            tiny_models["whisper"], language=language, beam_size=beams, chunk_seconds=1.0, batch_size=4
+        )
         prefixes, decoder = [], module.whisper.forward_decoder
 
         def recording(encoded, tokens, *args, decoder=decoder, prefixes=prefixes, **kwargs):

@@ -26,7 +26,9 @@ BRAINS = (UtteranceBrain, TextBrain, EmbeddingBrain)  # audio*.yaml | text*.yaml
 
 def prepare(hparams: dict) -> None:
     """Write the train/valid (devel)/test manifests of the challenge package."""
-    prepare_healthcall30(data_folder=hparams["data_folder"], save_folder=hparams["prep_folder"], allow_subset=hparams["allow_subset"])
+    prepare_healthcall30(
+        data_folder=hparams["data_folder"], save_folder=hparams["prep_folder"], allow_subset=hparams["allow_subset"]
+    )
 
 
 if __name__ == "__main__":

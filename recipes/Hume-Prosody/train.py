@@ -20,12 +20,19 @@ from data_prep.hume_prosody import prepare_hume_prosody
 from speechbrain_ext.brains import EmbeddingBrain, SegmentAverageBrain, TextBrain, UtteranceBrain
 from speechbrain_ext.recipe import run_recipe
 
-BRAINS = (UtteranceBrain, SegmentAverageBrain, TextBrain, EmbeddingBrain)  # audio*.yaml | segments.yaml | text.yaml | early_fusion.yaml
+BRAINS = (
+    UtteranceBrain,
+    SegmentAverageBrain,
+    TextBrain,
+    EmbeddingBrain,
+)  # audio*.yaml | segments.yaml | text.yaml | early_fusion.yaml
 
 
 def prepare(hparams: dict) -> None:
     """Write the train/valid (devel)/test manifests of the challenge package."""
-    prepare_hume_prosody(data_folder=hparams["data_folder"], save_folder=hparams["prep_folder"], allow_subset=hparams["allow_subset"])
+    prepare_hume_prosody(
+        data_folder=hparams["data_folder"], save_folder=hparams["prep_folder"], allow_subset=hparams["allow_subset"]
+    )
 
 
 if __name__ == "__main__":

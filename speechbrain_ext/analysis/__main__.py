@@ -24,12 +24,21 @@ VERBS = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line: one sub-command per verb, its help the module's first docstring line."""
-    parser = argparse.ArgumentParser(prog="python -m speechbrain_ext.analysis", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m speechbrain_ext.analysis",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for verb, module_name in VERBS.items():
         module = importlib.import_module(f"speechbrain_ext.analysis.{module_name}")
         doc = (module.__doc__ or "").strip()
-        sub = verbs.add_parser(verb, help=doc.splitlines()[0] if doc else verb, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub = verbs.add_parser(
+            verb,
+            help=doc.splitlines()[0] if doc else verb,
+            description=doc,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         module.add_arguments(sub)
         sub.set_defaults(verb_main=module.run, takes_extra=getattr(module, "TAKES_EXTRA_OPTIONS", False))
     return parser

@@ -38,7 +38,11 @@ logger = logging.getLogger(__name__)
 TAKES_EXTRA_OPTIONS = True  # after --: options for every run (--key=value)
 
 # w2v2_info_recovery's intermediary ASR models: wav2vec2-base fine-tuned with CTC on 10 min, 100 h and 960 h of LibriSpeech
-PAPER_ASR = {"ASR10": "Xinnian/w2v2-libri-10min", "ASR100": "facebook/wav2vec2-base-100h", "ASR960": "facebook/wav2vec2-base-960h"}
+PAPER_ASR = {
+    "ASR10": "Xinnian/w2v2-libri-10min",
+    "ASR100": "facebook/wav2vec2-base-100h",
+    "ASR960": "facebook/wav2vec2-base-960h",
+}
 
 
 def parse_systems(values: Sequence[str]) -> dict[str, str]:
@@ -60,10 +64,20 @@ def parse_systems(values: Sequence[str]) -> dict[str, str]:
     return systems
 
 
-def fold_command(hparams: Path, data_folder: str, results: Path, checkpoint: str, passthrough: Sequence[str]) -> list[str]:
+def fold_command(
+    hparams: Path, data_folder: str, results: Path, checkpoint: str, passthrough: Sequence[str]
+) -> list[str]:
     """The ``run_folds.py`` command of one ASR -> SER system."""
     script = hparams.resolve().parent.parent / "run_folds.py"
-    return [sys.executable, str(script), str(hparams), f"--data_folder={data_folder}", f"--results_folder={results}", f"--ssl_hub={checkpoint}", *passthrough]
+    return [
+        sys.executable,
+        str(script),
+        str(hparams),
+        f"--data_folder={data_folder}",
+        f"--results_folder={results}",
+        f"--ssl_hub={checkpoint}",
+        *passthrough,
+    ]
 
 
 def system_table(systems: dict[str, Path], split: str = "test") -> pd.DataFrame:
@@ -85,7 +99,9 @@ def system_table(systems: dict[str, Path], split: str = "test") -> pd.DataFrame:
     """
     rows = []
     for name, folder in systems.items():
-        frame = pd.DataFrame([run_metrics(run)[1] for run in find_runs(folder, split)])  # the fold runner's reading of a run
+        frame = pd.DataFrame(
+            [run_metrics(run)[1] for run in find_runs(folder, split)]
+        )  # the fold runner's reading of a run
         rows.append(
             {
                 "system": name,
@@ -134,7 +150,9 @@ def run_asr_ser(
     if not hparams.is_file():
         raise FileNotFoundError(f"{hparams}: no such hparams file")
     if not (hparams.resolve().parent.parent / "run_folds.py").is_file():
-        raise FileNotFoundError(f"{hparams}: no run_folds.py beside its hparams/ folder; give a recipe's YAML (recipes/<corpus>/hparams/<method>.yaml)")
+        raise FileNotFoundError(
+            f"{hparams}: no run_folds.py beside its hparams/ folder; give a recipe's YAML (recipes/<corpus>/hparams/<method>.yaml)"
+        )
     if not table_only and not Path(data_folder).is_dir():
         raise FileNotFoundError(f"--data_folder {data_folder!r} is not a folder")
     bad = [a for a in passthrough if not a.startswith("--")]
@@ -160,18 +178,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The verb's options."""
     parser.add_argument("hparams", help="the recipe's SER YAML (recipes/<corpus>/hparams/<method>.yaml)")
     parser.add_argument("--data_folder", required=True)
-    parser.add_argument("--results", required=True, help="one sub-folder of fold runs per ASR system; the table lands here")
+    parser.add_argument(
+        "--results", required=True, help="one sub-folder of fold runs per ASR system; the table lands here"
+    )
     parser.add_argument(
         "--asr",
         action="append",
         default=None,
         help=f"NAME=checkpoint of a CTC model (repeatable; default the paper's {', '.join(f'{k}={v}' for k, v in PAPER_ASR.items())})",
     )
-    parser.add_argument("--ser", default=None, help="results folder (or run) of direct SER fine-tuning, the first row of the table")
-    parser.add_argument("--table-only", dest="table_only", action="store_true", help="tabulate finished runs, train nothing")
+    parser.add_argument(
+        "--ser", default=None, help="results folder (or run) of direct SER fine-tuning, the first row of the table"
+    )
+    parser.add_argument(
+        "--table-only", dest="table_only", action="store_true", help="tabulate finished runs, train nothing"
+    )
 
 
 def run(args: argparse.Namespace) -> None:
     """Run the verb."""
     asr = parse_systems(args.asr) if args.asr else dict(PAPER_ASR)
-    run_asr_ser(args.hparams, args.data_folder, args.results, asr, args.ser, getattr(args, "extra", []), args.table_only)
+    run_asr_ser(
+        args.hparams, args.data_folder, args.results, asr, args.ser, getattr(args, "extra", []), args.table_only
+    )

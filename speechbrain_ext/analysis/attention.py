@@ -104,7 +104,9 @@ def _wavlm_per_head(attention, original):
             scores = scores.masked_fill(attention_mask.ne(1)[:, None, None, :], float("-inf"))
         weights = torch.softmax(scores, dim=-1)
         if averaged is not None and (weights.mean(dim=1) - averaged[:, 0]).abs().max() > WAVLM_MEAN_TOLERANCE:
-            raise RuntimeError("WavLM per-head attention does not average to the maps transformers returns; its attention code changed")
+            raise RuntimeError(
+                "WavLM per-head attention does not average to the maps transformers returns; its attention code changed"
+            )
         return output, weights
 
     return per_head
@@ -190,13 +192,19 @@ def attention_maps(encoder: SSLEncoder, wav: torch.Tensor, max_frames: int | Non
     wavs = wav[None].to(device=device, dtype=torch.float32)
     n_samples = torch.tensor([wavs.shape[1]], device=device)
     with eager_attention(encoder):
-        out = model(encoder._prepare_input(wavs, n_samples), attention_mask=encoder._mask(wavs, n_samples), output_attentions=True)
+        out = model(
+            encoder._prepare_input(wavs, n_samples),
+            attention_mask=encoder._mask(wavs, n_samples),
+            output_attentions=True,
+        )
     attentions = out.attentions
     if not attentions or any(a is None for a in attentions):
         raise RuntimeError(f"{type(model).__name__} returned no attention maps with eager attention")
     maps = torch.cat([a.float() for a in attentions], dim=0)  # (layers, heads, N, N): batch of one
     if maps.shape[0] != encoder.n_layers:
-        raise RuntimeError(f"{type(model).__name__} returned {maps.shape[0]} attention maps for {encoder.n_layers} layers")
+        raise RuntimeError(
+            f"{type(model).__name__} returned {maps.shape[0]} attention maps for {encoder.n_layers} layers"
+        )
     worst = float((maps.sum(dim=-1) - 1).abs().max()) if maps.numel() else 0.0
     if worst > ROW_SUM_TOLERANCE:
         raise RuntimeError(f"attention rows do not sum to 1 (off by up to {worst:.2g})")
@@ -264,7 +272,9 @@ def _shape(encoder: SSLEncoder) -> tuple[int, int]:
     return encoder.n_layers, int(encoder.ssl_model.model.config.num_attention_heads)
 
 
-def check_compatible(encoder_a: SSLEncoder, encoder_b: SSLEncoder, name_a: str = "model A", name_b: str = "model B") -> tuple[int, int]:
+def check_compatible(
+    encoder_a: SSLEncoder, encoder_b: SSLEncoder, name_a: str = "model A", name_b: str = "model B"
+) -> tuple[int, int]:
     """``(layers, heads)`` shared by two encoders; a ValueError naming both when they differ.
 
     Example
@@ -353,7 +363,9 @@ def attention_distance(
     if max_seconds is not None and max_seconds <= 0:
         raise ValueError(f"max_seconds must be positive, got {max_seconds}")
     encoder_a, encoder_b = _encoder(model_a), _encoder(model_b)
-    check_compatible(encoder_a, encoder_b, f"model A ({_name(model_a, encoder_a)})", f"model B ({_name(model_b, encoder_b)})")
+    check_compatible(
+        encoder_a, encoder_b, f"model A ({_name(model_a, encoder_a)})", f"model B ({_name(model_b, encoder_b)})"
+    )
     device = next(encoder_a.parameters()).device
     total = None
     for utt in tqdm(ids, desc="attention", unit="file", disable=not progress):
@@ -363,7 +375,9 @@ def attention_distance(
         maps_a = attention_maps(encoder_a, wav)
         maps_b = attention_maps(encoder_b, wav)
         if maps_a.shape != maps_b.shape:
-            raise ValueError(f"{utt}: the two models give attention maps of shapes {tuple(maps_a.shape)} and {tuple(maps_b.shape)} (different front ends?)")
+            raise ValueError(
+                f"{utt}: the two models give attention maps of shapes {tuple(maps_a.shape)} and {tuple(maps_b.shape)} (different front ends?)"
+            )
         dist = bhattacharyya_rows(maps_a, maps_b.to(device))
         total = dist if total is None else total + dist
         del maps_a, maps_b
@@ -398,22 +412,38 @@ def plot_attention_distance(dist: np.ndarray, path: str | os.PathLike, title: st
     n_layers, n_heads = dist.shape
     layers = np.arange(1, n_layers + 1)
     fig, (ax, side) = plt.subplots(
-        1, 2, figsize=(2.5 + 0.45 * n_heads + 2.6, 1.4 + 0.38 * n_layers), sharey=True, gridspec_kw={"width_ratios": [max(n_heads, 2), 4]}
+        1,
+        2,
+        figsize=(2.5 + 0.45 * n_heads + 2.6, 1.4 + 0.38 * n_layers),
+        sharey=True,
+        gridspec_kw={"width_ratios": [max(n_heads, 2), 4]},
     )
-    image = ax.imshow(dist, cmap="viridis", origin="lower", aspect="auto", extent=(0.5, n_heads + 0.5, 0.5, n_layers + 0.5))
+    image = ax.imshow(
+        dist, cmap="viridis", origin="lower", aspect="auto", extent=(0.5, n_heads + 0.5, 0.5, n_layers + 0.5)
+    )
     if n_layers * n_heads <= 400:
         threshold = dist.min() + 0.6 * (dist.max() - dist.min())
         for layer in range(n_layers):
             for head in range(n_heads):
                 value = dist[layer, head]
-                ax.text(head + 1, layer + 1, f"{value:.2f}", ha="center", va="center", fontsize=6, color="black" if value > threshold else "white")
+                ax.text(
+                    head + 1,
+                    layer + 1,
+                    f"{value:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="black" if value > threshold else "white",
+                )
     ax.set_xticks(range(1, n_heads + 1))
     ax.set_yticks(layers)
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     fig.colorbar(image, ax=ax, label="Bhattacharyya distance", fraction=0.05, pad=0.02)
     mean = dist.mean(axis=1)
-    side.fill_betweenx(layers, dist.min(axis=1), dist.max(axis=1), color="tab:blue", alpha=0.25, label="min-max over heads")
+    side.fill_betweenx(
+        layers, dist.min(axis=1), dist.max(axis=1), color="tab:blue", alpha=0.25, label="min-max over heads"
+    )
     side.plot(mean, layers, "o-", color="tab:blue", label="mean over heads")
     side.set_xlabel("distance")
     side.set_xlim(left=0)
@@ -438,11 +468,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """
     parser.add_argument("run_a", help="first model: recipe run folder, Hugging Face model folder or hub id")
     parser.add_argument("run_b", help="second model, same architecture (layers and heads)")
-    parser.add_argument("--manifest", help="JSON manifest of the utterances (default: run_a's manifest of --split, when run_a is a run)")
+    parser.add_argument(
+        "--manifest", help="JSON manifest of the utterances (default: run_a's manifest of --split, when run_a is a run)"
+    )
     parser.add_argument("--data_folder", help="corpus folder for {data_root} manifests (default: run_a's)")
     parser.add_argument("--split", default="test", help="run_a's manifest to use without --manifest (default: test)")
-    parser.add_argument("--max_files", type=int, default=50, help="utterances to average over, in manifest order (default: 50)")
-    parser.add_argument("--max_seconds", type=float, default=10.0, help="keep each utterance's first seconds; memory grows with its square (default: 10)")
+    parser.add_argument(
+        "--max_files", type=int, default=50, help="utterances to average over, in manifest order (default: 50)"
+    )
+    parser.add_argument(
+        "--max_seconds",
+        type=float,
+        default=10.0,
+        help="keep each utterance's first seconds; memory grows with its square (default: 10)",
+    )
     parser.add_argument("--out", required=True, help="output folder (attention_distance.csv, .json, .png)")
     parser.add_argument("--noprogressbar", action="store_true", help="no progress bar")
 
@@ -493,13 +532,27 @@ def run(args: argparse.Namespace) -> dict:
     encoder_a, encoder_b = _encoder(args.run_a), _encoder(args.run_b)
     n_layers, n_heads = check_compatible(encoder_a, encoder_b, f"run_a ({args.run_a})", f"run_b ({args.run_b})")
     logger.info(
-        "attention: %s vs %s, %d layers x %d heads, %d files (first %.1f s each)", args.run_a, args.run_b, n_layers, n_heads, len(ids), args.max_seconds
+        "attention: %s vs %s, %d layers x %d heads, %d files (first %.1f s each)",
+        args.run_a,
+        args.run_b,
+        n_layers,
+        n_heads,
+        len(ids),
+        args.max_seconds,
     )
-    dist = attention_distance(encoder_a, encoder_b, {utt: entries[utt] for utt in ids}, max_seconds=args.max_seconds, progress=not args.noprogressbar)
+    dist = attention_distance(
+        encoder_a,
+        encoder_b,
+        {utt: entries[utt] for utt in ids},
+        max_seconds=args.max_seconds,
+        progress=not args.noprogressbar,
+    )
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    lines = ["layer,head,distance"] + [f"{layer + 1},{head + 1},{dist[layer, head]:.6g}" for layer in range(n_layers) for head in range(n_heads)]
+    lines = ["layer,head,distance"] + [
+        f"{layer + 1},{head + 1},{dist[layer, head]:.6g}" for layer in range(n_layers) for head in range(n_heads)
+    ]
     atomic_write_text(out / "attention_distance.csv", "\n".join(lines) + "\n")
     result = {
         "models": {"a": args.run_a, "b": args.run_b},

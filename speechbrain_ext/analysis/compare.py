@@ -51,7 +51,9 @@ def pair_runs(root_a: str | Path, root_b: str | Path, split: str = "test") -> li
     rel_b = {str(r.relative_to(root_b)): r for r in runs_b}
     if set(rel_a) != set(rel_b):
         only_a, only_b = sorted(set(rel_a) - set(rel_b)), sorted(set(rel_b) - set(rel_a))
-        raise RunError(f"{root_a} and {root_b} hold different runs: only in the first {only_a[:3]}, only in the second {only_b[:3]}")
+        raise RunError(
+            f"{root_a} and {root_b} hold different runs: only in the first {only_a[:3]}, only in the second {only_b[:3]}"
+        )
     return [(name, rel_a[name], rel_b[name]) for name in sorted(rel_a)]
 
 
@@ -79,7 +81,9 @@ def cosine_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     if x.shape != y.shape:
-        raise ValueError(f"embeddings of different shapes {x.shape} and {y.shape}: the two models must have the same hidden size")
+        raise ValueError(
+            f"embeddings of different shapes {x.shape} and {y.shape}: the two models must have the same hidden size"
+        )
     return 1.0 - (x * y).sum(axis=1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
 
 
@@ -106,11 +110,15 @@ def threshold_table(distance: np.ndarray, match: np.ndarray, threshold: float) -
     }
 
 
-def plot_cosine_histogram(distance: np.ndarray, threshold: float, path: str | Path, title: str = "", bins: int = 10) -> None:
+def plot_cosine_histogram(
+    distance: np.ndarray, threshold: float, path: str | Path, title: str = "", bins: int = 10
+) -> None:
     """Fig. 3: the distribution of cosine distances as a line-joined histogram (a marker per bin centre) and the threshold."""
     plt = pyplot()
 
-    counts, edges = np.histogram(distance, bins=bins, range=(0.0, max(1.0, float(distance.max()) if len(distance) else 1.0)))
+    counts, edges = np.histogram(
+        distance, bins=bins, range=(0.0, max(1.0, float(distance.max()) if len(distance) else 1.0))
+    )
     centres = (edges[:-1] + edges[1:]) / 2
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     ax.plot(centres, 100 * counts / max(1, len(distance)), marker="o")
@@ -169,7 +177,9 @@ def compare_runs(
         ra, rb = RecipeRun(folder_a), RecipeRun(folder_b)
         pa, pb = ra.predictions(split), rb.predictions(split)
         if set(pa["id"]) != set(pb["id"]):
-            raise RunError(f"{folder_a} and {folder_b} predicted different {split} utterances ({len(pa)} and {len(pb)}); compare runs of the same fold")
+            raise RunError(
+                f"{folder_a} and {folder_b} predicted different {split} utterances ({len(pa)} and {len(pb)}); compare runs of the same fold"
+            )
         merged = pa[["id", "true", "predicted"]].merge(pb[["id", "predicted"]], on="id", suffixes=("_a", "_b"))
         merged.insert(0, "run", name)
         if embeddings:
@@ -181,18 +191,32 @@ def compare_runs(
         rows.append(merged)
     frame = pd.concat(rows, ignore_index=True)
     frame["match"] = frame["predicted_a"] == frame["predicted_b"]
-    summary = {"run_a": str(run_a), "run_b": str(run_b), "split": split, **decision_agreement(frame["predicted_a"], frame["predicted_b"])}
-    summary["per_run"] = {name: decision_agreement(g["predicted_a"], g["predicted_b"]) for name, g in frame.groupby("run", sort=True)}
+    summary = {
+        "run_a": str(run_a),
+        "run_b": str(run_b),
+        "split": split,
+        **decision_agreement(frame["predicted_a"], frame["predicted_b"]),
+    }
+    summary["per_run"] = {
+        name: decision_agreement(g["predicted_a"], g["predicted_b"]) for name, g in frame.groupby("run", sort=True)
+    }
     labelled = frame["true"] != ""
     for side in "ab":
         summary[f"accuracy_{side}"] = (
-            round(float((frame.loc[labelled, "true"] == frame.loc[labelled, f"predicted_{side}"]).mean()), 6) if labelled.any() else None
+            round(float((frame.loc[labelled, "true"] == frame.loc[labelled, f"predicted_{side}"]).mean()), 6)
+            if labelled.any()
+            else None
         )
     if embeddings:
         distance = frame["cosine_distance"].to_numpy()
         summary["cosine"] = {"mean": round(float(distance.mean()), 6), "median": round(float(np.median(distance)), 6)}
         summary["cosine"].update(threshold_table(distance, frame["match"].to_numpy(), threshold))
-        plot_cosine_histogram(distance, threshold, out / "compare_cosine.png", f"{Path(run_a).name} vs {Path(run_b).name}: {len(distance)} utterances")
+        plot_cosine_histogram(
+            distance,
+            threshold,
+            out / "compare_cosine.png",
+            f"{Path(run_a).name} vs {Path(run_b).name}: {len(distance)} utterances",
+        )
     else:
         _plot_mismatch(summary, out / "compare_mismatch.png")
     atomic_write_text(out / "compare.csv", csv_text(frame))
@@ -204,7 +228,9 @@ def compare_runs(
         summary["n"],
         summary["mismatch_percent"],
         summary["kappa"],
-        f", {summary['cosine']['data_percent']} % within cosine {threshold} (match {summary['cosine']['match_percent']} %)" if embeddings else "",
+        f", {summary['cosine']['data_percent']} % within cosine {threshold} (match {summary['cosine']['match_percent']} %)"
+        if embeddings
+        else "",
     )
     return summary
 
@@ -227,13 +253,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_a", help="a recipe run's folder, or a fold runner's results folder")
     parser.add_argument("run_b", help="the same for the other model (same corpus, same folds)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--threshold", type=float, default=0.6, help="cosine distance threshold of Table III (paper: 0.6 IEMOCAP, 0.65 MSP-IMPROV)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.6,
+        help="cosine distance threshold of Table III (paper: 0.6 IEMOCAP, 0.65 MSP-IMPROV)",
+    )
     parser.add_argument("--split", default="test")
-    parser.add_argument("--no-embeddings", dest="embeddings", action="store_false", help="predictions only (no encoding, no cosine distances)")
+    parser.add_argument(
+        "--no-embeddings",
+        dest="embeddings",
+        action="store_false",
+        help="predictions only (no encoding, no cosine distances)",
+    )
     parser.add_argument("--cache", default=None, help="embedding cache folder (default <out>/embeddings_cache)")
     parser.add_argument("--noprogressbar", action="store_true")
 
 
 def run(args: argparse.Namespace) -> None:
     """Run the verb."""
-    compare_runs(args.run_a, args.run_b, args.out, args.threshold, args.split, args.embeddings, args.cache, not args.noprogressbar)
+    compare_runs(
+        args.run_a,
+        args.run_b,
+        args.out,
+        args.threshold,
+        args.split,
+        args.embeddings,
+        args.cache,
+        not args.noprogressbar,
+    )

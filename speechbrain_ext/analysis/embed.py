@@ -220,7 +220,9 @@ def _plot_summary(frame: pd.DataFrame, path: Path, title: str) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The verb's options."""
-    parser.add_argument("--model", required=True, help="hub id, local HF folder, or a recipe run's folder (its fine-tuned encoder)")
+    parser.add_argument(
+        "--model", required=True, help="hub id, local HF folder, or a recipe run's folder (its fine-tuned encoder)"
+    )
     parser.add_argument("--manifest", action="append", default=[], help="a prepared manifest (repeatable)")
     parser.add_argument("--run", default=None, help="take the manifests of this recipe run (its --splits)")
     parser.add_argument("--splits", default="train,valid,test", help="with --run: which manifests")
@@ -237,7 +239,11 @@ def run(args: argparse.Namespace) -> None:
     if args.run:
         recipe_run = RecipeRun(Path(args.run))
         for split in [s for s in args.splits.split(",") if s]:
-            entries.update(read_resolved_manifest(recipe_run.manifest(split), args.data_folder or recipe_run.values.get("data_folder")))
+            entries.update(
+                read_resolved_manifest(
+                    recipe_run.manifest(split), args.data_folder or recipe_run.values.get("data_folder")
+                )
+            )
     for manifest in args.manifest:
         if not Path(manifest).is_file():
             raise FileNotFoundError(f"{manifest}: manifest not found")
@@ -251,5 +257,8 @@ def run(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else cache.folder
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "embed_layers.csv", csv_text(frame))
-    atomic_write_json(out / "embed.json", {"model": args.model, "cache": str(cache.folder), "n": len(emb.ids), "n_states": emb.n_states, "dim": emb.dim})
+    atomic_write_json(
+        out / "embed.json",
+        {"model": args.model, "cache": str(cache.folder), "n": len(emb.ids), "n_states": emb.n_states, "dim": emb.dim},
+    )
     _plot_summary(frame, out / "embed_layers.png", f"{Path(args.model).name}: {len(emb.ids)} utterances")

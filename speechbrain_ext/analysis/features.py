@@ -65,7 +65,9 @@ def _read(path: str | os.PathLike, sample_rate: int | None) -> tuple[np.ndarray,
     return load_audio(path, sample_rate).numpy(), int(sample_rate)
 
 
-def extract_file(path: str | os.PathLike, level: str = "functionals", sample_rate: int | None = TARGET_SAMPLE_RATE) -> np.ndarray:
+def extract_file(
+    path: str | os.PathLike, level: str = "functionals", sample_rate: int | None = TARGET_SAMPLE_RATE
+) -> np.ndarray:
     """ComParE 2016 features of one file: ``(6373,)`` functionals or ``(n_frames, 130)`` LLDs + deltas, float32.
 
     At level ``"lld"`` openSMILE is run twice (LLDs, then their deltas) and the
@@ -149,7 +151,9 @@ class FeatureCache:
     ([], True, (1, 6373))
     """
 
-    def __init__(self, folder: str | os.PathLike, level: str = "functionals", sample_rate: int | None = TARGET_SAMPLE_RATE):
+    def __init__(
+        self, folder: str | os.PathLike, level: str = "functionals", sample_rate: int | None = TARGET_SAMPLE_RATE
+    ):
         _check_level(level)
         self.level, self.sample_rate = level, sample_rate
         self.folder = Path(folder) / f"{FEATURE_SET}_{level}_{'native' if sample_rate is None else f'{sample_rate}Hz'}"
@@ -346,7 +350,9 @@ class BagOfAudioWords:
         if total < self.codebook_size:
             raise ValueError(f"{total} training frames cannot make a codebook of {self.codebook_size} words")
         if mean.shape[0] <= self.n_lld:
-            raise ValueError(f"frames have {mean.shape[0]} columns; expected {self.n_lld} LLDs followed by their deltas")
+            raise ValueError(
+                f"frames have {mean.shape[0]} columns; expected {self.n_lld} LLDs followed by their deltas"
+            )
         std = np.sqrt(m2 / total)
         if self.standardize:
             self.mean_, self.scale_ = mean, np.where(std > 0, std, 1.0)
@@ -379,7 +385,9 @@ class BagOfAudioWords:
         words = np.empty((len(frames), 2), dtype=np.int64)
         for k, (columns, codebook) in enumerate(zip(self._halves(), self.codebooks_)):
             norms = (codebook**2).sum(axis=1)
-            for start in range(0, len(frames), chunk):  # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2; ||x||^2 does not change the argmin
+            for start in range(
+                0, len(frames), chunk
+            ):  # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2; ||x||^2 does not change the argmin
                 block = frames[start : start + chunk, columns]
                 words[start : start + chunk, k] = np.argmin(norms - 2.0 * block @ codebook.T, axis=1)
         return words
@@ -401,7 +409,9 @@ class BagOfAudioWords:
         return self.fit(lld_list).transform(lld_list)
 
 
-def read_manifest_paths(manifest: str | os.PathLike, data_folder: str | os.PathLike | None = None) -> tuple[list[str], list[str]]:
+def read_manifest_paths(
+    manifest: str | os.PathLike, data_folder: str | os.PathLike | None = None
+) -> tuple[list[str], list[str]]:
     """``(ids, wav paths)`` of a prepared manifest, in its order, ``{data_root}`` replaced by ``data_folder``.
 
     Example
@@ -477,7 +487,17 @@ def feature_baselines(
         raise ValueError(f"fit_split {fit_split!r} is not one of the manifests' splits {sorted(manifests)}")
     splits = {split: read_manifest_paths(path, data_folder) for split, path in manifests.items()}
     every_path = [p for _, paths in splits.values() for p in paths]
-    matrices = baseline_matrices(splits[fit_split][1], every_path, BASELINES, cache_folder, codebook_size, seed, max_fit_frames, sample_rate, progress)
+    matrices = baseline_matrices(
+        splits[fit_split][1],
+        every_path,
+        BASELINES,
+        cache_folder,
+        codebook_size,
+        seed,
+        max_fit_frames,
+        sample_rate,
+        progress,
+    )
     out: dict[str, dict[str, tuple[list[str], np.ndarray]]] = {name: {} for name in BASELINES}
     start = 0
     for split, (ids, paths) in splits.items():
@@ -510,6 +530,8 @@ def baseline_matrices(
     if "boaw_compare_lld" in names:
         lld = FeatureCache(cache_folder, "lld", sample_rate)
         lld.ensure([*fit_paths, *paths], progress)
-        boaw = BagOfAudioWords(codebook_size=codebook_size, seed=seed, max_fit_frames=max_fit_frames).fit(lld.lazy(list(fit_paths)))
+        boaw = BagOfAudioWords(codebook_size=codebook_size, seed=seed, max_fit_frames=max_fit_frames).fit(
+            lld.lazy(list(fit_paths))
+        )
         out["boaw_compare_lld"] = boaw.transform(lld.lazy(list(paths)))
     return out

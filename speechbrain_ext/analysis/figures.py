@@ -42,7 +42,13 @@ import pandas as pd
 
 from speechbrain_ext.analysis.runs import RecipeRun, RunError, find_runs
 from speechbrain_ext.fileio import atomic_write_json, atomic_write_text
-from speechbrain_ext.metrics import bootstrap_classification, confusion_matrix, per_class_recall, unweighted_average_recall, weighted_accuracy
+from speechbrain_ext.metrics import (
+    bootstrap_classification,
+    confusion_matrix,
+    per_class_recall,
+    unweighted_average_recall,
+    weighted_accuracy,
+)
 from speechbrain_ext.reports import csv_text, pyplot
 
 logger = logging.getLogger(__name__)
@@ -50,7 +56,9 @@ logger = logging.getLogger(__name__)
 CONFIDENCE_BINS = 25
 
 
-def pool_predictions(folders: Sequence[str | os.PathLike], split: str = "test", root: str | os.PathLike | None = None) -> tuple[pd.DataFrame, list[str]]:
+def pool_predictions(
+    folders: Sequence[str | os.PathLike], split: str = "test", root: str | os.PathLike | None = None
+) -> tuple[pd.DataFrame, list[str]]:
     """The labelled rows of every run's ``<split>_predictions.csv``, stacked, with a ``fold`` column, and the classes.
 
     Arguments
@@ -93,10 +101,14 @@ def pool_predictions(folders: Sequence[str | os.PathLike], split: str = "test", 
         if labels is None:
             labels = run_labels
         elif run_labels != labels:
-            raise RunError(f"{run.folder}: classes {run_labels} differ from the other runs' {labels}; give runs of one task")
+            raise RunError(
+                f"{run.folder}: classes {run_labels} differ from the other runs' {labels}; give runs of one task"
+            )
         unknown = sorted(set(frame["true"]) - set(labels) - {""})
         if unknown:
-            raise RunError(f"{run.folder}/{split}_predictions.csv: references {unknown[:3]} are not among its classes {labels}")
+            raise RunError(
+                f"{run.folder}/{split}_predictions.csv: references {unknown[:3]} are not among its classes {labels}"
+            )
         frame = frame[frame["true"] != ""].copy()
         frame["fold"], frame["run"] = names[k], k
         frames.append(frame)
@@ -115,7 +127,9 @@ def _fold_names(folders: Sequence[Path], root: str | os.PathLike | None) -> list
     return names if len(set(names)) == len(names) else [str(f) for f in resolved]
 
 
-def per_class_recall_ci(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str], n_boot: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, dict]:
+def per_class_recall_ci(
+    y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str], n_boot: int = 1000, seed: int = 0
+) -> tuple[pd.DataFrame, dict]:
     """Per-class recall, UAR and WA with 95 % percentile bootstrap intervals (segment_triplet, Fig. 4).
 
     Arguments
@@ -343,7 +357,9 @@ def tsne_points(x: np.ndarray, seed: int = 0) -> np.ndarray:
     if n < 2:
         return np.zeros((n, 2))
     init = "pca" if min(x.shape) >= 2 else "random"
-    return TSNE(n_components=2, perplexity=min(30.0, (n - 1) / 3), init=init, random_state=seed, learning_rate="auto").fit_transform(x)
+    return TSNE(
+        n_components=2, perplexity=min(30.0, (n - 1) / 3), init=init, random_state=seed, learning_rate="auto"
+    ).fit_transform(x)
 
 
 def _run_confidence(run: RecipeRun, frame: pd.DataFrame, split: str) -> np.ndarray | None:
@@ -357,7 +373,9 @@ def _run_confidence(run: RecipeRun, frame: pd.DataFrame, split: str) -> np.ndarr
     return table.loc[frame["id"], "confidence"].astype(float).to_numpy()
 
 
-def _tsne_table(folders: Sequence[Path], frame: pd.DataFrame, split: str, cache: Path, seed: int, progress: bool) -> pd.DataFrame:
+def _tsne_table(
+    folders: Sequence[Path], frame: pd.DataFrame, split: str, cache: Path, seed: int, progress: bool
+) -> pd.DataFrame:
     """Each fold run's encoder embeds its own test rows (last layer, mean over frames); the stack is mapped by t-SNE."""
     from speechbrain_ext.analysis.embed import EmbeddingCache
 
@@ -370,9 +388,15 @@ def _tsne_table(folders: Sequence[Path], frame: pd.DataFrame, split: str, cache:
         entries = run.entries(split)
         missing = [utt for utt in rows["id"] if utt not in entries]
         if missing:
-            raise RunError(f"{run.manifest(split)}: {len(missing)} predicted id(s) not in the manifest, e.g. {missing[:3]}")
+            raise RunError(
+                f"{run.manifest(split)}: {len(missing)} predicted id(s) not in the manifest, e.g. {missing[:3]}"
+            )
         unique = list(dict.fromkeys(rows["id"]))
-        emb = EmbeddingCache(cache, str(run.folder)).embed({utt: entries[utt] for utt in unique}, progress=progress).layer(-1)
+        emb = (
+            EmbeddingCache(cache, str(run.folder))
+            .embed({utt: entries[utt] for utt in unique}, progress=progress)
+            .layer(-1)
+        )
         position = {utt: k for k, utt in enumerate(unique)}
         blocks.append(emb[[position[utt] for utt in rows["id"]]])
         parts.append(rows[["id", "true", "fold"]])
@@ -459,8 +483,15 @@ def write_figures(
     folders = [Path(f) for f in runs] if runs is not None else find_runs(root, split)
     frame, labels = pool_predictions(folders, split, root)
     if not labels:
-        logger.info("%s: figures are for classification runs; its %s predictions have no p_<label> columns (a regression run): nothing written", root, split)
-        return {"runs": [str(f) for f in folders], "skipped": "regression predictions (no p_<label> columns); figures are for classification runs"}
+        logger.info(
+            "%s: figures are for classification runs; its %s predictions have no p_<label> columns (a regression run): nothing written",
+            root,
+            split,
+        )
+        return {
+            "runs": [str(f) for f in folders],
+            "skipped": "regression predictions (no p_<label> columns); figures are for classification runs",
+        }
     if frame.empty:
         raise RunError(f"{root}: no labelled {split} predictions to score (a masked split? try --split valid)")
     out = Path(out) if out is not None else root / "figures"
@@ -468,15 +499,26 @@ def write_figures(
     index = {label: k for k, label in enumerate(labels)}
     y_true, y_pred = frame["true"].map(index).to_numpy(), frame["predicted"].map(index).to_numpy()
     name = root.name if len(folders) == 1 else f"{root.name} ({len(folders)} runs)"
-    result: dict = {"run": str(root), "runs": [str(f) for f in folders], "split": split, "labels": labels, "n_boot": n_boot, "seed": seed}
+    result: dict = {
+        "run": str(root),
+        "runs": [str(f) for f in folders],
+        "split": split,
+        "labels": labels,
+        "n_boot": n_boot,
+        "seed": seed,
+    }
 
     table, summary = per_class_recall_ci(y_true, y_pred, labels, n_boot, seed)
     # "pooled_": one score over every run's rows, unlike run_folds's UAR (the mean over folds)
     result.update({"n": summary.pop("n"), **{f"pooled_{k}": v for k, v in summary.items()}})
-    result["per_class_recall"] = {r.label: {"recall": r.recall, "low": r.low, "high": r.high, "n": r.n} for r in table.itertuples()}
+    result["per_class_recall"] = {
+        r.label: {"recall": r.recall, "low": r.low, "high": r.high, "n": r.n} for r in table.itertuples()
+    }
     atomic_write_text(out / "per_class_recall.csv", csv_text(table))
     _plot_per_class_recall(
-        table, out / "per_class_recall.png", f"{name}: pooled UAR {100 * result['pooled_UAR']:.1f} % [{_pct(result['pooled_UAR_CI95'])}], n={result['n']}"
+        table,
+        out / "per_class_recall.png",
+        f"{name}: pooled UAR {100 * result['pooled_UAR']:.1f} % [{_pct(result['pooled_UAR_CI95'])}], n={result['n']}",
     )
 
     counts, norm = normalised_confusion(y_true, y_pred, len(labels))
@@ -484,11 +526,19 @@ def write_figures(
     cm_frame = pd.DataFrame(norm, columns=labels)
     cm_frame.insert(0, "true \\ predicted", labels)
     atomic_write_text(out / "confusion_normalised.csv", csv_text(cm_frame))
-    _plot_confusion(norm, counts, labels, out / "confusion_normalised.png", f"{name}: confusion, rows normalised (%), summed over {len(folders)} run(s)")
+    _plot_confusion(
+        norm,
+        counts,
+        labels,
+        out / "confusion_normalised.png",
+        f"{name}: confusion, rows normalised (%), summed over {len(folders)} run(s)",
+    )
 
     by_run = [_run_confidence(RecipeRun(f), frame[frame["run"] == k], split) for k, f in enumerate(folders)]
     mc = all(c is not None for c in by_run)
-    confidence = np.concatenate(by_run) if mc else frame[[f"p_{label}" for label in labels]].to_numpy(dtype=float).max(axis=1)
+    confidence = (
+        np.concatenate(by_run) if mc else frame[[f"p_{label}" for label in labels]].to_numpy(dtype=float).max(axis=1)
+    )
     correct = y_true == y_pred
     source = "MC confidence" if mc else "max posterior"
     result["confidence"] = {"source": source, **confidence_histograms(confidence, correct)}
@@ -505,7 +555,11 @@ def write_figures(
         if not known.any():
             raise RunError(f"no durations in the {split} manifests")
         if not known.all():
-            logger.warning("%d of %d rows have no duration in their manifest; left out of the length buckets", int((~known).sum()), len(known))
+            logger.warning(
+                "%d of %d rows have no duration in their manifest; left out of the length buckets",
+                int((~known).sum()),
+                len(known),
+            )
         lengths = uar_by_length(y_true[known], y_pred[known], durations[known], len(labels), length_edges, n_boot, seed)
         result["uar_by_length"] = _records(lengths)
         atomic_write_text(out / "uar_by_length.csv", csv_text(lengths))
@@ -517,7 +571,9 @@ def write_figures(
     if tsne:
         table = _tsne_table(folders, frame, split, Path(cache) if cache else out / "embeddings_cache", seed, progress)
         atomic_write_text(out / "tsne.csv", csv_text(table))
-        _plot_tsne(table, labels, out / "tsne.png", f"{name}: t-SNE of last-layer embeddings ({len(table)} {split} utterances)")
+        _plot_tsne(
+            table, labels, out / "tsne.png", f"{name}: t-SNE of last-layer embeddings ({len(table)} {split} utterances)"
+        )
         result["tsne"] = {"n": len(table), "perplexity": round(min(30.0, (len(table) - 1) / 3), 4), "layer": -1}
     result["files"] = sorted(p.name for p in out.iterdir() if p.is_file() and not p.name.startswith("."))
     if "figures.json" not in result["files"]:
@@ -544,7 +600,9 @@ def _pct(pair) -> str:
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+    return [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in frame.to_dict(orient="records")
+    ]
 
 
 def _clean(value):
@@ -577,7 +635,13 @@ def _plot_per_class_recall(table: pd.DataFrame, path: Path, title: str) -> None:
     errors = np.nan_to_num(np.vstack([recall - low, high - recall]), nan=0.0)
     ax.bar(range(len(table)), np.nan_to_num(recall), color="tab:blue", alpha=0.8)
     ax.errorbar(range(len(table)), np.nan_to_num(recall), yerr=errors, fmt="none", ecolor="tab:red", capsize=3)
-    ax.set_xticks(range(len(table)), [f"{lab}\nn={n}" for lab, n in zip(table["label"], table["n"])], rotation=45, ha="right", fontsize=8)
+    ax.set_xticks(
+        range(len(table)),
+        [f"{lab}\nn={n}" for lab, n in zip(table["label"], table["n"])],
+        rotation=45,
+        ha="right",
+        fontsize=8,
+    )
     ax.set_ylabel("recall % (95 % bootstrap CI)")
     ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=9)
@@ -594,7 +658,15 @@ def _plot_confusion(norm: np.ndarray, counts: np.ndarray, labels: Sequence[str],
     ax.set_ylabel("true (count)")
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                f"{100 * norm[i, j]:.0f}",
+                ha="center",
+                va="center",
+                color="white" if norm[i, j] > 0.5 else "black",
+                fontsize=8,
+            )
     ax.set_title(title, fontsize=9)
     _save(fig, path)
 
@@ -605,7 +677,14 @@ def _plot_confidence(confidence: np.ndarray, correct: np.ndarray, path: Path, ti
     bins = np.linspace(0.0, 1.0, CONFIDENCE_BINS + 1)
     for name, sel, colour in (("correct", correct, "tab:green"), ("wrong", ~correct, "tab:red")):
         if sel.any():
-            ax.hist(confidence[sel], bins=bins, density=True, alpha=0.5, color=colour, label=f"{name} (n={int(sel.sum())}, mean {confidence[sel].mean():.2f})")
+            ax.hist(
+                confidence[sel],
+                bins=bins,
+                density=True,
+                alpha=0.5,
+                color=colour,
+                label=f"{name} (n={int(sel.sum())}, mean {confidence[sel].mean():.2f})",
+            )
     ax.set_xlabel("confidence of the decision")
     ax.set_ylabel("density")
     ax.set_title(title, fontsize=9)
@@ -620,7 +699,12 @@ def _plot_by_length(table: pd.DataFrame, path: Path, title: str) -> None:
     for offset, metric, colour in ((-0.2, "UAR", "tab:blue"), (0.2, "WA", "tab:orange")):
         value = 100 * table[metric].to_numpy(dtype=float)
         err = np.nan_to_num(
-            np.vstack([value - 100 * table[f"{metric}_low"].to_numpy(dtype=float), 100 * table[f"{metric}_high"].to_numpy(dtype=float) - value])
+            np.vstack(
+                [
+                    value - 100 * table[f"{metric}_low"].to_numpy(dtype=float),
+                    100 * table[f"{metric}_high"].to_numpy(dtype=float) - value,
+                ]
+            )
         )
         ax.bar(x + offset, np.nan_to_num(value), width=0.4, color=colour, alpha=0.8, label=metric)
         ax.errorbar(x + offset, np.nan_to_num(value), yerr=err, fmt="none", ecolor="black", capsize=3)
@@ -632,7 +716,9 @@ def _plot_by_length(table: pd.DataFrame, path: Path, title: str) -> None:
     ax.set_xticks(
         x,
         [
-            f"{row['bucket']}\n{bounds(row)}, n={int(row['n'])}" if row["bucket"] in ("short", "long") else f"{row['bucket']}\nn={int(row['n'])}"
+            f"{row['bucket']}\n{bounds(row)}, n={int(row['n'])}"
+            if row["bucket"] in ("short", "long")
+            else f"{row['bucket']}\nn={int(row['n'])}"
             for _, row in table.iterrows()
         ],
         fontsize=8,
@@ -651,7 +737,14 @@ def _plot_tsne(table: pd.DataFrame, labels: Sequence[str], path: Path, title: st
     for k, label in enumerate(labels):
         sel = table["label"] == label
         if sel.any():
-            ax.scatter(table.loc[sel, "x"], table.loc[sel, "y"], s=8, alpha=0.7, color=colours(k % colours.N), label=f"{label} ({int(sel.sum())})")
+            ax.scatter(
+                table.loc[sel, "x"],
+                table.loc[sel, "y"],
+                s=8,
+                alpha=0.7,
+                color=colours(k % colours.N),
+                label=f"{label} ({int(sel.sum())})",
+            )
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)
@@ -679,15 +772,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """
     # dest run_folder: the verb dispatcher keeps the verb's function in args.run
     parser.add_argument(
-        "run_folder", metavar="RUN", help="a classification recipe run's folder, or a fold runner's results folder (its runs' predictions are pooled)"
+        "run_folder",
+        metavar="RUN",
+        help="a classification recipe run's folder, or a fold runner's results folder (its runs' predictions are pooled)",
     )
     parser.add_argument("--out", default=None, help="output folder (default <run>/figures)")
     parser.add_argument("--split", default="test", help="predictions used (valid where the test split has no labels)")
     parser.add_argument("--n_boot", type=int, default=1000, help="bootstrap resamples of the 95 %% intervals")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap and t-SNE seed")
-    parser.add_argument("--no-tsne", dest="tsne", action="store_false", help="skip the t-SNE (the only part that encodes audio)")
     parser.add_argument(
-        "--length_edges", type=_edges, default=None, help="comma-separated utterance-length bucket edges in seconds (default: the median duration: short/long)"
+        "--no-tsne", dest="tsne", action="store_false", help="skip the t-SNE (the only part that encodes audio)"
+    )
+    parser.add_argument(
+        "--length_edges",
+        type=_edges,
+        default=None,
+        help="comma-separated utterance-length bucket edges in seconds (default: the median duration: short/long)",
     )
     parser.add_argument("--cache", default=None, help="embedding cache folder (default <out>/embeddings_cache)")
     parser.add_argument("--noprogressbar", action="store_true")

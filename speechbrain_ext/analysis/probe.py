@@ -89,7 +89,9 @@ def check_shared_recordings(train: Mapping[str, dict], test: Mapping[str, dict],
         for utt, entry in test.items():
             if key in entry:
                 test_row.setdefault(str(entry[key]), utt)
-        shared = [(utt, str(entry[key])) for utt, entry in train.items() if key in entry and str(entry[key]) in test_row]
+        shared = [
+            (utt, str(entry[key])) for utt, entry in train.items() if key in entry and str(entry[key]) in test_row
+        ]
         if shared:
             utt, value = shared[0]
             raise RunError(
@@ -108,7 +110,9 @@ def read_training_rows(paths: Sequence[str | Path], test: Mapping[str, dict], da
     return rows
 
 
-def load_folds(source: str | Path, data_folder: str | None = None, train_splits: Sequence[str] = ("train",), split: str = "test") -> list[Fold]:
+def load_folds(
+    source: str | Path, data_folder: str | None = None, train_splits: Sequence[str] = ("train",), split: str = "test"
+) -> list[Fold]:
     """The folds of a results folder (one per run), of one run, or of prepared folders (``train.json``, ``valid.json``, ``test.json``).
 
     ``train_splits``: the manifests the probe trains on. The paper trains on
@@ -125,14 +129,18 @@ def load_folds(source: str | Path, data_folder: str | None = None, train_splits:
         if missing:
             raise RunError(f"{source}: missing {missing}")
         test = read_resolved_manifest(manifests[split], data_folder)
-        return [Fold(source.name, read_training_rows([manifests[part] for part in train_splits], test, data_folder), test)]
+        return [
+            Fold(source.name, read_training_rows([manifests[part] for part in train_splits], test, data_folder), test)
+        ]
     folds = []
     for folder in find_runs(source, split):
         run = RecipeRun(folder)
         root = data_folder or run.values.get("data_folder")
         test = read_resolved_manifest(run.manifest(split), root)
         name = str(folder.relative_to(source)) if folder != source else folder.name
-        folds.append(Fold(name, read_training_rows([run.manifest(part) for part in train_splits], test, root), test, folder))
+        folds.append(
+            Fold(name, read_training_rows([run.manifest(part) for part in train_splits], test, root), test, folder)
+        )
     return folds
 
 
@@ -146,10 +154,14 @@ def model_for_fold(model: str, fold: Fold, folds_root: Path | None) -> str:
         return str(runs[str(fold.run.relative_to(folds_root))])
     if len(runs) == 1:
         return str(next(iter(runs.values())))
-    raise RunError(f"{model}: holds {len(runs)} runs and none is at fold {fold.name}'s path; give one run, or results folders with the same fold layout")
+    raise RunError(
+        f"{model}: holds {len(runs)} runs and none is at fold {fold.name}'s path; give one run, or results folders with the same fold layout"
+    )
 
 
-def cv_splits(y: np.ndarray, groups: np.ndarray, n_splits: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+def cv_splits(
+    y: np.ndarray, groups: np.ndarray, n_splits: int = 5, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Cross-validation folds of the training split: grouped by speaker (``StratifiedGroupKFold``) when there are enough speakers, else stratified.
 
     Example
@@ -211,7 +223,9 @@ def svm_pipeline():
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
     from sklearn.svm import SVC
 
-    return make_pipeline(StandardScaler(), FunctionTransformer(np.asarray, kw_args={"dtype": np.float64}), SVC(kernel=linear_kernel))
+    return make_pipeline(
+        StandardScaler(), FunctionTransformer(np.asarray, kw_args={"dtype": np.float64}), SVC(kernel=linear_kernel)
+    )
 
 
 def probe_fold(
@@ -294,7 +308,14 @@ def _fold_arrays(fold: Fold, label_key: str, labels: list[str]):
     return ids, y, speakers, train_idx, test_idx
 
 
-def baseline_features(fold: Fold, names: Sequence[str], cache_folder: str | Path, codebook_size: int = 500, seed: int = 0, progress: bool = True) -> dict:
+def baseline_features(
+    fold: Fold,
+    names: Sequence[str],
+    cache_folder: str | Path,
+    codebook_size: int = 500,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
     """Table I's handcrafted rows for one fold, rows in the fold's order (training files, then test files).
 
     ``compare_functionals``: openSMILE ComParE 2016 functionals (6373);
@@ -370,12 +391,25 @@ def run_probe(
             start = time.perf_counter()
             result = probe_fold(x, y, speakers, train_idx, test_idx, grid, n_splits, seed, n_jobs)
             rows.append({"feature": name, "layer": layer, "fold": fold.name, **result})
-            logger.info("probe %s fold %s: UAR %.3f (C=%g), fitted in %.1f s", where, fold.name, result["UAR"], result["C"], time.perf_counter() - start)
+            logger.info(
+                "probe %s fold %s: UAR %.3f (C=%g), fitted in %.1f s",
+                where,
+                fold.name,
+                result["UAR"],
+                result["C"],
+                time.perf_counter() - start,
+            )
     frame = pd.DataFrame(rows)
     frame["layer"] = frame["layer"].astype("Int64")
     summary = (
         frame.groupby(["feature", "layer"], dropna=False, sort=False)
-        .agg(UAR=("UAR", "mean"), UAR_std=("UAR", "std"), WA=("WA", "mean"), WA_std=("WA", "std"), folds=("fold", "count"))
+        .agg(
+            UAR=("UAR", "mean"),
+            UAR_std=("UAR", "std"),
+            WA=("WA", "mean"),
+            WA_std=("WA", "std"),
+            folds=("fold", "count"),
+        )
         .reset_index()
     )
     out.mkdir(parents=True, exist_ok=True)
@@ -404,7 +438,9 @@ def plot_layers(summary: pd.DataFrame, chance: float, path: str | Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for name, group in summary.groupby("feature", sort=False):
         if group["layer"].isna().all():
-            ax.axhline(100 * group["UAR"].iloc[0], linestyle="--", linewidth=1, label=name, color=f"C{len(ax.lines) % 10}")
+            ax.axhline(
+                100 * group["UAR"].iloc[0], linestyle="--", linewidth=1, label=name, color=f"C{len(ax.lines) % 10}"
+            )
             continue
         layer = group["layer"].astype(int).to_numpy()
         uar, std = 100 * group["UAR"].to_numpy(), 100 * group["UAR_std"].fillna(0).to_numpy()
@@ -420,22 +456,49 @@ def plot_layers(summary: pd.DataFrame, chance: float, path: str | Path) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The verb's options."""
-    parser.add_argument("--folds", required=True, help="fold runner's results folder, one run, or a prepared folder (train.json, valid.json, test.json)")
-    parser.add_argument("--model", action="append", default=[], help="hub id, HF folder, run folder or results folder of fold runs (repeatable)")
-    parser.add_argument("--baselines", nargs="*", default=[], choices=BASELINES, help="openSMILE ComParE 2016 functionals, bag-of-audio-words over its LLDs")
-    parser.add_argument("--layers", type=int, nargs="*", default=None, help="hidden states to probe (default all; 0 is the CNN projection, -1 the last)")
+    parser.add_argument(
+        "--folds",
+        required=True,
+        help="fold runner's results folder, one run, or a prepared folder (train.json, valid.json, test.json)",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="hub id, HF folder, run folder or results folder of fold runs (repeatable)",
+    )
+    parser.add_argument(
+        "--baselines",
+        nargs="*",
+        default=[],
+        choices=BASELINES,
+        help="openSMILE ComParE 2016 functionals, bag-of-audio-words over its LLDs",
+    )
+    parser.add_argument(
+        "--layers",
+        type=int,
+        nargs="*",
+        default=None,
+        help="hidden states to probe (default all; 0 is the CNN projection, -1 the last)",
+    )
     parser.add_argument("--out", required=True)
     parser.add_argument("--data_folder", default=None, help="corpus folder, for prepared manifests with {data_root}")
     parser.add_argument(
-        "--train_splits", default="train", help="manifests the SVM trains on (comma-separated); one sharing a session or dialog with the test split is refused"
+        "--train_splits",
+        default="train",
+        help="manifests the SVM trains on (comma-separated); one sharing a session or dialog with the test split is refused",
     )
     parser.add_argument("--label_key", default="emo")
     parser.add_argument("--C", type=float, nargs="*", default=list(C_GRID), help="grid of C values")
     parser.add_argument("--cv_folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", default=None, help="embedding cache (default <out>/embeddings_cache)")
-    parser.add_argument("--codebook_size", type=int, default=500, help="bag-of-audio-words codebook per half (LLDs, deltas)")
-    parser.add_argument("--jobs", type=int, default=None, help="grid-search fits run at once (default: the cores this process may use)")
+    parser.add_argument(
+        "--codebook_size", type=int, default=500, help="bag-of-audio-words codebook per half (LLDs, deltas)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="grid-search fits run at once (default: the cores this process may use)"
+    )
     parser.add_argument("--noprogressbar", action="store_true")
 
 

@@ -48,10 +48,16 @@ def find_runs(folder: str | os.PathLike, split: str = "test") -> list[Path]:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise RunError(f"{folder}: no such folder (give a recipe run's output folder or a fold runner's results folder)")
-    runs = sorted({p.parent for p in folder.rglob(f"{split}_predictions.csv") if (p.parent / "hyperparams.yaml").is_file()})
+        raise RunError(
+            f"{folder}: no such folder (give a recipe run's output folder or a fold runner's results folder)"
+        )
+    runs = sorted(
+        {p.parent for p in folder.rglob(f"{split}_predictions.csv") if (p.parent / "hyperparams.yaml").is_file()}
+    )
     if not runs:
-        raise RunError(f"{folder}: no recipe run under it (no hyperparams.yaml beside a {split}_predictions.csv); train one first")
+        raise RunError(
+            f"{folder}: no recipe run under it (no hyperparams.yaml beside a {split}_predictions.csv); train one first"
+        )
     return runs
 
 
@@ -130,7 +136,9 @@ class RecipeRun:
         weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         missing, unexpected = model.load_state_dict(weights, strict=False)
         if unexpected or [k for k in missing if k != "layer_weights"]:
-            raise RunError(f"{self.folder}: checkpoint does not fit its encoder (missing {missing[:3]}, unexpected {unexpected[:3]})")
+            raise RunError(
+                f"{self.folder}: checkpoint does not fit its encoder (missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
         return model.eval()
 
     @cached_property
@@ -206,9 +214,13 @@ class ModelSpec:
         if run is not None:
             ident = run.checkpoint_key
         elif (path / "config.json").is_file():
-            ident = ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(path.iterdir()) if p.is_file())
+            ident = ";".join(
+                f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(path.iterdir()) if p.is_file()
+            )
         else:
-            raise RunError(f"{path}: neither a recipe run (hyperparams.yaml) nor a Hugging Face model folder (config.json)")
+            raise RunError(
+                f"{path}: neither a recipe run (hyperparams.yaml) nor a Hugging Face model folder (config.json)"
+            )
         digest = hashlib.sha1(f"{path.resolve()}|{ident}".encode()).hexdigest()[:10]
         return f"{path.name}-{digest}"
 
@@ -219,4 +231,6 @@ class ModelSpec:
             return run.encoder()
         from huggingface_hub.constants import HF_HUB_CACHE
 
-        return SSLEncoder(self.spec, self.cache_dir or HF_HUB_CACHE, layer="last", freeze=True, drop_upper_layers=False).eval()
+        return SSLEncoder(
+            self.spec, self.cache_dir or HF_HUB_CACHE, layer="last", freeze=True, drop_upper_layers=False
+        ).eval()

@@ -104,7 +104,11 @@ def write_tiny_ssl(folder: str | os.PathLike, kind: str = "wav2vec2", seed: int 
     configs = {
         "wav2vec2": (transformers.Wav2Vec2Config, transformers.Wav2Vec2Model, {"feat_extract_norm": "group"}),
         "hubert": (transformers.HubertConfig, transformers.HubertModel, {"feat_extract_norm": "group"}),
-        "wavlm": (transformers.WavLMConfig, transformers.WavLMModel, {"feat_extract_norm": "group", "num_buckets": 32, "max_bucket_distance": 200}),
+        "wavlm": (
+            transformers.WavLMConfig,
+            transformers.WavLMModel,
+            {"feat_extract_norm": "group", "num_buckets": 32, "max_bucket_distance": 200},
+        ),
     }
     if kind not in configs:
         raise ValueError(f"unknown SSL kind {kind!r}; known: {', '.join(configs)}")
@@ -124,7 +128,9 @@ def _train_bpe(vocab_size: int = 400) -> tuple[dict[str, int], list[tuple[str, s
     import tokenizers
 
     bpe = tokenizers.ByteLevelBPETokenizer()
-    bpe.train_from_iterator(TEXT_SAMPLE * 4, vocab_size=vocab_size, min_frequency=1, special_tokens=["<|endoftext|>"], show_progress=False)
+    bpe.train_from_iterator(
+        TEXT_SAMPLE * 4, vocab_size=vocab_size, min_frequency=1, special_tokens=["<|endoftext|>"], show_progress=False
+    )
     model = json.loads(bpe.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
     return model["vocab"], merges
@@ -242,7 +248,12 @@ def write_tiny_bert(folder: str | os.PathLike, seed: int = 0, cased: bool = True
     tokenizer.save_pretrained(folder)
     _seeded(seed)
     config = transformers.BertConfig(
-        vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, max_position_embeddings=128
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=128,
     )
     transformers.BertModel(config).save_pretrained(folder)
     return str(folder)
@@ -307,7 +318,9 @@ def write_tiny_camembert(folder: str | os.PathLike, seed: int = 0) -> str:
 #: Name -> writer; the hub model each stands in for is in the comment.
 WRITERS: dict[str, Callable[[Path], str]] = {
     "wav2vec2": lambda p: write_tiny_ssl(p, "wav2vec2"),  # facebook/wav2vec2-base
-    "wav2vec2_large": lambda p: write_tiny_ssl(p, "wav2vec2", large_style=True),  # layer-norm, attention mask: wav2vec2-large/XLSR
+    "wav2vec2_large": lambda p: write_tiny_ssl(
+        p, "wav2vec2", large_style=True
+    ),  # layer-norm, attention mask: wav2vec2-large/XLSR
     "hubert": lambda p: write_tiny_ssl(p, "hubert"),  # facebook/hubert-base-ls960
     "wavlm": lambda p: write_tiny_ssl(p, "wavlm"),  # microsoft/wavlm-base-plus
     "whisper": write_tiny_whisper,  # openai/whisper-large-v2
