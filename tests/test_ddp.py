@@ -44,6 +44,7 @@ def launch(
         f"--number_of_epochs={epochs}",
         *extra,
         "--distributed_backend=gloo",
+        "--ddp_timeout=10",  # minutes: a runner option no YAML holds
         "--device=cpu",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
