@@ -201,6 +201,18 @@ class RecipeBrain(sb.Brain):
             self.find_unused_parameters = True
         super()._wrap_distributed()
 
+    def drop_distributed_wrappers(self) -> None:
+        """Put the plain modules back in place of their DDP wrappers.
+
+        A DDP wrapper's reducer holds the process group: freed here, while the
+        interpreter is alive, the group's communication threads end when the
+        group is destroyed instead of at interpreter exit, where a joinable
+        thread aborts the process ("terminate called without an active exception").
+        """
+        for name, module in list(self.modules.items()):
+            if isinstance(module, torch.nn.parallel.DistributedDataParallel):
+                self.modules[name] = module.module
+
     def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs):
         """SpeechBrain's loaders; in DDP, valid and test are split among the processes (no padding, no duplicates)."""
         if stage != sb.Stage.TRAIN and self.sharded_evaluation:

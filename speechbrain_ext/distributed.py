@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime
 import faulthandler
 import functools
+import gc
 import logging
 import os
 import signal
@@ -81,6 +82,9 @@ def init_process_group(run_opts: dict, timeout_minutes: float = DEFAULT_TIMEOUT_
         backend=backend, rank=int(rank), timeout=datetime.timedelta(minutes=timeout_minutes)
     )
     trace_collectives()
+    faulthandler.enable(
+        all_threads=True
+    )  # a fatal signal (an abort in a communication thread) prints the Python stacks
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, all_threads=True)
     return True
@@ -179,7 +183,12 @@ def run_on_main_unbounded(func, args=(), kwargs=None, name: str | None = None):
 
 
 def shutdown() -> None:
-    """Wait for every rank, then destroy the process group (no-op outside DDP)."""
+    """Wait for every rank, then destroy the process group (no-op outside DDP).
+
+    Callers drop their DDP wrappers first (:meth:`~speechbrain_ext.brains.RecipeBrain.drop_distributed_wrappers`), so
+    that the group's last reference goes here and its threads end while the interpreter is alive.
+    """
     if torch.distributed.is_available() and torch.distributed.is_initialized():
+        gc.collect()  # DDP reducers left in reference cycles hold the group: free them first
         ddp_barrier()
         torch.distributed.destroy_process_group()

@@ -266,4 +266,5 @@ def _run(prepare, brain_class, hparams_file: str, run_opts: dict, overrides, val
     for index, stage in enumerate(hparams.get("post_training", [])):
         if stage.enabled:  # Bayesian head, kNN, embeddings: on the main process, the others wait
             distributed.run_on_main_unbounded(stage.run, args=[context], name=f"stage{index}_{type(stage).__name__}")
+    brain.drop_distributed_wrappers()  # before the process group is destroyed (distributed.shutdown)
     return context.reports
