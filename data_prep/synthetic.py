@@ -32,6 +32,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from data_prep.hume_prosody import EMOTIONS  # the corpus's nine intensities, in its CSV order
 from speechbrain_ext.fileio import atomic_write_text
 
 
@@ -532,17 +533,6 @@ def write_transcripts(root: Path, items: Sequence[Utterance]) -> None:
     atomic_write_text(root / "transcripts.csv", frame.to_csv(index=False, lineterminator="\n"))
 
 
-HUME_EMOTIONS = [
-    "Anger",
-    "Boredom",
-    "Calmness",
-    "Concentration",
-    "Determination",
-    "Excitement",
-    "Interest",
-    "Sadness",
-    "Tiredness",
-]
 # Each clip is a point of an arousal x valence plane: arousal sets the rate,
 # loudness and roughness, valence the pitch, its range and the brightness;
 # each emotion's intensity
@@ -639,12 +629,10 @@ def hume_prosody_layout(
 
     def write_labels(root: Path) -> None:
         for partition in ("train", "devel", "test"):
-            rows = ["filename," + ",".join(HUME_EMOTIONS)]
+            rows = ["filename," + ",".join(EMOTIONS)]
             for u in items:
                 if u.meta["partition"] == partition:
-                    values = (
-                        ["?"] * 9 if partition == "test" else [f"{u.meta['intensities'][e]:.4f}" for e in HUME_EMOTIONS]
-                    )
+                    values = ["?"] * 9 if partition == "test" else [f"{u.meta['intensities'][e]:.4f}" for e in EMOTIONS]
                     rows.append(f"{Path(u.relpath).name}," + ",".join(values))
             atomic_write_text(root / f"lab/{partition}.csv", "\n".join(rows) + "\n")
         write_transcripts(root, items)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import socket
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -160,11 +164,6 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         """Take the lock or raise :class:`FolderInUseError` naming the live holder."""
-        import fcntl
-        import socket
-        import sys
-        import time
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if (
             str(self.path.resolve()) in RunLock._held

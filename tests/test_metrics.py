@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 from sklearn import metrics as skm
 
+from data_prep.hume_prosody import EMOTIONS as HUME_EMOTIONS
 from speechbrain_ext.metrics import (
     bootstrap_spearman,
     classification_metrics,
@@ -20,17 +21,7 @@ from speechbrain_ext.metrics import (
 )
 from speechbrain_ext.reports import write_regression_report
 
-EMOTIONS = [
-    "Anger",
-    "Boredom",
-    "Calmness",
-    "Concentration",
-    "Determination",
-    "Excitement",
-    "Interest",
-    "Sadness",
-    "Tiredness",
-]
+EMOTIONS = list(HUME_EMOTIONS)
 
 
 @pytest.mark.parametrize("seed", range(5))
