@@ -5,7 +5,7 @@ HuBERT-base architecture (random weights from ``HubertConfig()``, nothing is
 downloaded) and the front-end frozen, as in pre-training:
 
 - baseline: ``HubertModel`` forward and a loss on its last hidden state;
-- CPT step (:class:`~speechbrain_ext.pretraining.MaskedPrediction`): span
+- CPT step (:class:`~speechbrain_ext.methods.flea.pretraining.MaskedPrediction`): span
   masking (80 % starts, 10 frames), the masked-frame projection to 256,
   cosine logits against the cluster embeddings, cross-entropy over masked
   frames, the feature penalty.
@@ -38,7 +38,7 @@ def hubert_folder(config=None) -> str:
 
 def bench_steps(source: str, batch: int, seconds: float, clusters: int, repeats: int) -> dict:
     """Median seconds of a plain HuBERT training step and of a masked-prediction step, on the same batch."""
-    from speechbrain_ext.pretraining import MaskedPrediction
+    from speechbrain_ext.methods.flea.pretraining import MaskedPrediction
 
     torch.manual_seed(0)
     model = MaskedPrediction(source, n_clusters=clusters).train()

@@ -29,9 +29,9 @@ import time
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2Model
 
-from speechbrain_ext.bayesian import BayesianLinear
-from speechbrain_ext.losses import TripletLoss, flatten_segments, segment_nll
-from speechbrain_ext.pooling import MaskedMeanPooling, SegmentPooling, frame_counts
+from speechbrain_ext.nn.bayesian import BayesianLinear
+from speechbrain_ext.nn.losses import TripletLoss, flatten_segments, segment_nll
+from speechbrain_ext.nn.pooling import MaskedMeanPooling, SegmentPooling, frame_counts
 
 
 def _median_time(fn, repeats: int) -> float:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from sklearn.neighbors import NearestNeighbors
 
-from speechbrain_ext.knn import KNNInterpolator
+from speechbrain_ext.nn.knn import KNNInterpolator
 
 TARGET = 1.2
 

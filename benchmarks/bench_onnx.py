@@ -6,8 +6,8 @@ number of threads:
 
 (a) the bare encoder forward (``Wav2Vec2Model``), the floor;
 (b) ``EmotionClassifier.classify_batch`` of one file (encoder -> mean pooling -> linear head -> log-softmax);
-(c) the same model exported by :func:`speechbrain_ext.onnx_model.export_onnx`, run by onnxruntime
-    (:class:`~speechbrain_ext.onnx_model.OnnxEmotionClassifier`);
+(c) the same model exported by :func:`speechbrain_ext.serving.onnx_model.export_onnx`, run by onnxruntime
+    (:class:`~speechbrain_ext.serving.onnx_model.OnnxEmotionClassifier`);
 (d) ``transformers.pipeline("audio-classification")`` over ``Wav2Vec2ForSequenceClassification``
     holding the same weights (mean pooling; its projector and classifier are our head's two linear layers).
 
@@ -53,10 +53,10 @@ def build_models(small: bool = False, seed: int = 0):
     from speechbrain.dataio.encoder import CategoricalEncoder
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
 
-    from speechbrain_ext.encoders import SSLEncoder
-    from speechbrain_ext.inference import EmotionClassifier
-    from speechbrain_ext.models import UtteranceModel
-    from speechbrain_ext.pooling import MaskedMeanPooling
+    from speechbrain_ext.nn.encoders import SSLEncoder
+    from speechbrain_ext.nn.models import UtteranceModel
+    from speechbrain_ext.nn.pooling import MaskedMeanPooling
+    from speechbrain_ext.serving.inference import EmotionClassifier
 
     torch.manual_seed(seed)
     config = Wav2Vec2Config(
@@ -150,8 +150,8 @@ def run(
     """
     from transformers import pipeline
 
-    from speechbrain_ext.audio import load_audio
-    from speechbrain_ext.onnx_model import OnnxEmotionClassifier, export_onnx
+    from speechbrain_ext.data.audio import load_audio
+    from speechbrain_ext.serving.onnx_model import OnnxEmotionClassifier, export_onnx
 
     torch.set_num_threads(threads)
     classifier, hf, feature_extractor, label_encoder = build_models(small, seed)

@@ -2,7 +2,7 @@
 
 a. Padding waste (padded frames / all frames): shuffled fixed-size batches
    of 8 (what the recipes do today) vs duration buckets
-   (:func:`speechbrain_ext.batching.duration_batch_sampler`, SpeechBrain's
+   (:func:`speechbrain_ext.data.batching.duration_batch_sampler`, SpeechBrain's
    ``DynamicBatchSampler``) whose ``max_batch_seconds`` is chosen so that a
    batch holds 8 files on average, on the durations of the real RAVDESS
    sample (``../shared/data/ravdess_sample``, skipped when absent) and on a
@@ -90,7 +90,7 @@ def padding_comparison(
     """Waste of random fixed-size batches vs duration buckets matched to the same mean batch size, over ``epochs`` epochs."""
     import numpy as np
 
-    from speechbrain_ext.batching import (
+    from speechbrain_ext.data.batching import (
         DEFAULT_NUM_BUCKETS,
         duration_batch_sampler,
         max_seconds_for_batch_size,

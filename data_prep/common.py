@@ -22,8 +22,10 @@ from typing import Any
 import soundfile
 from tqdm import tqdm
 
-from speechbrain_ext.fileio import atomic_write_json, atomic_write_text  # noqa: F401 (re-exported for the preparation modules)
-from speechbrain_ext.manifests import DATA_ROOT  # the placeholder, read back by speechbrain_ext.manifests.read_manifest
+from speechbrain_ext.data.manifests import (
+    DATA_ROOT,  # the placeholder, read back by speechbrain_ext.data.manifests.read_manifest
+)
+from speechbrain_ext.utils.fileio import atomic_write_json, atomic_write_text  # noqa: F401 (re-exported for the preparation modules)
 
 logger = logging.getLogger(__name__)
 

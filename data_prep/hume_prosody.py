@@ -9,7 +9,7 @@ Expected layout (the challenge package)::
 
 Each clip has nine emotion intensities in [0, 1] (:data:`EMOTIONS`, in the
 challenge's column order). The metric is Spearman's rho per emotion over
-all clips, averaged over the nine (:func:`speechbrain_ext.metrics.spearman_per_column`).
+all clips, averaged over the nine (:func:`speechbrain_ext.evaluation.metrics.spearman_per_column`).
 
 Protocol: the challenge partitions, ``train`` / ``devel`` (validation) /
 ``test`` (predict-only when masked).

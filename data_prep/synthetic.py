@@ -33,7 +33,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from data_prep.hume_prosody import EMOTIONS  # the corpus's nine intensities, in its CSV order
-from speechbrain_ext.fileio import atomic_write_text
+from speechbrain_ext.utils.fileio import atomic_write_text
 
 
 @dataclass(frozen=True)

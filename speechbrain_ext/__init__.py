@@ -1,18 +1,19 @@
-"""Shared building blocks of the paralinguistics recipe collection.
+"""Shared building blocks of the paralinguistics recipe collection, in sub-packages by role.
 
-Modules: :mod:`audio` (loading, resampling), :mod:`metrics` (UAR, WA,
-Spearman, CCC, bootstrap intervals, agreement), :mod:`pooling` (mean,
-segment and attention pooling), :mod:`losses` (segment NLL, triplet,
-SupCon, multi-task), :mod:`bayesian` (Bayesian linear layer),
-:mod:`uncertainty` (MC predictive summaries, calibration), :mod:`encoders`
-(SSL encoders with layer selection), :mod:`knn` (kNN interpolation),
-:mod:`manifests` (the one manifest reader), :mod:`hyperparams` (a YAML's
-plain values, nothing built), :mod:`dataio` (datasets, label encoders),
-:mod:`augment` (pitch shift, locally generated noise and room responses), :mod:`brain` (the Brain of
-every method), :mod:`recipe` (a recipe run: preparation, training, test,
-Bayesian and kNN stages), :mod:`folds` (the cross-validation runner),
-:mod:`reports` (test reports), :mod:`inference` (pretrained-model
-interfaces), :mod:`hub` (export) and :mod:`testing` (tiny offline models).
+Lower layers never import higher ones (``tests/test_layout.py`` checks the graph drawn from the code):
+
+- :mod:`~speechbrain_ext.utils`, :mod:`~speechbrain_ext.testing`: file writes, run lock, plain YAML values;
+  tiny offline models.
+- :mod:`~speechbrain_ext.evaluation`: metrics and test reports.
+- :mod:`~speechbrain_ext.data`: audio, manifests, datasets, batching, augmentation, transcription.
+- :mod:`~speechbrain_ext.nn`: encoders, pooling, losses, heads, Bayesian layer, kNN.
+- :mod:`~speechbrain_ext.training`: recipe runs, Brains, tasks, post-training stages, checkpoints, DDP, folds.
+- :mod:`~speechbrain_ext.methods`: fusion and FLEA.
+- :mod:`~speechbrain_ext.serving`: inference interfaces, classification, ONNX, hub export, demo.
+- :mod:`~speechbrain_ext.analysis`: analyses of trained models (``python -m speechbrain_ext.analysis``).
+
+The top-level ``classify``, ``hub``, ``fuse``, ``transcribe``, ``demo`` and ``inference`` modules keep the
+commands' and the interfaces' names; their code lives in the sub-packages.
 """
 
 __version__ = "0.1.0"

@@ -22,10 +22,10 @@ PRELOAD = [
     "torch",
     "speechbrain",
     "transformers",
-    "speechbrain_ext.recipe",
-    "speechbrain_ext.brains",
-    "speechbrain_ext.encoders",
-    "speechbrain_ext.text",
+    "speechbrain_ext.training.recipe",
+    "speechbrain_ext.training.brains",
+    "speechbrain_ext.nn.encoders",
+    "speechbrain_ext.nn.text",
 ]
 
 

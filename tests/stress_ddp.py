@@ -12,7 +12,7 @@ under DDP. A run counts as:
 - ``clean``: exit 0 and its test report written;
 - ``hang``: nothing printed and no log file grew for ``--stall`` seconds;
   the watchdog then sends SIGUSR1 to every rank, whose ``faulthandler``
-  (registered by :func:`speechbrain_ext.distributed.init_process_group`)
+  (registered by :func:`speechbrain_ext.training.distributed.init_process_group`)
   prints every thread's Python stack into ``<out>/<recipe>_<i>.log``, and
   kills the run;
 - ``failed``: any non-zero exit (the log keeps both ranks' output).

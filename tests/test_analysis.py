@@ -68,8 +68,8 @@ def test_embed_caches_per_model_and_layer(tiny_models, tmp_path, monkeypatch):
     layers = (folder / "embed_layers.csv").read_text().splitlines()
     assert layers[0] == "layer,mean_norm,class_separation" and len(layers) == 1 + 4  # CNN projection + 3 layers
     # a direct forward of one file gives the cached last layer
-    from speechbrain_ext.audio import load_audio
-    from speechbrain_ext.encoders import SSLEncoder
+    from speechbrain_ext.data.audio import load_audio
+    from speechbrain_ext.nn.encoders import SSLEncoder
 
     encoder = SSLEncoder(tiny_models["wav2vec2"], str(tmp_path / "hf"), freeze=True).eval()
     with embed.torch.no_grad():

@@ -13,7 +13,7 @@ import torch
 
 from speechbrain_ext.analysis import attention
 from speechbrain_ext.analysis.attention import attention_distance, attention_maps, bhattacharyya_rows, eager_attention
-from speechbrain_ext.encoders import SSLEncoder
+from speechbrain_ext.nn.encoders import SSLEncoder
 from speechbrain_ext.testing.tiny_models import write_tiny_ssl
 
 TINY_LAYERS, TINY_HEADS = 3, 4  # speechbrain_ext.testing.tiny_models

@@ -15,7 +15,7 @@ from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
 from speechbrain_ext.analysis import figures
 from speechbrain_ext.analysis.__main__ import build_parser
-from speechbrain_ext.folds import run_folds
+from speechbrain_ext.training.folds import run_folds
 
 LABELS = ["ang", "hap", "neu", "sad"]
 PNGS = ["per_class_recall.png", "confusion_normalised.png", "confidence_by_correctness.png", "uar_by_length.png"]
@@ -276,7 +276,7 @@ def test_the_fold_runner_writes_figures_without_tsne_and_survives_their_failure(
     script.write_text(textwrap.dedent(FAKE_TRAIN))
     yaml.write_text("seed: 1\n")
     results = tmp_path / "results"
-    run_folds(script, yaml, [1, 2], [1], results, runs_below_results=True)
+    run_folds(script, yaml, [1, 2], [1], results, runs_below_results=True, figures=figures.fold_figures)
     saved = json.loads((results / "figures" / "figures.json").read_text())
     assert saved["n"] == 16 and "tsne" not in saved and len(saved["runs"]) == 2
     assert (
@@ -289,7 +289,7 @@ def test_the_fold_runner_writes_figures_without_tsne_and_survives_their_failure(
         "id,true,predicted,p_neu,p_sad\nx,angry,neu,0.5,0.5\n"
     )
     (results / "results.md").unlink()
-    with caplog.at_level(logging.WARNING, logger="speechbrain_ext.folds"):
-        run_folds(script, yaml, [1, 2], [1], results, runs_below_results=True)
+    with caplog.at_level(logging.WARNING, logger="speechbrain_ext.training.folds"):
+        run_folds(script, yaml, [1, 2], [1], results, runs_below_results=True, figures=figures.fold_figures)
     assert (results / "results.md").is_file()
     assert "figures of" in caplog.text and "not written" in caplog.text

@@ -11,7 +11,7 @@ import pytest
 import torch
 from speechbrain.dataio.batch import PaddedBatch
 
-from speechbrain_ext.batching import (
+from speechbrain_ext.data.batching import (
     PaddingMeter,
     duration_batch_sampler,
     max_seconds_for_batch_size,
@@ -19,7 +19,7 @@ from speechbrain_ext.batching import (
     random_batches,
     sampler_batches,
 )
-from speechbrain_ext.dataio import load_split
+from speechbrain_ext.data.dataio import load_split
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_scale.py"
 

@@ -9,8 +9,8 @@ from sklearn.metrics import balanced_accuracy_score
 from speechbrain.nnet.linear import Linear as SBLinear
 from torch.distributions import Normal, kl_divergence
 
-from speechbrain_ext.bayesian import BayesianLinear, bayesian_kl_loss, fit_bayesian_head
-from speechbrain_ext.uncertainty import confidence_by_correctness, expected_calibration_error, mc_predictive
+from speechbrain_ext.nn.bayesian import BayesianLinear, bayesian_kl_loss, fit_bayesian_head
+from speechbrain_ext.nn.uncertainty import confidence_by_correctness, expected_calibration_error, mc_predictive
 
 
 def _randomise(layer, seed=0):

@@ -20,13 +20,13 @@ from sklearn.metrics import balanced_accuracy_score
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.nnet.schedulers import NewBobScheduler
 
-from speechbrain_ext.brains import SegmentBrain, SegmentTripletBrain, SupConBrain, TripletBrain, UtteranceBrain
-from speechbrain_ext.checkpoints import Checkpointer
-from speechbrain_ext.hyperparams import plain_values
-from speechbrain_ext.losses import MultiTaskLoss
-from speechbrain_ext.models import SegmentModel, UtteranceModel
-from speechbrain_ext.pooling import MaskedMeanPooling, SegmentPooling
-from speechbrain_ext.tasks import UNLABELLED, ClassificationTask
+from speechbrain_ext.nn.losses import MultiTaskLoss
+from speechbrain_ext.nn.models import SegmentModel, UtteranceModel
+from speechbrain_ext.nn.pooling import MaskedMeanPooling, SegmentPooling
+from speechbrain_ext.training.brains import SegmentBrain, SegmentTripletBrain, SupConBrain, TripletBrain, UtteranceBrain
+from speechbrain_ext.training.checkpoints import Checkpointer
+from speechbrain_ext.training.tasks import UNLABELLED, ClassificationTask
+from speechbrain_ext.utils.hyperparams import plain_values
 
 DIM, N_CLASSES, FRAMES = 4, 3, [7, 7, 3, 5, 7, 2]
 
@@ -244,7 +244,7 @@ def test_reported_evaluation_is_batched_only_when_the_encoder_makes_it_exact(tin
     """Layer-norm front-end with an attention mask: valid's batch size; group norm: one utterance at a time (the YAMLs' 1)."""
     from types import SimpleNamespace
 
-    from speechbrain_ext.encoders import SSLEncoder
+    from speechbrain_ext.nn.encoders import SSLEncoder
 
     hparams = {
         "test_dataloader_options": {"batch_size": 1, "num_workers": 0},

@@ -1,6 +1,6 @@
 """Many files at once: ``classify_files`` / ``predict_files`` and ``classify --batch-size/--device`` against one file at a time.
 
-Batching is exact for every encoder (see :mod:`speechbrain_ext.inference`):
+Batching is exact for every encoder (see :mod:`speechbrain_ext.serving.inference`):
 a layer-norm encoder given the attention mask shares padded batches of any
 lengths; a group-norm one shares batches only among files of equal length.
 """
@@ -12,10 +12,10 @@ import pytest
 import soundfile
 import torch
 
-from speechbrain_ext import classify
-from speechbrain_ext.audio import AudioLoadError, load_audio
-from speechbrain_ext.hub import export_model
-from speechbrain_ext.inference import EmotionClassifier, EmotionRegressor
+from speechbrain_ext.data.audio import AudioLoadError, load_audio
+from speechbrain_ext.serving import classify
+from speechbrain_ext.serving.hub import export_model
+from speechbrain_ext.serving.inference import EmotionClassifier, EmotionRegressor
 from tests.test_inference import TEST_IDS, _family_folder, wav_of
 
 # (seconds, sample rate, channels): five 16 kHz lengths, two of them equal (1.37 s at 16 and 48 kHz)
@@ -197,7 +197,9 @@ def test_command_line_reports_unreadable_files_and_classifies_the_rest(
             raise AudioLoadError(f"{path}: cannot be decoded as audio (test)")
         return real_load(path, *args, **kwargs)
 
-    monkeypatch.setattr("speechbrain_ext.inference.load_audio", load)  # the one-by-one path reads through it too
+    monkeypatch.setattr(
+        "speechbrain_ext.serving.inference.load_audio", load
+    )  # the one-by-one path reads through it too
     runs = {}
     for batch_size in ("1", "4"):
         status = classify.main(

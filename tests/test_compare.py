@@ -19,8 +19,8 @@ import pytest
 from ruamel.yaml import YAML
 from scipy.stats import spearmanr
 
-from speechbrain_ext.fusion import fuse_runs
-from speechbrain_ext.hub import check_standalone, export_fusion, export_model
+from speechbrain_ext.methods.fusion import fuse_runs
+from speechbrain_ext.serving.hub import check_standalone, export_fusion, export_model
 from tests.conftest import REPO
 
 HC30 = REPO / "recipes" / "HealthCall30" / "hparams"
@@ -63,7 +63,7 @@ def test_class_weights_follow_the_training_counts(hc30_runs, tmp_path):
     import torch
     from sklearn.utils.class_weight import compute_class_weight
 
-    from speechbrain_ext.tasks import ClassificationTask
+    from speechbrain_ext.training.tasks import ClassificationTask
 
     train = json.loads((hc30_runs["audio"] / "prep" / "train.json").read_text())
     keep = [
@@ -90,7 +90,7 @@ def test_late_fusion_tuned_on_devel(hc30_runs, tmp_path):
         [
             sys.executable,
             "-m",
-            "speechbrain_ext.fuse",
+            "speechbrain_ext.methods.fusion_cli",
             str(hc30_runs["text"]),
             str(hc30_runs["audio"]),
             "--out",
@@ -156,7 +156,7 @@ def test_hume_prosody_learns_through_run_folds(recipe_runs):
 
 def test_bootstrap_spearman_matches_a_naive_loop():
     """The vectorised resampling equals scipy on the same resampled clips."""
-    from speechbrain_ext.metrics import _resample_indices, bootstrap_spearman
+    from speechbrain_ext.evaluation.metrics import _resample_indices, bootstrap_spearman
 
     rng = np.random.default_rng(3)
     t = rng.random((40, 3))
@@ -177,7 +177,8 @@ def test_early_fusion_never_encodes(registry_runs, registry_corpora, tmp_path):
     audio, text = (registry_runs[f"recipes/Hume-Prosody/hparams/{m}.yaml"]["folder"] for m in ("audio", "text"))
     script = f"""
 import runpy, sys
-from speechbrain_ext import encoders, text, transcribe
+from speechbrain_ext.data import transcribe
+from speechbrain_ext.nn import encoders, text
 def refuse(*args, **kwargs):
     raise AssertionError("an encoder was built or called")
 encoders.SSLEncoder.__init__ = text.TranscriptEncoder.__init__ = refuse
@@ -191,7 +192,7 @@ runpy.run_path({str(REPO / "recipes/Hume-Prosody/train.py")!r}, run_name="__main
     devel = report(tmp_path / "early")
     assert devel["n"] == len(json.loads((tmp_path / "early" / "prep" / "valid.json").read_text()))
     # the features are the two runs' cached embeddings, concatenated in the given order
-    from speechbrain_ext.fusion import EarlyFusionFeatures
+    from speechbrain_ext.methods.fusion import EarlyFusionFeatures
 
     features = EarlyFusionFeatures([audio, text], 128)
     import torch
@@ -205,7 +206,7 @@ runpy.run_path({str(REPO / "recipes/Hume-Prosody/train.py")!r}, run_name="__main
 
 
 def test_early_fusion_refuses_a_stale_cache(registry_runs, tmp_path):
-    from speechbrain_ext.fusion import EarlyFusionFeatures
+    from speechbrain_ext.methods.fusion import EarlyFusionFeatures
 
     audio = shutil.copytree(registry_runs["recipes/Hume-Prosody/hparams/audio.yaml"]["folder"], tmp_path / "audio")
     text = registry_runs["recipes/Hume-Prosody/hparams/text.yaml"]["folder"]
@@ -317,7 +318,7 @@ def test_fused_and_regression_models_export_and_reload_offline(registry_runs, re
     script = f"""
 import json
 from speechbrain.inference.interfaces import foreign_class
-from speechbrain_ext.inference import EmotionClassifier, EmotionRegressor
+from speechbrain_ext.serving.inference import EmotionClassifier, EmotionRegressor
 out = {{}}
 for job in {jobs!r}:
     cls = EmotionClassifier if job["name"] == "late" else EmotionRegressor
@@ -466,7 +467,7 @@ def test_healthcall30_layer_follows_the_target(yaml_name, tmp_path):
 
 def test_bayesian_regressor_export_gives_intensities_with_std(registry_runs, registry_corpora, tmp_path):
     """An exported Hume-Prosody Bayesian model: uncertainty_file's mean and std match the run's 500-draw report."""
-    from speechbrain_ext.inference import EmotionRegressor
+    from speechbrain_ext.serving.inference import EmotionRegressor
 
     run = registry_runs["recipes/Hume-Prosody/hparams/audio_bayes.yaml"]["folder"]
     model = EmotionRegressor.from_hparams(

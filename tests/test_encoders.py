@@ -4,8 +4,8 @@ import pytest
 import torch
 from transformers import AutoModel
 
-from speechbrain_ext.encoders import SSLEncoder
-from speechbrain_ext.pooling import frame_counts
+from speechbrain_ext.nn.encoders import SSLEncoder
+from speechbrain_ext.nn.pooling import frame_counts
 from speechbrain_ext.testing.tiny_models import write_tiny_ssl
 
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 import yaml
 
-from speechbrain_ext.checkpoints import Checkpointer, CorruptCheckpointsError
-from speechbrain_ext.fileio import RunLock
+from speechbrain_ext.training.checkpoints import Checkpointer, CorruptCheckpointsError
+from speechbrain_ext.utils.fileio import RunLock
 from tests.conftest import REPO
 
 
@@ -92,7 +92,7 @@ def test_checkpoints_without_checksums_are_trusted(tmp_path):
     assert checkpointer(tmp_path, model, counter).recover_if_possible().meta["epoch"] == 1
 
 
-HOLDER = "import sys, time; from speechbrain_ext.fileio import RunLock; lock = RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(600)"
+HOLDER = "import sys, time; from speechbrain_ext.utils.fileio import RunLock; lock = RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(600)"
 
 
 def test_second_live_run_in_a_folder_is_refused_then_takes_over_after_a_kill(tmp_path):
@@ -132,7 +132,7 @@ def test_collective_timeout_names_each_ranks_last_collectives(tmp_path):
     script.write_text(
         "import logging, torch\n"
         "from speechbrain.utils.distributed import ddp_barrier, ddp_broadcast\n"
-        "from speechbrain_ext.distributed import init_process_group\n"
+        "from speechbrain_ext.training.distributed import init_process_group\n"
         "logging.basicConfig(level=logging.INFO)\n"
         "init_process_group({'distributed_backend': 'gloo'}, timeout_minutes=0.05)\n"
         "ddp_barrier()\n"
@@ -188,7 +188,7 @@ def test_missing_local_model_folder_fails_in_one_line_before_anything(tmp_path):
     ],
 )
 def test_what_counts_as_a_missing_local_path(tmp_path, monkeypatch, source, local):
-    from speechbrain_ext.fileio import missing_local_sources
+    from speechbrain_ext.utils.fileio import missing_local_sources
 
     monkeypatch.chdir(tmp_path)
     assert missing_local_sources({"ssl_hub": source}) == ([f"ssl_hub: {source!r}"] if local else [])

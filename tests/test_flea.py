@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from speechbrain_ext.pretraining import MaskedPrediction, fit_kmeans, iter_shards, load_labels
+from speechbrain_ext.methods.flea.pretraining import MaskedPrediction, fit_kmeans, iter_shards, load_labels
 from tests.conftest import REPO, ROWS, flea_command
 
 
@@ -134,7 +134,7 @@ def test_masked_prediction_loss_equals_a_hand_computation(tiny_models):
 
 PRETRAIN_SCRIPT = """
 import json, sys
-from speechbrain_ext.pretraining import load_labels, manifest_items, pretrain
+from speechbrain_ext.methods.flea.pretraining import load_labels, manifest_items, pretrain
 flea, data_root, source, folder, out = sys.argv[1:6]
 labels = load_labels(flea + "/L2_k4/pseudo_labels/labels.npz")
 train = manifest_items([flea + "/prep/train.json"], data_root)
@@ -230,7 +230,7 @@ def test_flea_table_from_run_reports(tmp_path):
 
 def test_misspelt_override_fails_before_the_chain(tmp_path):
     """A key the FLEA YAML lacks is one line naming the close match; nothing is prepared."""
-    from speechbrain_ext.flea import main
+    from speechbrain_ext.methods.flea.chain import main
 
     prepared = []
     argv = [

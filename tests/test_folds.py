@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from speechbrain_ext.folds import main
+from speechbrain_ext.training.folds import main
 from tests.conftest import REPO
 
 FAKE_TRAIN = """

@@ -13,7 +13,7 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import balanced_accuracy_score
 
-from speechbrain_ext.fusion import fuse_runs
+from speechbrain_ext.methods.fusion import fuse_runs
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = ["ang", "hap", "neu", "sad"]
@@ -161,13 +161,13 @@ def test_tuning_counts_a_constant_fused_output_as_zero(tmp_path, caplog):
                 frame[f"pred_{name}"] = preds[name]
             (tmp_path / run).mkdir(exist_ok=True)
             frame.to_csv(tmp_path / run / f"{split}_predictions.csv", index=False)
-    with caplog.at_level("WARNING", logger="speechbrain_ext.metrics"):
+    with caplog.at_level("WARNING", logger="speechbrain_ext.evaluation.metrics"):
         tuned = fuse_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "tuned", tune_on="valid", step=0.5)
     grid = pd.read_csv(tmp_path / "tuned" / "fusion_grid.csv")
     np.testing.assert_allclose(grid.iloc[:, :2].to_numpy(), [[0, 1], [0.5, 1], [1, 0], [1, 0.5], [1, 1]])
     np.testing.assert_allclose(grid["metric"], [0, 0, 0.5, 1, 0.5], atol=1e-9)
     assert tuned["fusion"]["weights"] == [1.0, 0.5] and tuned["valid"]["mean_spearman"] == pytest.approx(1.0)
-    messages = [rec.getMessage() for rec in caplog.records if rec.name == "speechbrain_ext.metrics"]
+    messages = [rec.getMessage() for rec in caplog.records if rec.name == "speechbrain_ext.evaluation.metrics"]
     assert any("output column(s) ['Calmness']" in m for m in messages) and any(
         "output column(s) ['Anger']" in m for m in messages
     )
@@ -199,7 +199,7 @@ def test_command_line(classification_runs, tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "speechbrain_ext.fuse",
+        "speechbrain_ext.methods.fusion_cli",
         *map(str, runs[:2]),
         "--out",
         str(tmp_path / "cli"),

@@ -11,10 +11,10 @@ import soundfile
 import torch
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 
-from speechbrain_ext.audio import AudioLoadError, load_audio
-from speechbrain_ext.hub import export_model, publish
-from speechbrain_ext.inference import EmotionClassifier, EmotionRegressor
-from speechbrain_ext.reports import metrics_table
+from speechbrain_ext.data.audio import AudioLoadError, load_audio
+from speechbrain_ext.evaluation.reports import metrics_table
+from speechbrain_ext.serving.hub import export_model, publish
+from speechbrain_ext.serving.inference import EmotionClassifier, EmotionRegressor
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_IDS = ["03-01-05-02-01-01-23", "03-01-04-01-02-02-24", "03-01-08-02-02-01-23"]
@@ -60,7 +60,7 @@ def test_fresh_process_both_loaders_match_evaluation(exported, trained_ravdess, 
     script = f"""
 import json
 from speechbrain.inference.interfaces import foreign_class
-from speechbrain_ext.inference import EmotionClassifier
+from speechbrain_ext.serving.inference import EmotionClassifier
 ours = EmotionClassifier.from_hparams(source={str(exported)!r}, savedir={str(tmp_path / "a")!r})
 theirs = foreign_class(source={str(exported)!r}, pymodule_file="custom_interface.py", classname="EmotionClassifier", savedir={str(tmp_path / "b")!r})
 out = {{}}
@@ -163,7 +163,7 @@ def test_timeline(tiny_models, synthetic_ravdess, tmp_path):
 def _peak_rss_mb(exported, path, tmp_path):
     script = f"""
 import resource
-from speechbrain_ext.inference import EmotionClassifier
+from speechbrain_ext.serving.inference import EmotionClassifier
 m = EmotionClassifier.from_hparams(source={str(exported)!r}, savedir={str(tmp_path / "c")!r})
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 m.classify_file({str(path)!r})
@@ -283,7 +283,7 @@ def test_command_line(exported, classifier, synthetic_ravdess, tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "speechbrain_ext.classify",
+        "speechbrain_ext.serving.classify",
         "--model",
         str(exported),
         "--savedir",
@@ -353,7 +353,7 @@ def test_exported_model_stands_alone(exported, trained_ravdess, synthetic_ravdes
         script = f"""
 import json
 from speechbrain.inference.interfaces import foreign_class
-from speechbrain_ext.inference import EmotionClassifier
+from speechbrain_ext.serving.inference import EmotionClassifier
 ours = EmotionClassifier.from_hparams(source={str(moved)!r}, savedir={str(tmp_path / "a")!r})
 theirs = foreign_class(source={str(moved)!r}, pymodule_file="custom_interface.py", classname="EmotionClassifier", savedir={str(tmp_path / "b")!r})
 out = {{name: [m.classify_file({str(synthetic_ravdess)!r} + f"/Actor_{{u[-2:]}}/{{u}}.wav")[0].exp()[0].tolist() for u in {TEST_IDS!r}] for name, m in (("ours", ours), ("theirs", theirs))}}

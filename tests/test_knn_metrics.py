@@ -9,8 +9,7 @@ from scipy import stats
 from sklearn.metrics import cohen_kappa_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from speechbrain_ext.knn import KNNInterpolator
-from speechbrain_ext.metrics import (
+from speechbrain_ext.evaluation.metrics import (
     agreement,
     bootstrap_ci,
     bootstrap_classification,
@@ -18,6 +17,7 @@ from speechbrain_ext.metrics import (
     spearman_per_column,
     unweighted_average_recall,
 )
+from speechbrain_ext.nn.knn import KNNInterpolator
 
 
 @pytest.mark.parametrize("weights", ["uniform", "distance"])

@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.neighbors import NearestNeighbors
 
-from speechbrain_ext.knn import _GROUP, KNNInterpolator, smallest_k
+from speechbrain_ext.nn.knn import _GROUP, KNNInterpolator, smallest_k
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_knn.py"
 

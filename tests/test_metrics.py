@@ -10,7 +10,7 @@ from scipy import stats
 from sklearn import metrics as skm
 
 from data_prep.hume_prosody import EMOTIONS as HUME_EMOTIONS
-from speechbrain_ext.metrics import (
+from speechbrain_ext.evaluation.metrics import (
     bootstrap_spearman,
     classification_metrics,
     confusion_matrix,
@@ -19,7 +19,7 @@ from speechbrain_ext.metrics import (
     unweighted_average_recall,
     weighted_accuracy,
 )
-from speechbrain_ext.reports import write_regression_report
+from speechbrain_ext.evaluation.reports import write_regression_report
 
 EMOTIONS = list(HUME_EMOTIONS)
 
@@ -80,14 +80,16 @@ def emotion_share_run(n=200, seed=0):
 
 def test_spearman_mean_counts_a_constant_output_as_zero(caplog):
     t, p = emotion_share_run()
-    with caplog.at_level(logging.WARNING, logger="speechbrain_ext.metrics"):
+    with caplog.at_level(logging.WARNING, logger="speechbrain_ext.evaluation.metrics"):
         r = spearman_per_column(t, p, EMOTIONS)
     reference = scipy_rho(t, p)
     assert np.isnan(r["per_column"][5]) and reference[5] == 0.0
     np.testing.assert_allclose(np.delete(r["per_column"], 5), np.delete(reference, 5), atol=1e-10)
     assert r["mean"] == pytest.approx(reference.mean(), abs=1e-12)
     assert r["mean"] < np.mean(np.delete(reference, 5)) - 0.05  # leaving Excitement out would score higher
-    [record] = [rec for rec in caplog.records if rec.name == "speechbrain_ext.metrics"]  # one warning per call
+    [record] = [
+        rec for rec in caplog.records if rec.name == "speechbrain_ext.evaluation.metrics"
+    ]  # one warning per call
     assert (
         record.levelno == logging.WARNING
         and "output column(s) ['Excitement']" in record.getMessage()
@@ -100,13 +102,13 @@ def test_spearman_constant_target_named_by_index_without_names(caplog):
     t, p = emotion_share_run(n=50, seed=1)
     p[:, 5] = t[:, 5]  # outputs all vary
     t[:, 2] = 0.5  # one emotion never varies in the labels
-    with caplog.at_level(logging.WARNING, logger="speechbrain_ext.metrics"):
+    with caplog.at_level(logging.WARNING, logger="speechbrain_ext.evaluation.metrics"):
         r = spearman_per_column(t, p)
     assert r["mean"] == pytest.approx(scipy_rho(t, p).mean(), abs=1e-12) and np.isnan(r["per_column"][2])
-    [record] = [rec for rec in caplog.records if rec.name == "speechbrain_ext.metrics"]
+    [record] = [rec for rec in caplog.records if rec.name == "speechbrain_ext.evaluation.metrics"]
     assert "target column(s) ['2']" in record.getMessage() and "output" not in record.getMessage()
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="speechbrain_ext.metrics"):
+    with caplog.at_level(logging.WARNING, logger="speechbrain_ext.evaluation.metrics"):
         spearman_per_column(t[:, :2], p[:, :2])
     assert not caplog.records  # nothing constant, nothing said
 

@@ -12,11 +12,11 @@ import soundfile
 import torch
 from hyperpyyaml import resolve_references
 
-from speechbrain_ext import hub
-from speechbrain_ext.audio import load_audio
-from speechbrain_ext.inference import EmotionClassifier
-from speechbrain_ext.models import SegmentModel, TextModel, UtteranceModel
-from speechbrain_ext.onnx_model import OnnxEmotionClassifier, export_onnx
+from speechbrain_ext.data.audio import load_audio
+from speechbrain_ext.nn.models import SegmentModel, TextModel, UtteranceModel
+from speechbrain_ext.serving import hub
+from speechbrain_ext.serving.inference import EmotionClassifier
+from speechbrain_ext.serving.onnx_model import OnnxEmotionClassifier, export_onnx
 
 REPO = Path(__file__).resolve().parents[1]
 # Two trained registry runs nothing else in the suite exports: an utterance model and a segment model (80/40 frames, most confident segment).
@@ -90,7 +90,7 @@ def test_onnx_answers_as_pytorch_on_three_lengths(exported, wav_files, name, tmp
     # the loader in a fresh process: neither speechbrain nor transformers is imported to classify
     script = f"""
 import json, sys
-from speechbrain_ext.onnx_model import OnnxEmotionClassifier
+from speechbrain_ext.serving.onnx_model import OnnxEmotionClassifier
 model = OnnxEmotionClassifier({str(folder)!r}, intra_op_num_threads=1)
 out = []
 for path in {wav_files!r}:
@@ -155,7 +155,7 @@ def test_models_that_cannot_be_exported_are_refused_before_writing(exported, tin
         def forward(self, texts):
             return torch.ones(len(texts), 2), torch.ones(len(texts))
 
-    from speechbrain_ext.bayesian import BayesianLinear
+    from speechbrain_ext.nn.bayesian import BayesianLinear
 
     sampling = EmotionClassifier.from_hparams(source=str(exported["baseline"]), savedir=str(tmp_path / "c")).model
     sampling.head = BayesianLinear(sampling.head.w.in_features, sampling.head.w.out_features, mean_weights=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from speechbrain_ext import demo
+from speechbrain_ext.serving import demo
 
 REPO = Path(__file__).resolve().parents[1]
 SHARE = "share/speechbrain-paralinguistics/recipes"
@@ -41,7 +41,9 @@ def test_wheel_carries_every_recipe_and_the_library(wheel, tmp_path, monkeypatch
         data = sorted(n.split(f"{SHARE}/", 1)[1] for n in names if f"/data/{SHARE}/" in n)
         on_disk = sorted(str(p.relative_to(REPO / "recipes")) for p in (REPO / "recipes").glob("*/hparams/*.yaml"))
         assert set(on_disk) <= set(data) and "registry.csv" in data and "RAVDESS/train.py" in data
-        assert {"speechbrain_ext/fileio.py", "speechbrain_ext/brains.py", "data_prep/ravdess.py"} <= set(names)
+        assert {"speechbrain_ext/utils/fileio.py", "speechbrain_ext/training/brains.py", "data_prep/ravdess.py"} <= set(
+            names
+        )
         archive.extractall(tmp_path / "unpacked")
     installed = next((tmp_path / "unpacked").glob(f"*.data/data/{SHARE}"))
     # without a checkout, the demo finds the installed recipes

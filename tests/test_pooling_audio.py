@@ -5,8 +5,8 @@ import pytest
 import soundfile
 import torch
 
-from speechbrain_ext.audio import AudioLoadError, load_audio
-from speechbrain_ext.pooling import MaskedMeanPooling
+from speechbrain_ext.data.audio import AudioLoadError, load_audio
+from speechbrain_ext.nn.pooling import MaskedMeanPooling
 
 
 def test_masked_mean_matches_loop():

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from speechbrain_ext.losses import MultiTaskLoss, SupConLoss, TripletLoss, flatten_segments, segment_nll
-from speechbrain_ext.pooling import AttentionPooling, SegmentPooling, frame_counts, segment_decision
+from speechbrain_ext.nn.losses import MultiTaskLoss, SupConLoss, TripletLoss, flatten_segments, segment_nll
+from speechbrain_ext.nn.pooling import AttentionPooling, SegmentPooling, frame_counts, segment_decision
 
 
 def _loop_segments(frames, n_frames, size, hop):

@@ -100,7 +100,7 @@ def test_supcon_augmenter_appends_augmented_copies(tmp_path, tiny_models):
     """The supcon YAML's augmenter returns the batch followed by an augmented copy of it, from locally generated noise and RIRs."""
     from hyperpyyaml import load_hyperpyyaml
 
-    from speechbrain_ext.augment import generate_noise_and_rirs
+    from speechbrain_ext.data.augment import generate_noise_and_rirs
 
     overrides = {
         "data_folder": str(tmp_path),
@@ -140,7 +140,16 @@ def test_fuse_finished_runs(registry_runs, tmp_path):
     folders[2] = folders[2] / "knn"
     out = tmp_path / "fused"
     proc = subprocess.run(
-        [sys.executable, "-m", "speechbrain_ext.fuse", *map(str, folders), "--out", str(out), "--tune-on", "valid"],
+        [
+            sys.executable,
+            "-m",
+            "speechbrain_ext.methods.fusion_cli",
+            *map(str, folders),
+            "--out",
+            str(out),
+            "--tune-on",
+            "valid",
+        ],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -243,9 +252,9 @@ def test_knn_alpha_zero_reproduces_the_model(registry_runs, registry_corpora, ti
 
 def test_knn_choice_never_sees_the_test_split(registry_runs, tmp_path):
     """k and alpha depend on train and valid only: scrambling the test split changes nothing in the choice."""
-    from speechbrain_ext.knn import KNNInterpolator
-    from speechbrain_ext.stages import SPLITS, knn_evaluate
-    from speechbrain_ext.tasks import ClassificationTask
+    from speechbrain_ext.nn.knn import KNNInterpolator
+    from speechbrain_ext.training.post_training import SPLITS, knn_evaluate
+    from speechbrain_ext.training.tasks import ClassificationTask
 
     folder = registry_runs["recipes/RAVDESS/hparams/supcon.yaml"]["folder"]  # knn_eval: embeddings cached
     embeddings = {s: torch.load(folder / "embeddings" / f"{s}.pt", weights_only=False) for s in SPLITS}
@@ -380,7 +389,7 @@ def test_text_run_transcribes_then_fuses_with_audio(registry_runs, tmp_path):
     """text.yaml writes Whisper transcripts, with each clip's detected language, into its manifests, trains on them, and fuses with the audio run."""
     from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
-    from speechbrain_ext.fusion import fuse_runs
+    from speechbrain_ext.methods.fusion import fuse_runs
 
     text, audio = (registry_runs[f"recipes/Hume-Prosody/hparams/{m}.yaml"]["folder"] for m in ("text", "audio"))
     for split in ("train", "valid", "test"):
@@ -410,9 +419,9 @@ def test_duration_batches_pad_less_and_log_it(registry_runs):
 
 def test_exported_supcon_model_answers_with_its_tuned_knn(registry_runs, registry_corpora, tmp_path):
     """hub export carries knn_datastore.pt: classify_file returns alpha p_knn + (1 - alpha) p_model with the run's k and alpha."""
-    from speechbrain_ext.classify import load_model
-    from speechbrain_ext.hub import export_model, main
-    from speechbrain_ext.knn import KNNInterpolator
+    from speechbrain_ext.nn.knn import KNNInterpolator
+    from speechbrain_ext.serving.classify import load_model
+    from speechbrain_ext.serving.hub import export_model, main
 
     run = registry_runs["recipes/RAVDESS/hparams/supcon.yaml"]["folder"]
     with_knn = load_model(str(export_model(run / "hyperparams.yaml", tmp_path / "with_knn")), str(tmp_path / "a"))

@@ -9,8 +9,8 @@ import torch
 from scipy.stats import spearmanr
 from sklearn.metrics import recall_score
 
-from speechbrain_ext.dataio import recipe_datasets
-from speechbrain_ext.tasks import UNLABELLED, ClassificationTask, RegressionTask, best_checkpoint
+from speechbrain_ext.data.dataio import recipe_datasets
+from speechbrain_ext.training.tasks import UNLABELLED, ClassificationTask, RegressionTask, best_checkpoint
 
 
 def write_split(folder, name, rows):

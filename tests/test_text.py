@@ -4,7 +4,7 @@ import pytest
 import torch
 import transformers
 
-from speechbrain_ext.text import TranscriptEncoder
+from speechbrain_ext.nn.text import TranscriptEncoder
 
 LONG = " ".join(["the quick brown fox jumps over the lazy dog"] * 40)
 TEXTS = ["I am so happy today.", LONG, "Why?"]
@@ -47,7 +47,7 @@ def test_frozen_or_fine_tuned(tiny_models, tmp_path):
 def test_missing_transcripts_are_named(tmp_path):
     import json
 
-    from speechbrain_ext.dataio import check_transcripts
+    from speechbrain_ext.data.dataio import check_transcripts
 
     manifest = tmp_path / "valid.json"
     manifest.write_text(json.dumps({"a": {"wav": "x.wav", "transcript_whisper": "hi"}, "b": {"wav": "y.wav"}}))

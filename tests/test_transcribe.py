@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from speechbrain_ext import transcribe
-from speechbrain_ext.audio import AudioLoadError
-from speechbrain_ext.transcribe import TRANSCRIPT_KEY, transcribe_manifests
+from speechbrain_ext.data import transcribe
+from speechbrain_ext.data.audio import AudioLoadError
+from speechbrain_ext.data.transcribe import TRANSCRIPT_KEY, transcribe_manifests
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -129,8 +129,8 @@ def test_resumes_and_redoes_on_new_options(corpus, tiny_models, monkeypatch):
 
 def test_imported_transcripts_and_the_transcriber(corpus, tiny_models, tmp_path):
     """Transcripts of a CSV go into the manifest (switching back to Whisper redoes them); the Transcriber module transcribes as the stage does."""
-    from speechbrain_ext.audio import load_audio
-    from speechbrain_ext.transcribe import Transcriber, import_transcripts
+    from speechbrain_ext.data.audio import load_audio
+    from speechbrain_ext.data.transcribe import Transcriber, import_transcripts
 
     root, manifest = corpus
     transcribe_manifests([manifest], root, source=tiny_models["whisper"], language="fr", batch_size=4, progress=False)
@@ -170,7 +170,7 @@ def test_bad_and_missing_files(corpus, tiny_models, tmp_path):
         [
             sys.executable,
             "-m",
-            "speechbrain_ext.transcribe",
+            "speechbrain_ext.data.transcribe",
             str(manifest),
             "--data_folder",
             str(root),
@@ -220,7 +220,7 @@ def reference_languages(folder, wavs):
 
 def test_languages_detected_per_file_and_kept(tiny_models, tmp_path):
     """Without a language each file gets Whisper's detected one (a batch mixes them), written in the manifest and kept on resuming."""
-    from speechbrain_ext.transcribe import LANGUAGE_KEY
+    from speechbrain_ext.data.transcribe import LANGUAGE_KEY
 
     lengths = {"noise": 2.0, "low": 1.5, "high": 2.5}
     (tmp_path / "wav").mkdir()
@@ -251,7 +251,7 @@ def test_the_prefix_holds_the_forced_or_detected_language(tiny_models, monkeypat
     (on its first chunk, for all its chunks), for every beam."""
     import transformers
 
-    from speechbrain_ext.transcribe import Transcriber
+    from speechbrain_ext.data.transcribe import Transcriber
 
     tokenizer = transformers.WhisperTokenizer.from_pretrained(tiny_models["whisper"])
     sot, eot = tokenizer.convert_tokens_to_ids(["<|startoftranscript|>", "<|endoftext|>"])

@@ -14,12 +14,12 @@ of finished runs: ``python -m speechbrain_ext.fuse``. The challenge's test
 labels are masked: the test split is predicted into ``test_submission.csv``
 (``filename,prediction``) and scored nowhere; the devel report holds the numbers.
 
-The Brains are defined in ``speechbrain_ext.brains``.
+The Brains are defined in ``speechbrain_ext.training.brains``.
 """
 
 from data_prep.healthcall30 import prepare_healthcall30
-from speechbrain_ext.brains import EmbeddingBrain, TextBrain, UtteranceBrain
-from speechbrain_ext.recipe import run_recipe
+from speechbrain_ext.training.brains import EmbeddingBrain, TextBrain, UtteranceBrain
+from speechbrain_ext.training.recipe import run_recipe
 
 BRAINS = (UtteranceBrain, TextBrain, EmbeddingBrain)  # audio*.yaml | text*.yaml | early_fusion.yaml
 

@@ -5,7 +5,7 @@
 
 A multi-output regression task (sigmoid outputs, MSE, checkpoint selection
 by the devel mean Spearman): the same Brains and runner as the emotion
-recipes, with :class:`speechbrain_ext.tasks.RegressionTask` in the YAML. The
+recipes, with :class:`speechbrain_ext.training.tasks.RegressionTask` in the YAML. The
 YAML's ``brain_class`` picks one of the Brains below: audio fine-tuning
 (whole clips, or segments averaged), the text branch (Whisper transcripts,
 BERT [CLS]) or early fusion (a head on the cached embeddings of a finished
@@ -13,12 +13,12 @@ audio run and a finished text run). The test partition of the challenge
 release is masked: it is predicted into ``test_submission.csv`` and scored
 nowhere; the devel report (``valid_report.json``) holds the numbers.
 
-The Brains are defined in ``speechbrain_ext.brains``.
+The Brains are defined in ``speechbrain_ext.training.brains``.
 """
 
 from data_prep.hume_prosody import prepare_hume_prosody
-from speechbrain_ext.brains import EmbeddingBrain, SegmentAverageBrain, TextBrain, UtteranceBrain
-from speechbrain_ext.recipe import run_recipe
+from speechbrain_ext.training.brains import EmbeddingBrain, SegmentAverageBrain, TextBrain, UtteranceBrain
+from speechbrain_ext.training.recipe import run_recipe
 
 BRAINS = (
     UtteranceBrain,

@@ -10,16 +10,17 @@ sessions, each with its F speaker validating and M tested, then the reverse;
 
 Finished runs are skipped, an interrupted one resumes from its checkpoint;
 results.csv and results.md land in results/IEMOCAP/<method>/... (see
-:mod:`speechbrain_ext.folds`). Other --key=value arguments go to train.py.
+:mod:`speechbrain_ext.training.folds`). Other --key=value arguments go to train.py.
 """
 
 from pathlib import Path
 
 from data_prep.iemocap import PROTOCOLS as FOLDS_PER_PROTOCOL  # protocol -> number of folds
-from speechbrain_ext.folds import main
+from speechbrain_ext.analysis.figures import fold_figures
+from speechbrain_ext.training.folds import main
 
 # loso: each held-out session is run twice, its F speaker validating and M tested, then the reverse
 DIRECTIONS = {"loso": ["F", "M"]}
 
 if __name__ == "__main__":
-    main(Path(__file__).with_name("train.py"), FOLDS_PER_PROTOCOL, directions=DIRECTIONS)
+    main(Path(__file__).with_name("train.py"), FOLDS_PER_PROTOCOL, directions=DIRECTIONS, figures=fold_figures)

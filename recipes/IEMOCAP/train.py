@@ -11,12 +11,12 @@ kNN inference with ``--knn_eval=True``) is the YAML's; the YAML's
 a method, subclass one here and add it to ``BRAINS``. What is IEMOCAP's
 own is here: its preparation (four classes, speaker-independent folds).
 
-The Brains are defined in ``speechbrain_ext.brains``.
+The Brains are defined in ``speechbrain_ext.training.brains``.
 """
 
 from data_prep.iemocap import prepare_iemocap
-from speechbrain_ext.brains import SegmentBrain, SegmentTripletBrain, SupConBrain, TripletBrain, UtteranceBrain
-from speechbrain_ext.recipe import run_recipe
+from speechbrain_ext.training.brains import SegmentBrain, SegmentTripletBrain, SupConBrain, TripletBrain, UtteranceBrain
+from speechbrain_ext.training.recipe import run_recipe
 
 # baseline, attention, bayes | triplet (W) | supcon | seg | triplet_seg (S or W)
 BRAINS = (UtteranceBrain, TripletBrain, SupConBrain, SegmentBrain, SegmentTripletBrain)

@@ -12,12 +12,12 @@ a method, subclass one here and add it to ``BRAINS``. What is MSP-IMPROV's
 own is here: its preparation (four classes, leave-one-session-out folds:
 fold k tests session k and validates on session k+1).
 
-The Brains are defined in ``speechbrain_ext.brains``.
+The Brains are defined in ``speechbrain_ext.training.brains``.
 """
 
 from data_prep.msp_improv import prepare_msp_improv
-from speechbrain_ext.brains import SegmentBrain, SegmentTripletBrain, SupConBrain, TripletBrain, UtteranceBrain
-from speechbrain_ext.recipe import run_recipe
+from speechbrain_ext.training.brains import SegmentBrain, SegmentTripletBrain, SupConBrain, TripletBrain, UtteranceBrain
+from speechbrain_ext.training.recipe import run_recipe
 
 # baseline, attention, bayes | triplet (W) | supcon | seg | triplet_seg (S or W)
 BRAINS = (UtteranceBrain, TripletBrain, SupConBrain, SegmentBrain, SegmentTripletBrain)

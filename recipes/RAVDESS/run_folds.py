@@ -5,14 +5,15 @@
 
 Finished runs are skipped, an interrupted one resumes from its checkpoint;
 results.csv and results.md land in results/RAVDESS/<method>/ (see
-:mod:`speechbrain_ext.folds`). Other --key=value arguments go to train.py.
+:mod:`speechbrain_ext.training.folds`). Other --key=value arguments go to train.py.
 """
 
 from pathlib import Path
 
-from speechbrain_ext.folds import main
+from speechbrain_ext.analysis.figures import fold_figures
+from speechbrain_ext.training.folds import main
 
 FOLDS_PER_PROTOCOL = None
 
 if __name__ == "__main__":
-    main(Path(__file__).with_name("train.py"), FOLDS_PER_PROTOCOL)
+    main(Path(__file__).with_name("train.py"), FOLDS_PER_PROTOCOL, figures=fold_figures)

@@ -11,12 +11,12 @@ a method, subclass one here and add it to ``BRAINS``. What is RAVDESS's
 own is here: its preparation (actors 1-20 / 21-22 / 23-24, calm merged into
 neutral).
 
-The Brains are defined in ``speechbrain_ext.brains``.
+The Brains are defined in ``speechbrain_ext.training.brains``.
 """
 
 from data_prep.ravdess import prepare_ravdess
-from speechbrain_ext.brains import SegmentBrain, SegmentTripletBrain, SupConBrain, TripletBrain, UtteranceBrain
-from speechbrain_ext.recipe import run_recipe
+from speechbrain_ext.training.brains import SegmentBrain, SegmentTripletBrain, SupConBrain, TripletBrain, UtteranceBrain
+from speechbrain_ext.training.recipe import run_recipe
 
 # baseline, attention, bayes | triplet (W) | supcon | seg | triplet_seg (S or W)
 BRAINS = (UtteranceBrain, TripletBrain, SupConBrain, SegmentBrain, SegmentTripletBrain)

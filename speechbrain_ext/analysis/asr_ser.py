@@ -29,9 +29,9 @@ from pathlib import Path
 import pandas as pd
 
 from speechbrain_ext.analysis.runs import find_runs
-from speechbrain_ext.fileio import atomic_write_json, atomic_write_text
-from speechbrain_ext.folds import run_metrics
-from speechbrain_ext.reports import csv_text, pyplot
+from speechbrain_ext.evaluation.reports import csv_text, pyplot
+from speechbrain_ext.training.folds import run_metrics
+from speechbrain_ext.utils.fileio import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 

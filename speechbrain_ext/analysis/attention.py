@@ -37,10 +37,10 @@ import torch
 from tqdm import tqdm
 
 from speechbrain_ext.analysis.runs import ModelSpec, read_resolved_manifest
-from speechbrain_ext.audio import TARGET_SAMPLE_RATE, load_audio
-from speechbrain_ext.encoders import SSLEncoder
-from speechbrain_ext.fileio import atomic_write_json, atomic_write_text, is_local_path
-from speechbrain_ext.reports import pyplot
+from speechbrain_ext.data.audio import TARGET_SAMPLE_RATE, load_audio
+from speechbrain_ext.evaluation.reports import pyplot
+from speechbrain_ext.nn.encoders import SSLEncoder
+from speechbrain_ext.utils.fileio import atomic_write_json, atomic_write_text, is_local_path
 
 logger = logging.getLogger(__name__)
 

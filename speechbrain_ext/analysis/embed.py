@@ -32,9 +32,9 @@ import torch
 from tqdm import tqdm
 
 from speechbrain_ext.analysis.runs import ModelSpec, RecipeRun, RunError, read_resolved_manifest
-from speechbrain_ext.audio import load_audio
-from speechbrain_ext.fileio import atomic_write_json, atomic_write_text
-from speechbrain_ext.reports import csv_text, pyplot
+from speechbrain_ext.data.audio import load_audio
+from speechbrain_ext.evaluation.reports import csv_text, pyplot
+from speechbrain_ext.utils.fileio import atomic_write_json, atomic_write_text
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
@@ -51,7 +51,7 @@ def pooled_states(encoder, wav: torch.Tensor) -> np.ndarray:
     Example
     -------
     >>> import tempfile
-    >>> from speechbrain_ext.encoders import SSLEncoder
+    >>> from speechbrain_ext.nn.encoders import SSLEncoder
     >>> from speechbrain_ext.testing.tiny_models import write_tiny_ssl
     >>> enc = SSLEncoder(write_tiny_ssl(tempfile.mkdtemp()), tempfile.mkdtemp(), freeze=True).eval()
     >>> wav = torch.randn(16000)

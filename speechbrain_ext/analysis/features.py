@@ -7,7 +7,7 @@
   paper), every frame assigned to its nearest word, a histogram per file.
 
 Features come from the ``opensmile`` package (its wheel ships the openSMILE
-library, so extraction works offline). Audio is read with :func:`speechbrain_ext.audio.load_audio`
+library, so extraction works offline). Audio is read with :func:`speechbrain_ext.data.audio.load_audio`
 (channels averaged) and resampled to 16 kHz, the rate of the SSL models these
 baselines are compared with; ``sample_rate=None`` keeps each file's own rate,
 which is what ``opensmile.Smile(...).process_file`` computes on a mono file.
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from speechbrain_ext.audio import TARGET_SAMPLE_RATE, load_audio
+from speechbrain_ext.data.audio import TARGET_SAMPLE_RATE, load_audio
 
 FEATURE_SET = "ComParE_2016"
 BASELINES = ("compare_functionals", "boaw_compare_lld")  # Table I, G-1

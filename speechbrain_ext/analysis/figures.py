@@ -8,7 +8,7 @@ fold run with several seeds counts each utterance once per seed). Into
 - ``per_class_recall.csv``/``.png``: recall of each class with its 95 %
   percentile bootstrap interval (segment_triplet, Fig. 4); the UAR and WA of
   all pooled rows, with their intervals, in ``figures.json`` (``pooled_UAR``,
-  ``pooled_WA``, ``pooled_*_CI95``). ``run_folds`` (:mod:`speechbrain_ext.folds`)
+  ``pooled_WA``, ``pooled_*_CI95``). ``run_folds`` (:mod:`speechbrain_ext.training.folds`)
   reports something else as UAR and WA: the mean of the per-fold values;
   with folds of unequal size or class mix the two differ;
 - ``confusion_normalised.csv``/``.png``: the confusion counts summed over the
@@ -41,15 +41,15 @@ import numpy as np
 import pandas as pd
 
 from speechbrain_ext.analysis.runs import RecipeRun, RunError, find_runs
-from speechbrain_ext.fileio import atomic_write_json, atomic_write_text
-from speechbrain_ext.metrics import (
+from speechbrain_ext.evaluation.metrics import (
     bootstrap_classification,
     confusion_matrix,
     per_class_recall,
     unweighted_average_recall,
     weighted_accuracy,
 )
-from speechbrain_ext.reports import csv_text, pyplot
+from speechbrain_ext.evaluation.reports import csv_text, pyplot
+from speechbrain_ext.utils.fileio import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def per_class_recall_ci(
     labels : sequence of str
         Class names in index order.
     n_boot : int
-        Resamples (:func:`~speechbrain_ext.metrics.bootstrap_classification`).
+        Resamples (:func:`~speechbrain_ext.evaluation.metrics.bootstrap_classification`).
     seed : int
         Resampling seed.
 
@@ -417,6 +417,18 @@ def _durations(folders: Sequence[Path], frame: pd.DataFrame, split: str) -> np.n
         entries = RecipeRun(folder).entries(split)
         out[rows.index.to_numpy()] = [float(entries.get(utt, {}).get("duration", np.nan)) for utt in rows["id"]]
     return out
+
+
+def fold_figures(results_folder: Path, folders: Sequence[Path], split: str) -> None:
+    """The fold runner's figures: ``<results folder>/figures/`` of the pooled predictions of its runs.
+
+    Per-class recall with bootstrap intervals, the normalised confusion summed
+    over the runs, confidence of correct and wrong decisions, UAR by utterance
+    length. The t-SNE is left out: it would encode every test file again with
+    each fold's encoder (``python -m speechbrain_ext.analysis figures <results folder>`` adds it).
+    Passed to :func:`speechbrain_ext.training.folds.main` by the recipes' ``run_folds.py``.
+    """
+    write_figures(results_folder, tsne=False, split=split, runs=folders, progress=False)
 
 
 def write_figures(

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from speechbrain_ext.encoders import SSLEncoder
-from speechbrain_ext.fileio import is_local_path
-from speechbrain_ext.hyperparams import plain_values, to_plain
-from speechbrain_ext.manifests import fill_data_root, read_manifest, uses_data_root
+from speechbrain_ext.data.manifests import fill_data_root, read_manifest, uses_data_root
+from speechbrain_ext.nn.encoders import SSLEncoder
+from speechbrain_ext.utils.fileio import is_local_path
+from speechbrain_ext.utils.hyperparams import plain_values, to_plain
 
-SSL_ENCODER_TAG = "!new:speechbrain_ext.encoders.SSLEncoder"
+SSL_ENCODER_TAG = "!new:speechbrain_ext.nn.encoders.SSLEncoder"
 
 
 class RunError(ValueError):
@@ -122,7 +122,7 @@ class RecipeRun:
 
     def encoder(self) -> SSLEncoder:
         """The run's fine-tuned SSL encoder (its selected checkpoint), frozen and in eval mode."""
-        from speechbrain_ext.hub import RunModel
+        from speechbrain_ext.serving.hub import RunModel
 
         node = self.values.get("model", {})
         encoder = node.get("encoder") if hasattr(node, "get") else None
@@ -144,7 +144,7 @@ class RecipeRun:
     @cached_property
     def checkpoint_key(self) -> str:
         """Identifies the selected checkpoint's weights (path, size and time of ``model.ckpt``)."""
-        from speechbrain_ext.tasks import best_checkpoint
+        from speechbrain_ext.training.tasks import best_checkpoint
 
         found = best_checkpoint(Path(str(self.values["save_folder"])))
         if found is None:
@@ -154,7 +154,7 @@ class RecipeRun:
 
 
 def read_resolved_manifest(path: str | os.PathLike, data_folder: str | os.PathLike | None = None) -> dict:
-    """A manifest's entries (:func:`~speechbrain_ext.manifests.read_manifest`) with ``{data_root}`` filled by ``data_folder``.
+    """A manifest's entries (:func:`~speechbrain_ext.data.manifests.read_manifest`) with ``{data_root}`` filled by ``data_folder``.
 
     The analyses open the audio files, so a manifest whose paths start with
     ``{data_root}`` needs the corpus folder: a ``RunError`` says so when it is not given.
