@@ -3,7 +3,7 @@
     python tests/cpt_learning.py IEMOCAP_CORPUS HUBERT_SOURCE OUT_FOLDER
 
 The frame labels go through the pipeline's own k-means path
-(:func:`~speechbrain_ext.methods.flea.pretraining.extract_frames`, ``fit_kmeans``,
+(:func:`~speechbrain_ext.methods.flea.frame_labels.extract_frames`, ``fit_kmeans``,
 ``assign_labels``) over a transparent frame feature: each 20 ms frame's log
 energy over the surrounding 200 ms. The k-means labels of a tiny random
 encoder's layers change from one frame to the next almost at random (two
@@ -22,14 +22,9 @@ import torch
 from torch import nn
 
 from data_prep.iemocap import prepare_iemocap
-from speechbrain_ext.methods.flea.pretraining import (
-    MaskedPrediction,
-    MaskedPredictionTrainer,
-    assign_labels,
-    extract_frames,
-    fit_kmeans,
-    manifest_items,
-)
+from speechbrain_ext.methods.flea.frame_labels import assign_labels, extract_frames, fit_kmeans
+from speechbrain_ext.methods.flea.pretraining import MaskedPrediction, manifest_items
+from speechbrain_ext.methods.flea.trainer import MaskedPredictionTrainer
 from speechbrain_ext.utils.fileio import atomic_write_json
 
 

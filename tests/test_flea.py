@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from speechbrain_ext.methods.flea.pretraining import MaskedPrediction, fit_kmeans, iter_shards, load_labels
+from speechbrain_ext.methods.flea.frame_labels import fit_kmeans, iter_shards, load_labels
+from speechbrain_ext.methods.flea.pretraining import MaskedPrediction
 from tests.conftest import REPO, ROWS, flea_command
 
 
@@ -134,7 +135,9 @@ def test_masked_prediction_loss_equals_a_hand_computation(tiny_models):
 
 PRETRAIN_SCRIPT = """
 import json, sys
-from speechbrain_ext.methods.flea.pretraining import load_labels, manifest_items, pretrain
+from speechbrain_ext.methods.flea.frame_labels import load_labels
+from speechbrain_ext.methods.flea.pretraining import manifest_items
+from speechbrain_ext.methods.flea.trainer import pretrain
 flea, data_root, source, folder, out = sys.argv[1:6]
 labels = load_labels(flea + "/L2_k4/pseudo_labels/labels.npz")
 train = manifest_items([flea + "/prep/train.json"], data_root)

@@ -185,7 +185,7 @@ def run_on_main_unbounded(func, args=(), kwargs=None, name: str | None = None):
 def shutdown() -> None:
     """Wait for every rank, then destroy the process group (no-op outside DDP).
 
-    Callers drop their DDP wrappers first (:meth:`~speechbrain_ext.training.brains.RecipeBrain.drop_distributed_wrappers`), so
+    Callers drop their DDP wrappers first (:meth:`~speechbrain_ext.training.ddp_brain.DistributedBrain.drop_distributed_wrappers`), so
     that the group's last reference goes here and its threads end while the interpreter is alive.
     """
     if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -27,7 +27,8 @@ import pandas as pd
 import torch
 
 from speechbrain_ext.data.manifests import SPLITS
-from speechbrain_ext.evaluation.reports import csv_text, plot_confidence_by_correctness, report_table
+from speechbrain_ext.evaluation.plots import plot_confidence_by_correctness
+from speechbrain_ext.evaluation.reports import csv_text, report_table
 from speechbrain_ext.nn.bayesian import BayesianLinear, fit_bayesian_head
 from speechbrain_ext.nn.knn import KNNInterpolator
 from speechbrain_ext.nn.uncertainty import confidence_by_correctness, expected_calibration_error, mc_predictive
@@ -61,7 +62,7 @@ class StageContext:
         return checkpoint.path.name if checkpoint is not None else "none"
 
     def embeddings(self) -> dict:
-        """:meth:`~speechbrain_ext.training.brains.RecipeBrain.embed` of every split, cached on disk per checkpoint."""
+        """:meth:`~speechbrain_ext.training.recipe_brain.RecipeBrain.embed` of every split, cached on disk per checkpoint."""
         if self._embeddings is None:
             folder = self.output_folder / "embeddings"
             folder.mkdir(parents=True, exist_ok=True)

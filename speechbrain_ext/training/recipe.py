@@ -7,7 +7,7 @@
    read the YAML's plain values with the overrides, nothing built; check
    that the YAML's ``brain_class`` is one of the Brains the
    ``train.py`` offers and that the configuration fits it
-   (:meth:`~speechbrain_ext.training.brains.RecipeBrain.check_hparams`), and that the
+   (:meth:`~speechbrain_ext.training.recipe_brain.RecipeBrain.check_hparams`), and that the
    data folder exists, and that every local ``*_hub`` path exists: bad input
    fails here with one line, before any model is loaded or downloaded; take
    the output folder's run lock (a second live run in it is refused; a

@@ -47,15 +47,9 @@ from pathlib import Path
 
 import torch
 
-from speechbrain_ext.methods.flea.pretraining import (
-    PRETRAINING_FILE,
-    assign_labels,
-    extract_frames,
-    fit_kmeans,
-    load_labels,
-    manifest_items,
-    pretrain,
-)
+from speechbrain_ext.methods.flea.frame_labels import assign_labels, extract_frames, fit_kmeans, load_labels
+from speechbrain_ext.methods.flea.pretraining import PRETRAINING_FILE, manifest_items
+from speechbrain_ext.methods.flea.trainer import pretrain
 from speechbrain_ext.training.folds import CHAIN_DONE, recipe_run_finished
 from speechbrain_ext.utils.fileio import atomic_write_json, read_done_marker, write_done_marker
 

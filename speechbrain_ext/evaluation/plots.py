@@ -1,0 +1,103 @@
+"""The plots a report writes: row-normalised confusion, confidence of correct and wrong decisions,
+predicted against true values; and matplotlib's pyplot on a file-only backend for every figure of the project.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion_matrix(cm: np.ndarray, labels: Sequence[str], path: str | os.PathLike, title: str = "") -> None:
+    """Save a row-normalised confusion matrix with counts as a PNG."""
+    plt = pyplot()
+
+    cm = np.asarray(cm)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(labels), 1.0 + 0.7 * len(labels)))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(
+                j,
+                i,
+                str(cm[i, j]),
+                ha="center",
+                va="center",
+                color="white" if norm[i, j] > 0.5 else "black",
+                fontsize=8,
+            )
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_confidence_by_correctness(
+    confidence: np.ndarray, correct: np.ndarray, path: str | Path, title: str = ""
+) -> None:
+    """Density of the top MC-mean probability for correct and wrong predictions (compare2023, Figure 1)."""
+    plt = pyplot()
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    bins = np.linspace(0.0, 1.0, 26)
+    for name, sel, colour in (("correct", correct, "tab:green"), ("wrong", ~correct, "tab:red")):
+        if sel.any():
+            ax.hist(
+                confidence[sel],
+                bins=bins,
+                density=True,
+                alpha=0.5,
+                color=colour,
+                label=f"{name} (n={int(sel.sum())}, mean {confidence[sel].mean():.2f})",
+            )
+    ax.set_xlabel("confidence (MC-mean probability of the predicted class)")
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_regression_scatter(
+    targets: np.ndarray, preds: np.ndarray, names: Sequence[str], spearman: dict, path: str | Path, title: str = ""
+) -> None:
+    """Predicted vs true values, one panel per output, with its Spearman in the panel title."""
+    plt = pyplot()
+
+    cols = min(3, len(names))
+    rows = int(np.ceil(len(names) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k >= len(names):
+            ax.axis("off")
+            continue
+        ax.scatter(targets[:, k], preds[:, k], s=8, alpha=0.6)
+        ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8)
+        rho = spearman[names[k]]
+        ax.set_title(f"{names[k]}: rho {'undefined' if rho is None else f'{rho:.3f}'}", fontsize=9)
+        ax.set_xlabel("true", fontsize=8)
+        ax.set_ylabel("predicted", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
