@@ -19,7 +19,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from data_prep.common import Item, Preparation, PreparationError
+from data_prep.errors import PreparationError
+from data_prep.preparation import Item, Preparation
 
 PARTITIONS = ("train", "devel", "test")
 #: Manifest name of each challenge partition (devel validates).

@@ -29,15 +29,10 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from data_prep.common import (
-    Item,
-    Preparation,
-    PreparationError,
-    check_labels,
-    leave_one_speaker_out,
-    parse_prepare_args,
-    prepare_parser,
-)
+from data_prep.checks import check_labels
+from data_prep.errors import PreparationError
+from data_prep.preparation import Item, Preparation, parse_prepare_args, prepare_parser
+from data_prep.splits import leave_one_speaker_out
 
 logger = logging.getLogger(__name__)
 

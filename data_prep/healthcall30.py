@@ -30,8 +30,9 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from data_prep.common import check_labels, parse_prepare_args, prepare_parser
+from data_prep.checks import check_labels
 from data_prep.compare import normalise, prepare_challenge_package
+from data_prep.preparation import parse_prepare_args, prepare_parser
 
 logger = logging.getLogger(__name__)
 

@@ -26,8 +26,9 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from data_prep.common import PreparationError, parse_prepare_args, prepare_parser
 from data_prep.compare import prepare_challenge_package
+from data_prep.errors import PreparationError
+from data_prep.preparation import parse_prepare_args, prepare_parser
 
 logger = logging.getLogger(__name__)
 

@@ -48,15 +48,10 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from data_prep.common import (
-    Item,
-    Preparation,
-    PreparationError,
-    check_fold,
-    check_labels,
-    parse_prepare_args,
-    prepare_parser,
-)
+from data_prep.checks import check_labels
+from data_prep.errors import PreparationError
+from data_prep.preparation import Item, Preparation, parse_prepare_args, prepare_parser
+from data_prep.splits import check_fold
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from data_prep.common import Item, Preparation, PreparationError, parse_prepare_args, prepare_parser
+from data_prep.errors import PreparationError
+from data_prep.preparation import Item, Preparation, parse_prepare_args, prepare_parser
 
 logger = logging.getLogger(__name__)
 

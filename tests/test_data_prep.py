@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep import common
-from data_prep.common import AudioFileError, PreparationError
+from data_prep import preparation, splits
+from data_prep.errors import AudioFileError, PreparationError
 from data_prep.fesc import prepare_fesc
 from data_prep.healthcall30 import prepare_healthcall30
 from data_prep.hume_prosody import EMOTIONS as HUME_EMOTIONS
@@ -16,7 +16,8 @@ from data_prep.hume_prosody import prepare_hume_prosody
 from data_prep.iemocap import prepare_iemocap
 from data_prep.msp_improv import prepare_msp_improv
 from data_prep.ravdess import prepare_ravdess
-from data_prep.synthetic import generate_corpus, iemocap_layout
+from data_prep.synthetic import generate_corpus
+from data_prep.synthetic_acted import iemocap_layout
 
 SIZES = {
     "IEMOCAP": {"utterances_per_dialog": 6, "dialogs_per_session": 2},
@@ -111,7 +112,7 @@ def test_corrupt_wav_is_named_or_skipped(corpora, tmp_path, name):
 @pytest.mark.parametrize("name", sorted(PREPARE))
 def test_interrupted_preparation_leaves_no_half_written_manifest(corpora, tmp_path, monkeypatch, name):
     calls = {"n": 0}
-    real_replace = common.os.replace
+    real_replace = preparation.os.replace
 
     def interrupted(src, dst):
         calls["n"] += 1
@@ -119,10 +120,10 @@ def test_interrupted_preparation_leaves_no_half_written_manifest(corpora, tmp_pa
             raise KeyboardInterrupt
         return real_replace(src, dst)
 
-    monkeypatch.setattr(common.os, "replace", interrupted)
+    monkeypatch.setattr(preparation.os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
         PREPARE[name](corpora[name], tmp_path / "prep")
-    monkeypatch.setattr(common.os, "replace", real_replace)
+    monkeypatch.setattr(preparation.os, "replace", real_replace)
     left = sorted(p.name for p in (tmp_path / "prep").iterdir())
     assert not [n for n in left if n.endswith(".tmp")], left
     assert "prepare_options.json" not in left  # not marked done, so the next call redoes it
@@ -443,7 +444,7 @@ def test_msp_improv_unknown_label_and_count(corpora, tmp_path):
 
 def test_leave_one_speaker_out_rejects_single_speaker():
     with pytest.raises(PreparationError, match="two speakers"):
-        common.leave_one_speaker_out(["only"], 1)
+        splits.leave_one_speaker_out(["only"], 1)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import soundfile
 
-from data_prep.common import AudioFileError, PreparationError, SpeakerLeakageError
+from data_prep.errors import AudioFileError, PreparationError, SpeakerLeakageError
 from data_prep.ravdess import prepare_ravdess
 from tests.conftest import RAVDESS_SAMPLE
 
@@ -142,16 +142,16 @@ def test_overlapping_splits_rejected(synthetic_ravdess, tmp_path):
 
 def test_leakage_check_runs_on_written_splits(monkeypatch, synthetic_ravdess, tmp_path):
     # Force a leak past the split logic: the library check must still stop the write.
-    import data_prep.common as common
+    import data_prep.preparation as preparation
 
-    real = common.write_split_manifests
+    real = preparation.write_split_manifests
 
     def leaky(save_folder, splits, label_key, *args):
         first = next(iter(splits["train"].values()))
         splits["test"]["leaked"] = dict(first)
         return real(save_folder, splits, label_key, *args)
 
-    monkeypatch.setattr(common, "write_split_manifests", leaky)
+    monkeypatch.setattr(preparation, "write_split_manifests", leaky)
     with pytest.raises(SpeakerLeakageError, match="Actor_01 is in splits test, train"):
         prepare_ravdess(synthetic_ravdess, tmp_path / "prep", allow_subset=True)
     assert not (tmp_path / "prep" / "test.json").exists()

@@ -5,7 +5,8 @@ import re
 import numpy as np
 import soundfile
 
-from data_prep.synthetic import generate_corpus, ravdess_actor_ids
+from data_prep.synthetic import generate_corpus
+from data_prep.synthetic_acted import ravdess_actor_ids
 
 
 def test_layout_and_format(synthetic_ravdess):

@@ -1,8 +1,9 @@
-"""Shared pieces of every ``prepare_<corpus>`` function.
+"""The skeleton every ``prepare_<corpus>`` function shares: skip when prepared, checks, atomic manifests.
 
-Atomic writes, option fingerprints (skip when prepared with the same options,
-redo when they change), audio checks that name the offending file, the
-speaker-leakage check that ends every preparation, and the per-split summary.
+Option fingerprints (skip when prepared with the same options, redo when
+they change), manifests and summaries written atomically after the
+speaker-leakage check, the ``{data_root}`` placeholder, and the command
+line every ``python -m data_prep.<corpus>`` shares.
 """
 
 from __future__ import annotations
@@ -19,34 +20,17 @@ from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
-import soundfile
-from tqdm import tqdm
-
+from data_prep.checks import check_audio
+from data_prep.errors import PreparationError
+from data_prep.splits import check_speaker_disjoint, format_summary, summarise_splits
 from speechbrain_ext.data.manifests import (
     DATA_ROOT,  # the placeholder, read back by speechbrain_ext.data.manifests.read_manifest
 )
-from speechbrain_ext.utils.fileio import atomic_write_json, atomic_write_text  # noqa: F401 (re-exported for the preparation modules)
+from speechbrain_ext.utils.fileio import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
 OPTIONS_FILE = "prepare_options.json"
-
-
-class PreparationError(RuntimeError):
-    """A corpus cannot be prepared as asked; the message says which file and why."""
-
-
-class AudioFileError(PreparationError):
-    """An audio file is unreadable, empty or otherwise unusable."""
-
-    def __init__(self, path: str | os.PathLike, problem: str):
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
-
-
-class SpeakerLeakageError(PreparationError):
-    """A speaker appears in more than one split of a fold."""
 
 
 def options_fingerprint(options: Mapping[str, Any]) -> str:
@@ -102,201 +86,6 @@ def clear_prepared(save_folder: str | os.PathLike) -> None:
     marker = Path(save_folder) / OPTIONS_FILE
     if marker.exists():
         marker.unlink()
-
-
-def audio_info(path: str | os.PathLike) -> tuple[float, int, int]:
-    """Duration (s), sample rate and channel count of an audio file, with a clear error.
-
-    Any sample rate and channel count is accepted (recipes resample to 16 kHz mono).
-
-    Arguments
-    ---------
-    path : str or PathLike
-        Audio file readable by ``soundfile``.
-
-    Returns
-    -------
-    tuple
-        ``(seconds, sample_rate, channels)``.
-
-    Raises
-    ------
-    AudioFileError
-        When the file is missing, cannot be decoded, or holds no samples.
-
-    Example
-    -------
-    >>> import tempfile, numpy, soundfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "x.wav")
-    >>> soundfile.write(path, numpy.zeros((8000, 2)), 16000)
-    >>> audio_info(path)
-    (0.5, 16000, 2)
-    """
-    if not os.path.isfile(path):
-        raise AudioFileError(path, "file not found")
-    if os.path.getsize(path) == 0:
-        raise AudioFileError(path, "empty file (0 bytes)")
-    try:
-        info = soundfile.info(str(path))
-    except Exception as err:  # soundfile raises several types for bad headers
-        raise AudioFileError(path, f"cannot be decoded as audio ({err})") from err
-    if info.frames <= 0 or info.samplerate <= 0:
-        raise AudioFileError(path, "holds no audio samples (zero length)")
-    return info.frames / info.samplerate, int(info.samplerate), int(info.channels)
-
-
-def check_audio(
-    paths: Mapping[str, str], skip_bad_files: bool = False, progress: bool | None = None
-) -> tuple[dict[str, tuple[float, int, int]], list[AudioFileError]]:
-    """Read every file's header; fail on the first bad one, or list and drop bad ones.
-
-    Arguments
-    ---------
-    paths : mapping
-        Utterance id -> audio path.
-    skip_bad_files : bool
-        When True, bad files are returned in the second value instead of raising.
-    progress : bool, optional
-        Progress bar; by default shown for more than 2000 files.
-
-    Returns
-    -------
-    infos : dict
-        Utterance id -> ``(seconds, sample_rate, channels)`` for the good files.
-    bad : list of AudioFileError
-        The dropped files (empty unless ``skip_bad_files``).
-    """
-    infos, bad = {}, []
-    show = len(paths) > 2000 if progress is None else progress
-    for utt_id, path in tqdm(paths.items(), desc="checking audio", unit="file", disable=not show):
-        try:
-            seconds, rate, channels = audio_info(path)
-            infos[utt_id] = (round(seconds, 4), rate, channels)
-        except AudioFileError as err:
-            if not skip_bad_files:
-                raise AudioFileError(err.path, err.problem + " (pass skip_bad_files=True to drop such files)") from err
-            logger.warning("Dropping %s", err)
-            bad.append(err)
-    if bad:
-        print(f"Dropped {len(bad)} unusable audio file(s):\n" + "\n".join(f"  {err}" for err in bad))
-    return infos, bad
-
-
-def check_labels(values: Iterable[str], allowed: Iterable[str], where: str, what: str = "label") -> None:
-    """Raise when a value is not in ``allowed``, listing every value seen with its count.
-
-    Example
-    -------
-    >>> check_labels(["sad", "happy", "joyful"], ["sad", "happy"], "lab/train.csv", "emotion")
-    Traceback (most recent call last):
-    ...
-    data_prep.common.PreparationError: lab/train.csv: unknown emotion value(s) 'joyful'; values seen: happy (1), joyful (1), sad (1); expected one of: happy, sad
-    """
-    seen = Counter(values)
-    allowed = set(allowed)
-    unknown = sorted(v for v in seen if v not in allowed)
-    if unknown:
-        listing = ", ".join(f"{v} ({n})" for v, n in sorted(seen.items()))
-        raise PreparationError(
-            f"{where}: unknown {what} value(s) {', '.join(repr(u) for u in unknown)}; values seen: {listing}; expected one of: {', '.join(sorted(allowed))}"
-        )
-
-
-def check_fold(fold: int, n_folds: int, protocol: str) -> None:
-    """Raise unless ``1 <= fold <= n_folds``.
-
-    Example
-    -------
-    >>> check_fold(6, 5, "loso")
-    Traceback (most recent call last):
-    ...
-    data_prep.common.PreparationError: protocol 'loso' has folds 1..5, not 6
-    """
-    if not 1 <= int(fold) <= n_folds:
-        raise PreparationError(f"protocol {protocol!r} has folds 1..{n_folds}, not {fold}")
-
-
-def leave_one_speaker_out(speakers: Sequence[str], fold: int, valid_offset: int = 1) -> dict[str, list[str]]:
-    """Fold ``fold`` (1-based) of leave-one-speaker-out with a validation speaker.
-
-    Speakers are sorted; the test speaker is the ``fold``-th, the validation
-    speaker the one ``valid_offset`` places after it (cyclically).
-
-    Example
-    -------
-    >>> leave_one_speaker_out(["s3", "s1", "s2"], 3)
-    {'train': ['s2'], 'valid': ['s1'], 'test': ['s3']}
-    """
-    ordered = sorted(speakers)
-    check_fold(fold, len(ordered), "leave-one-speaker-out")
-    test = ordered[fold - 1]
-    valid = ordered[(fold - 1 + valid_offset) % len(ordered)]
-    if valid == test:
-        raise PreparationError("leave-one-speaker-out needs at least two speakers")
-    return {"train": [s for s in ordered if s not in (test, valid)], "valid": [valid], "test": [test]}
-
-
-def check_speaker_disjoint(splits: Mapping[str, Mapping[str, Mapping[str, Any]]], speaker_key: str = "speaker") -> None:
-    """Raise when any speaker appears in two splits (speaker leakage).
-
-    Arguments
-    ---------
-    splits : mapping
-        Split name -> manifest (utterance id -> fields).
-    speaker_key : str
-        Field holding the speaker id.
-
-    Example
-    -------
-    >>> check_speaker_disjoint({"train": {"a": {"speaker": "s1"}}, "test": {"b": {"speaker": "s2"}}})
-    >>> check_speaker_disjoint({"train": {"a": {"speaker": "s1"}}, "test": {"b": {"speaker": "s1"}}})
-    Traceback (most recent call last):
-    ...
-    data_prep.common.SpeakerLeakageError: speaker s1 is in splits test, train
-    """
-    seen: dict[str, set[str]] = {}
-    for split, manifest in splits.items():
-        for entry in manifest.values():
-            seen.setdefault(entry[speaker_key], set()).add(split)
-    for speaker, names in sorted(seen.items()):
-        if len(names) > 1:
-            raise SpeakerLeakageError(f"speaker {speaker} is in splits {', '.join(sorted(names))}")
-
-
-def summarise_splits(
-    splits: Mapping[str, Mapping[str, Mapping[str, Any]]], label_key: str, speaker_key: str = "speaker"
-) -> dict:
-    """Counts per class and speaker, hours, sample rates and channels, for each split.
-
-    Entries without ``label_key`` (a masked test set) count as ``"(unlabelled)"``.
-
-    Example
-    -------
-    >>> s = summarise_splits({"train": {"a": {"speaker": "s1", "emo": "sad", "duration": 3600.0}}}, "emo")
-    >>> s["train"]["classes"], s["train"]["hours"]
-    ({'sad': 1}, 1.0)
-    """
-    summary = {}
-    for split, manifest in splits.items():
-        entries = list(manifest.values())
-        summary[split] = {
-            "utterances": len(entries),
-            "hours": round(sum(e["duration"] for e in entries) / 3600, 4),
-            "classes": dict(sorted(Counter(str(e.get(label_key, "(unlabelled)")) for e in entries).items())),
-            "speakers": dict(sorted(Counter(str(e[speaker_key]) for e in entries).items())),
-        }
-    return summary
-
-
-def format_summary(summary: Mapping[str, Mapping[str, Any]]) -> str:
-    """Render :func:`summarise_splits` output as a short Markdown table."""
-    classes = sorted({c for s in summary.values() for c in s["classes"]})
-    header = "| split | utts | speakers | hours | " + " | ".join(classes) + " |"
-    lines = [header, "|" + "---|" * (4 + len(classes))]
-    for split, s in summary.items():
-        counts = " | ".join(str(s["classes"].get(c, 0)) for c in classes)
-        lines.append(f"| {split} | {s['utterances']} | {len(s['speakers'])} | {s['hours']:.3f} | {counts} |")
-    return "\n".join(lines)
 
 
 def write_split_manifests(
@@ -543,15 +332,3 @@ def parse_prepare_args(parser: argparse.ArgumentParser, argv: Sequence[str] | No
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     return args
-
-
-def index_audio(folder: str | os.PathLike, suffixes: Sequence[str] = (".wav",)) -> dict[str, Path]:
-    """Map file stem -> path for every audio file under ``folder`` (first found wins, duplicates warned)."""
-    index: dict[str, Path] = {}
-    for path in sorted(Path(folder).rglob("*")):
-        if path.suffix.lower() in suffixes and path.is_file():
-            if path.stem in index:
-                logger.warning("%s: duplicate of %s, ignored", path, index[path.stem])
-                continue
-            index[path.stem] = path
-    return index
