@@ -11,7 +11,8 @@ kNN inference with ``--knn_eval=True``) is the YAML's; the YAML's
 a method, subclass one here and add it to ``BRAINS``. What is FESC's own
 is here: its preparation from ``listing.csv`` (leave-one-speaker-out).
 
-The Brains are defined in ``speechbrain_ext.training.brains``.
+The Brains are defined in ``speechbrain_ext.training.brains`` (their shared base, ``RecipeBrain``, in
+``speechbrain_ext.training.recipe_brain``).
 """
 
 from data_prep.fesc import prepare_fesc

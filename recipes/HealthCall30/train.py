@@ -14,7 +14,8 @@ of finished runs: ``python -m speechbrain_ext.fuse``. The challenge's test
 labels are masked: the test split is predicted into ``test_submission.csv``
 (``filename,prediction``) and scored nowhere; the devel report holds the numbers.
 
-The Brains are defined in ``speechbrain_ext.training.brains``.
+The Brains are defined in ``speechbrain_ext.training.brains`` (their shared base, ``RecipeBrain``, in
+``speechbrain_ext.training.recipe_brain``).
 """
 
 from data_prep.healthcall30 import prepare_healthcall30

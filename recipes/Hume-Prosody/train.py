@@ -13,7 +13,8 @@ audio run and a finished text run). The test partition of the challenge
 release is masked: it is predicted into ``test_submission.csv`` and scored
 nowhere; the devel report (``valid_report.json``) holds the numbers.
 
-The Brains are defined in ``speechbrain_ext.training.brains``.
+The Brains are defined in ``speechbrain_ext.training.brains`` (their shared base, ``RecipeBrain``, in
+``speechbrain_ext.training.recipe_brain``).
 """
 
 from data_prep.hume_prosody import prepare_hume_prosody

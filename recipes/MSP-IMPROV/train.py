@@ -12,7 +12,8 @@ a method, subclass one here and add it to ``BRAINS``. What is MSP-IMPROV's
 own is here: its preparation (four classes, leave-one-session-out folds:
 fold k tests session k and validates on session k+1).
 
-The Brains are defined in ``speechbrain_ext.training.brains``.
+The Brains are defined in ``speechbrain_ext.training.brains`` (their shared base, ``RecipeBrain``, in
+``speechbrain_ext.training.recipe_brain``).
 """
 
 from data_prep.msp_improv import prepare_msp_improv

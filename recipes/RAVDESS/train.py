@@ -11,7 +11,8 @@ a method, subclass one here and add it to ``BRAINS``. What is RAVDESS's
 own is here: its preparation (actors 1-20 / 21-22 / 23-24, calm merged into
 neutral).
 
-The Brains are defined in ``speechbrain_ext.training.brains``.
+The Brains are defined in ``speechbrain_ext.training.brains`` (their shared base, ``RecipeBrain``, in
+``speechbrain_ext.training.recipe_brain``).
 """
 
 from data_prep.ravdess import prepare_ravdess
