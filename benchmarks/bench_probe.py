@@ -95,7 +95,7 @@ def old_vs_new(x: np.ndarray, y: np.ndarray, c: float, cap_s: float) -> dict:
     """Seconds of one fit of the old and of the new solver on the same rows and C (one core each); the old one stopped after ``cap_s``."""
     from threadpoolctl import threadpool_limits
 
-    from speechbrain_ext.analysis.probe import svm_pipeline
+    from speechbrain_ext.analysis.svm_probe import svm_pipeline
 
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no thread pools inherited from this one
     queue = context.Queue()
@@ -138,8 +138,9 @@ def run(
 ) -> dict:
     """Corpus, features, probe and the old-solver comparison; returns the seconds and the UAR."""
     from data_prep.ravdess import prepare_ravdess
-    from speechbrain_ext.analysis.features import FeatureCache
-    from speechbrain_ext.analysis.probe import C_GRID, available_cores, cv_splits, load_folds, run_probe
+    from speechbrain_ext.analysis.compare2016 import FeatureCache
+    from speechbrain_ext.analysis.probe import load_folds, run_probe
+    from speechbrain_ext.analysis.svm_probe import C_GRID, available_cores, cv_splits
 
     work = Path(work)
     corpus, prep, cache, out = work / "RAVDESS", work / "prep", work / "cache", work / "probe"

@@ -173,7 +173,7 @@ def test_probe_matches_scikit_learn_and_never_sees_test_speakers(registry_runs, 
 
 
 def test_probe_refuses_a_split_sharing_speakers():
-    from speechbrain_ext.analysis.probe import probe_fold
+    from speechbrain_ext.analysis.svm_probe import probe_fold
 
     x, y = np.zeros((8, 2)), np.array([0, 1] * 4)
     speakers = np.array(["a", "b"] * 4)
@@ -189,7 +189,7 @@ def test_probe_is_a_linear_kernel_svm_where_features_outnumber_utterances():
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    from speechbrain_ext.analysis.probe import probe_fold
+    from speechbrain_ext.analysis.svm_probe import probe_fold
 
     rng = np.random.default_rng(0)
     n_classes, n_speakers, dim = 4, 12, 400

@@ -1,4 +1,4 @@
-"""Attention-map distances (speechbrain_ext.analysis.attention) against references written from the definitions."""
+"""Attention-map distances (speechbrain_ext.analysis.attention, attention_capture, bhattacharyya) against references written from the definitions."""
 
 import argparse
 import importlib
@@ -12,7 +12,8 @@ import soundfile
 import torch
 
 from speechbrain_ext.analysis import attention
-from speechbrain_ext.analysis.attention import attention_distance, attention_maps, bhattacharyya_rows, eager_attention
+from speechbrain_ext.analysis.attention_capture import attention_maps, eager_attention
+from speechbrain_ext.analysis.bhattacharyya import attention_distance, bhattacharyya_rows
 from speechbrain_ext.nn.encoders import SSLEncoder
 from speechbrain_ext.testing.tiny_models import write_tiny_ssl
 

@@ -15,6 +15,8 @@ import torchaudio
 
 from data_prep.ravdess import prepare_ravdess
 from speechbrain_ext.analysis import features as F
+from speechbrain_ext.analysis.boaw import BagOfAudioWords
+from speechbrain_ext.analysis.compare2016 import opensmile_features
 
 SPLIT_FILES = {"train": 6, "valid": 2, "test": 2}  # a handful of files: openSMILE takes ~0.1 s a file
 CODEBOOK = 8
@@ -47,7 +49,7 @@ def test_functionals_equal_opensmile_process_file(fold, tmp_path):
     path = fold["paths"]["test"][0]
     assert soundfile.info(path).samplerate == 48000
     ref = reference(path, opensmile.FeatureLevel.Functionals)
-    native = F.opensmile_features([path], sample_rate=None)
+    native = opensmile_features([path], sample_rate=None)
     assert native.shape == (1, 6373) == (1, ref.shape[1]) and native.dtype == np.float32
     assert np.allclose(native[0], ref.to_numpy()[0], rtol=1e-6, atol=1e-7, equal_nan=True)
 
@@ -59,18 +61,18 @@ def test_functionals_equal_opensmile_process_file(fold, tmp_path):
     copy = tmp_path / "16k.wav"
     soundfile.write(copy, resampled, 16000, subtype="FLOAT")
     ref16 = reference(copy, opensmile.FeatureLevel.Functionals).to_numpy()[0]
-    ours = F.opensmile_features([path])[0]
+    ours = opensmile_features([path])[0]
     assert np.allclose(ours, ref16, rtol=1e-5, atol=1e-6, equal_nan=True)
     assert not np.allclose(ours, native[0], rtol=1e-3)  # the rate matters: the two checks are distinct
     # What feature_baselines returns for the split is the same extraction, in manifest order.
     ids, X = fold["out"]["compare_functionals"]["test"]
     assert ids == list(json.loads(fold["manifests"]["test"].read_text()))
-    assert np.array_equal(X, F.opensmile_features(fold["paths"]["test"]))
+    assert np.array_equal(X, opensmile_features(fold["paths"]["test"]))
 
 
 def test_lld_are_opensmile_lld_then_deltas(fold):
     path = fold["paths"]["valid"][0]
-    lld = F.opensmile_features([path], level="lld", sample_rate=None)[0]
+    lld = opensmile_features([path], level="lld", sample_rate=None)[0]
     ref_lld = reference(path, opensmile.FeatureLevel.LowLevelDescriptors)
     ref_delta = reference(path, opensmile.FeatureLevel.LowLevelDescriptors_Deltas)
     n = len(ref_lld)
@@ -103,9 +105,9 @@ def naive_histogram(frames: np.ndarray, mean, scale, codebooks) -> np.ndarray:
 
 
 def test_boaw_equals_naive_assignment_and_fits_on_train_only(fold):
-    train = F.opensmile_features(fold["paths"]["train"], level="lld", cache_folder=fold["cache"])
-    test = F.opensmile_features(fold["paths"]["test"], level="lld", cache_folder=fold["cache"])
-    boaw = F.BagOfAudioWords(codebook_size=CODEBOOK, seed=0).fit(train)
+    train = opensmile_features(fold["paths"]["train"], level="lld", cache_folder=fold["cache"])
+    test = opensmile_features(fold["paths"]["test"], level="lld", cache_folder=fold["cache"])
+    boaw = BagOfAudioWords(codebook_size=CODEBOOK, seed=0).fit(train)
     frames = np.concatenate(train).astype(np.float64)
     assert np.allclose(boaw.mean_, frames.mean(0)) and np.allclose(
         boaw.scale_[frames.std(0) > 0], frames.std(0)[frames.std(0) > 0]
@@ -124,9 +126,9 @@ def test_boaw_equals_naive_assignment_and_fits_on_train_only(fold):
         ids, X = fold["out"]["boaw_compare_lld"][split]
         assert len(ids) == len(paths) == SPLIT_FILES[split]
         assert np.allclose(
-            X, boaw.transform(F.opensmile_features(paths, level="lld", cache_folder=fold["cache"])), atol=1e-7
+            X, boaw.transform(opensmile_features(paths, level="lld", cache_folder=fold["cache"])), atol=1e-7
         )
-    fitted_on_all = F.BagOfAudioWords(codebook_size=CODEBOOK, seed=0).fit(train + test)
+    fitted_on_all = BagOfAudioWords(codebook_size=CODEBOOK, seed=0).fit(train + test)
     assert not np.allclose(fold["out"]["boaw_compare_lld"]["test"][1], fitted_on_all.transform(test))
 
 
@@ -148,6 +150,6 @@ def test_second_run_reads_the_cache(fold, monkeypatch):
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     try:
         with pytest.raises(AssertionError, match="openSMILE called"):
-            F.opensmile_features([path], cache_folder=fold["cache"])
+            opensmile_features([path], cache_folder=fold["cache"])
     finally:
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))

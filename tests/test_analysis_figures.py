@@ -15,6 +15,8 @@ from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
 from speechbrain_ext.analysis import figures
 from speechbrain_ext.analysis.__main__ import build_parser
+from speechbrain_ext.analysis.pooled_metrics import CONFIDENCE_BINS
+from speechbrain_ext.analysis.tsne import tsne_points
 from speechbrain_ext.training.folds import run_folds
 
 LABELS = ["ang", "hap", "neu", "sad"]
@@ -170,7 +172,7 @@ def test_confidence_is_max_posterior_or_the_mc_confidence_of_a_bayesian_run(two_
     root, pooled = two_folds
     correct = np.array([r["true"] == r["predicted"] for r in pooled])
     top = np.array([r["probs"].max() for r in pooled])
-    edges = np.linspace(0, 1, figures.CONFIDENCE_BINS + 1)
+    edges = np.linspace(0, 1, CONFIDENCE_BINS + 1)
     plain = figures.write_figures(root, out=tmp_path / "plain", tsne=False, n_boot=50)["confidence"]
     assert plain["source"] == "max posterior"
     assert plain["correct"]["counts"] == np.histogram(np.round(top[correct], 6), bins=edges)[0].tolist()
@@ -206,7 +208,7 @@ def test_tsne_of_2000_points_takes_under_a_minute():
     cluster = np.repeat(np.arange(8), 250)
     x = centres[cluster] + rng.normal(0, 1, (2000, 64))
     start = time.perf_counter()
-    points = figures.tsne_points(x, seed=0)
+    points = tsne_points(x, seed=0)
     seconds = time.perf_counter() - start
     print(f"\nt-SNE of 2000 x 64: {seconds:.1f} s")
     assert points.shape == (2000, 2) and np.isfinite(points).all()
