@@ -29,7 +29,8 @@ from pathlib import Path
 import pandas as pd
 
 from speechbrain_ext.analysis.runs import find_runs
-from speechbrain_ext.evaluation.reports import csv_text, pyplot
+from speechbrain_ext.evaluation.plots import pyplot
+from speechbrain_ext.evaluation.reports import csv_text
 from speechbrain_ext.training.folds import run_metrics
 from speechbrain_ext.utils.fileio import atomic_write_json, atomic_write_text
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from speechbrain_ext.analysis.bhattacharyya import attention_distance, check_compatible, load_encoder, select_utterances
 from speechbrain_ext.analysis.runs import ModelSpec, read_resolved_manifest
-from speechbrain_ext.evaluation.reports import pyplot
+from speechbrain_ext.evaluation.plots import pyplot
 from speechbrain_ext.utils.fileio import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,8 @@ import pandas as pd
 
 from speechbrain_ext.analysis.runs import RecipeRun, RunError, find_runs
 from speechbrain_ext.evaluation.metrics import agreement
-from speechbrain_ext.evaluation.reports import csv_text, pyplot
+from speechbrain_ext.evaluation.plots import pyplot
+from speechbrain_ext.evaluation.reports import csv_text
 from speechbrain_ext.utils.fileio import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)

@@ -33,7 +33,8 @@ from tqdm import tqdm
 
 from speechbrain_ext.analysis.runs import ModelSpec, RecipeRun, RunError, read_resolved_manifest
 from speechbrain_ext.data.audio import load_audio
-from speechbrain_ext.evaluation.reports import csv_text, pyplot
+from speechbrain_ext.evaluation.plots import pyplot
+from speechbrain_ext.evaluation.reports import csv_text
 from speechbrain_ext.utils.fileio import atomic_write_json, atomic_write_text
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from speechbrain_ext.analysis.pooled_metrics import CONFIDENCE_BINS
-from speechbrain_ext.evaluation.reports import pyplot
+from speechbrain_ext.evaluation.plots import pyplot
 
 
 def _save(fig, path: Path) -> None:

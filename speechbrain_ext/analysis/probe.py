@@ -31,7 +31,8 @@ from tqdm import tqdm
 from speechbrain_ext.analysis.features import BASELINES, baseline_matrices
 from speechbrain_ext.analysis.runs import RecipeRun, RunError, find_runs, read_resolved_manifest
 from speechbrain_ext.analysis.svm_probe import C_GRID, probe_fold
-from speechbrain_ext.evaluation.reports import csv_text, pyplot
+from speechbrain_ext.evaluation.plots import pyplot
+from speechbrain_ext.evaluation.reports import csv_text
 from speechbrain_ext.utils.fileio import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
