@@ -14,7 +14,7 @@ import torch
 
 from speechbrain_ext.data.audio import AudioLoadError, load_audio
 from speechbrain_ext.serving import classify
-from speechbrain_ext.serving.hub import export_model
+from speechbrain_ext.serving.export.export import export_model
 from speechbrain_ext.serving.inference import EmotionClassifier, EmotionRegressor
 from tests.test_inference import TEST_IDS, _family_folder, wav_of
 
@@ -198,7 +198,7 @@ def test_command_line_reports_unreadable_files_and_classifies_the_rest(
         return real_load(path, *args, **kwargs)
 
     monkeypatch.setattr(
-        "speechbrain_ext.serving.inference.load_audio", load
+        "speechbrain_ext.serving.model_interface.load_audio", load
     )  # the one-by-one path reads through it too
     runs = {}
     for batch_size in ("1", "4"):

@@ -20,7 +20,8 @@ from ruamel.yaml import YAML
 from scipy.stats import spearmanr
 
 from speechbrain_ext.methods.fusion import fuse_runs
-from speechbrain_ext.serving.hub import check_standalone, export_fusion, export_model
+from speechbrain_ext.serving.export.document import check_standalone
+from speechbrain_ext.serving.export.export import export_fusion, export_model
 from tests.conftest import REPO
 
 HC30 = REPO / "recipes" / "HealthCall30" / "hparams"

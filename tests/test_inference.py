@@ -13,7 +13,8 @@ from hyperpyyaml import load_hyperpyyaml, resolve_references
 
 from speechbrain_ext.data.audio import AudioLoadError, load_audio
 from speechbrain_ext.evaluation.reports import metrics_table
-from speechbrain_ext.serving.hub import export_model, publish
+from speechbrain_ext.serving.export.export import export_model
+from speechbrain_ext.serving.export.publish import publish
 from speechbrain_ext.serving.inference import EmotionClassifier, EmotionRegressor
 
 REPO = Path(__file__).resolve().parents[1]

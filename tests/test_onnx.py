@@ -14,7 +14,7 @@ from hyperpyyaml import resolve_references
 
 from speechbrain_ext.data.audio import load_audio
 from speechbrain_ext.nn.models import SegmentModel, TextModel, UtteranceModel
-from speechbrain_ext.serving import hub
+from speechbrain_ext.serving.export import cli
 from speechbrain_ext.serving.inference import EmotionClassifier
 from speechbrain_ext.serving.onnx_model import OnnxEmotionClassifier, export_onnx
 
@@ -36,7 +36,7 @@ def exported(registry_runs, tmp_path_factory):
         run = registry_runs[hparams]
         assert run["proc"].returncode == 0, run["proc"].stderr[-3000:]
         out[name] = tmp_path_factory.mktemp("onnx") / name
-        hub.main(
+        cli.main(
             ["export", "--train-hparams", str(run["folder"] / "hyperparams.yaml"), "--out", str(out[name]), "--onnx"]
         )
     return out
@@ -147,7 +147,7 @@ def test_models_that_cannot_be_exported_are_refused_before_writing(exported, tin
         (["--fusion", str(tmp_path / "late_fusion")], "a FusedModel cannot be exported to ONNX"),
     ):
         with pytest.raises(SystemExit) as stop:
-            hub.main(["export", *argv, "--out", str(tmp_path / "out"), "--onnx"])
+            cli.main(["export", *argv, "--out", str(tmp_path / "out"), "--onnx"])
         assert stop.value.code == 2 and message in capsys.readouterr().err
         assert not (tmp_path / "out").exists()  # refused before the export wrote anything
 

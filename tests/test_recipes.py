@@ -421,7 +421,8 @@ def test_exported_supcon_model_answers_with_its_tuned_knn(registry_runs, registr
     """hub export carries knn_datastore.pt: classify_file returns alpha p_knn + (1 - alpha) p_model with the run's k and alpha."""
     from speechbrain_ext.nn.knn import KNNInterpolator
     from speechbrain_ext.serving.classify import load_model
-    from speechbrain_ext.serving.hub import export_model, main
+    from speechbrain_ext.serving.export.cli import main
+    from speechbrain_ext.serving.export.export import export_model
 
     run = registry_runs["recipes/RAVDESS/hparams/supcon.yaml"]["folder"]
     with_knn = load_model(str(export_model(run / "hyperparams.yaml", tmp_path / "with_knn")), str(tmp_path / "a"))

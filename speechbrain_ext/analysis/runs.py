@@ -122,7 +122,7 @@ class RecipeRun:
 
     def encoder(self) -> SSLEncoder:
         """The run's fine-tuned SSL encoder (its selected checkpoint), frozen and in eval mode."""
-        from speechbrain_ext.serving.hub import RunModel
+        from speechbrain_ext.serving.export.run import RunModel
 
         node = self.values.get("model", {})
         encoder = node.get("encoder") if hasattr(node, "get") else None

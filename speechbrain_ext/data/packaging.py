@@ -1,7 +1,7 @@
 """Hugging Face folders packed into one file of an exported model: tokenizers and the Whisper transcriber.
 
 An exported model folder must load offline and from nothing outside itself
-(:mod:`speechbrain_ext.serving.hub`). Weights of fine-tuned modules go into
+(:mod:`speechbrain_ext.serving.export`). Weights of fine-tuned modules go into
 ``model.ckpt`` and their configurations inline into ``hyperparams.yaml``; what
 is neither (a text encoder's tokenizer files, the whole Whisper model that
 transcribes for a text or fused model) is packed here as a tar archive that

@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     print((run_folder / "test_report.md").read_text())
 
     print("== 5/5 exporting the model and classifying one file")
-    from speechbrain_ext.serving.hub import check_standalone, export_model
+    from speechbrain_ext.serving.export.document import check_standalone
+    from speechbrain_ext.serving.export.export import export_model
     from speechbrain_ext.serving.inference import EmotionClassifier
 
     model_dir = export_model(run_folder / "hyperparams.yaml", out / "model")

@@ -30,7 +30,7 @@ Many files: ``classify_files`` / ``predict_files`` read and resample them in
 background workers, sort them by duration (from the file headers) and run
 them in batches on the interface's device (``run_opts={"device": "cuda:0"}``
 in ``from_hparams``). Batching is exact -- every file gets its one-by-one
-answer to float rounding -- because of what :attr:`~_ModelInterface.batch_exact`
+answer to float rounding -- because of what :attr:`~speechbrain_ext.serving.model_interface.ModelInterface.batch_exact`
 reads from the loaded model's own configuration:
 
 - encoders whose convolutional feature extractor is layer-normed
@@ -48,20 +48,16 @@ reads from the loaded model's own configuration:
 
 from __future__ import annotations
 
-import itertools
-import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from speechbrain.inference.interfaces import Pretrained
 
-from speechbrain_ext.data.audio import TARGET_SAMPLE_RATE, AudioLoadError, audio_frames, iter_chunks, load_audio
-from speechbrain_ext.nn.bayesian import BayesianLinear
-from speechbrain_ext.nn.encoders import model_batch_exact
-from speechbrain_ext.nn.models import FusedModel, ModelOutput, SegmentModel, TextModel, UtteranceModel
+from speechbrain_ext.data.audio import audio_frames
+from speechbrain_ext.nn.models import ModelOutput, SegmentModel, UtteranceModel
 from speechbrain_ext.nn.uncertainty import mc_predictive
+from speechbrain_ext.serving.model_interface import ModelInterface
 
 
 @dataclass
@@ -74,233 +70,7 @@ class Segment:
     probabilities: dict[str, float]
 
 
-class _AudioFiles(torch.utils.data.Dataset):
-    """Files as 16 kHz mono waveforms, read in DataLoader workers; a file that cannot be read gives its error."""
-
-    def __init__(self, paths: Sequence[str | os.PathLike]):
-        self.paths = list(paths)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int):
-        try:
-            return index, load_audio(self.paths[index], TARGET_SAMPLE_RATE)
-        except AudioLoadError as err:
-            return index, err
-
-
-def _pad_collate(items):
-    """``(indices, padded waveforms, sample counts, [(index, error), ...])`` of a batch of :class:`_AudioFiles` items."""
-    good = [(i, wav) for i, wav in items if isinstance(wav, torch.Tensor)]
-    bad = [(i, err) for i, err in items if not isinstance(err, torch.Tensor)]
-    if not good:
-        return [], torch.zeros(0, 1), torch.zeros(0, dtype=torch.long), bad
-    wavs = torch.nn.utils.rnn.pad_sequence([wav for _, wav in good], batch_first=True)
-    return [i for i, _ in good], wavs, torch.tensor([len(wav) for _, wav in good]), bad
-
-
-def default_num_workers(device: str | torch.device = "cpu") -> int:
-    """Background audio readers: ``min(2, CPU count)`` beside an accelerator; on the CPU only the cores its compute threads leave free.
-
-    On 2 cores the CPU model's two threads and two readers slow each other
-    down (measured: see the README), so a CPU run there reads in-process.
-
-    Example
-    -------
-    >>> default_num_workers("cuda:0") == min(2, os.cpu_count() or 1)
-    True
-    """
-    cpus = os.cpu_count() or 1
-    if str(device).startswith("cpu"):
-        return max(0, min(2, cpus - torch.get_num_threads()))
-    return min(2, cpus)
-
-
-class _ModelInterface(Pretrained):
-    """Running the exported model on batches and on files of any length.
-
-    Audio models read the waveforms; text models (and fused models with a
-    text branch) read Whisper transcripts, made by the packaged
-    ``transcriber`` exactly as the training run made them.
-    """
-
-    MODULES_NEEDED = ["model"]
-
-    def _hparam(self, name, default):
-        return getattr(self.hparams, name, default)
-
-    @property
-    def model(self):
-        """The exported model (:mod:`speechbrain_ext.nn.models`)."""
-        return self.mods.model
-
-    @property
-    def reads_text(self) -> bool:
-        """Whether the model reads transcripts (a text model, or a fused model with a text branch)."""
-        return "transcript" in list(self._hparam("model_inputs", ["sig"]))
-
-    def transcribe_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> list[str]:
-        """Whisper transcripts of a padded batch of 16 kHz waveforms."""
-        if "transcriber" not in self.mods:
-            raise ValueError("this model reads no transcripts and carries no Whisper transcriber")
-        lens = torch.ones(len(wavs)) if wav_lens is None else wav_lens
-        return self.mods.transcriber.transcribe(
-            [wav[: int(round(float(rel) * wavs.shape[1]))] for wav, rel in zip(wavs, lens)]
-        )
-
-    def transcribe_file(self, path: str | os.PathLike) -> str:
-        """The Whisper transcript of one file (any rate, channels and length)."""
-        return self.transcribe_batch(load_audio(path, TARGET_SAMPLE_RATE).unsqueeze(0))[0]
-
-    def forward_batch(
-        self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None, transcripts: list[str] | None = None
-    ) -> ModelOutput:
-        """The model's output for a padded batch of 16 kHz waveforms ``(batch, time)`` with relative lengths.
-
-        A model that reads text transcribes the batch first (or takes the given ``transcripts``).
-        """
-        wavs = wavs.to(self.device).float()
-        wav_lens = torch.ones(wavs.shape[0], device=self.device) if wav_lens is None else wav_lens.to(self.device)
-        if self.reads_text and transcripts is None:
-            transcripts = self.transcribe_batch(wavs, wav_lens)
-        with torch.no_grad():
-            if isinstance(self.model, FusedModel):
-                return self.model(wavs, wav_lens, transcripts)
-            if isinstance(self.model, TextModel):
-                return self.model(transcripts)
-            return self.model(wavs, wav_lens)
-
-    def file_frames(self, path: str | os.PathLike, model=None) -> torch.Tensor:
-        """``(1, frames, dim)`` encoder frames of a file (of ``model``, default the exported one), chunk by chunk past ``max_chunk_seconds``."""
-        model = self.model if model is None else model
-        chunk_seconds = float(self._hparam("max_chunk_seconds", 30.0))
-        frames_total, file_sr = audio_frames(path)
-        with torch.no_grad():
-            if frames_total / file_sr <= chunk_seconds:
-                return model.encode(
-                    load_audio(path, TARGET_SAMPLE_RATE).unsqueeze(0).to(self.device), torch.ones(1, device=self.device)
-                )[0]
-            parts = [
-                model.encode(wav.unsqueeze(0).to(self.device), torch.ones(1, device=self.device))[0]
-                for _, wav in iter_chunks(path, chunk_seconds, TARGET_SAMPLE_RATE)
-            ]
-        return torch.cat(parts, dim=1)
-
-    def _file_output(self, model, path, transcript) -> ModelOutput:
-        if isinstance(model, FusedModel):
-            return model.combine([self._file_output(branch, path, transcript) for branch in model.branches])
-        if isinstance(model, TextModel):
-            return model([transcript])
-        return model.from_frames(self.file_frames(path, model))
-
-    def forward_file(self, path: str | os.PathLike) -> ModelOutput:
-        """The model's output for one file (any rate, channels and length); ``self.last_transcript`` holds its transcript, if read."""
-        self.last_transcript = self.transcribe_file(path) if self.reads_text else None
-        with torch.no_grad():
-            return self._file_output(self.model, path, self.last_transcript)
-
-    @property
-    def batch_exact(self) -> bool:
-        """Whether files of different lengths may share a padded batch and still get their one-by-one answers.
-
-        Read from the loaded model, never from a model name: every SSL
-        encoder in it (each branch of a fusion) must be layer-normed with the
-        attention mask passed (:func:`~speechbrain_ext.nn.encoders.model_batch_exact`). Models that read
-        transcripts are not batch-exact (``classify_files`` runs them one file
-        at a time); group-norm models are batched only among files of equal
-        length, which is exact too.
-        """
-        return not self.reads_text and model_batch_exact(self.model)
-
-    def _batches(self, paths: Sequence, batch_size: int) -> tuple[list[list[int]], list[int], dict[int, Exception]]:
-        """Batches of file indices by length (from the headers), files to run alone (over one chunk), header errors."""
-        chunk_seconds = float(self._hparam("max_chunk_seconds", 30.0))
-        lengths, alone, errors = [], [], {}
-        for i, path in enumerate(paths):
-            try:
-                frames, file_sr = audio_frames(path)
-            except AudioLoadError as err:
-                errors[i] = err
-                continue
-            if frames / file_sr > chunk_seconds:
-                alone.append(i)
-            else:
-                lengths.append((i, math.ceil(frames * TARGET_SAMPLE_RATE / file_sr)))
-        lengths.sort(key=lambda item: -item[1])  # longest first; input order among equal lengths
-        size = 1 if self.reads_text else max(1, int(batch_size))
-        if self.batch_exact:
-            groups = [lengths]
-        else:
-            groups = [list(group) for _, group in itertools.groupby(lengths, key=lambda item: item[1])]
-        batches = [[i for i, _ in group[k : k + size]] for group in groups for k in range(0, len(group), size)]
-        return batches, alone, errors
-
-    def _run_files(
-        self,
-        paths: Sequence,
-        finish: Callable[[ModelOutput], list],
-        batch_size: int,
-        num_workers: int | None,
-        progress: bool,
-    ) -> list:
-        """``finish(output)`` of every file (one entry per row of the output), in input order; unreadable files give their error."""
-        from tqdm import tqdm
-
-        paths = [str(p) for p in paths]
-        batches, alone, errors = self._batches(paths, batch_size)
-        results: dict = dict(errors)
-        num_workers = default_num_workers(self.device) if num_workers is None else int(num_workers)
-        bar = tqdm(total=len(paths), desc="classifying", unit="file", disable=not progress or len(paths) < 2)
-        bar.update(len(errors))
-        loader = torch.utils.data.DataLoader(
-            _AudioFiles(paths),
-            batch_sampler=batches,
-            num_workers=num_workers if batches else 0,
-            collate_fn=_pad_collate,
-            pin_memory=str(self.device).startswith("cuda"),
-        )
-        exact = self.batch_exact
-        for indices, wavs, n_samples, bad in loader:
-            results.update(bad)
-            # Group-norm models: equal lengths only (the headers' lengths could be off by a sample after resampling).
-            runs = [(0, len(indices))] if exact else _equal_runs(n_samples.tolist())
-            for start, stop in runs:
-                part = wavs[start:stop, : int(n_samples[start:stop].max())]
-                lens = n_samples[start:stop].float() / part.shape[1]
-                for i, row in zip(indices[start:stop], finish(self.forward_batch(part, lens))):
-                    results[i] = row
-            bar.update(len(indices) + len(bad))
-        for i in alone:
-            try:
-                results[i] = finish(self.forward_file(paths[i]))[0]
-            except AudioLoadError as err:
-                results[i] = err
-            bar.update(1)
-        bar.close()
-        return [results[i] for i in range(len(paths))]
-
-    def encode_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> torch.Tensor:
-        """Utterance embeddings ``(batch, dim)`` (the head's input)."""
-        return self.forward_batch(wavs, wav_lens).embeddings
-
-    def encode_file(self, path: str | os.PathLike) -> torch.Tensor:
-        """``(1, dim)`` embedding of a file."""
-        return self.forward_file(path).embeddings
-
-    @property
-    def is_bayesian(self) -> bool:
-        """True when the output layer is a :class:`BayesianLinear`."""
-        return isinstance(getattr(self.model, "head", None), BayesianLinear)
-
-    def _require_bayesian(self) -> None:
-        if not self.is_bayesian:
-            raise ValueError(
-                "uncertainty needs a Bayesian head (a run of a *bayes.yaml recipe); this model's head is deterministic"
-            )
-
-
-class EmotionClassifier(_ModelInterface):
+class EmotionClassifier(ModelInterface):
     """The exported classification model, loaded with ``from_hparams`` or ``foreign_class``.
 
     ``classify_batch`` returns ``(out_prob, score, index, text_lab)`` exactly as
@@ -408,7 +178,7 @@ class EmotionClassifier(_ModelInterface):
         """Classify many files in batches: each entry is what :meth:`classify_file` returns for that file.
 
         Files are read and resampled in ``num_workers`` background processes
-        (default :func:`default_num_workers`: 2 beside a GPU; on the CPU, the
+        (default :func:`~speechbrain_ext.serving.batches.default_num_workers`: 2 beside a GPU; on the CPU, the
         cores its threads leave free; 0 reads in this process), sorted by
         duration from their headers and batched on the interface's device.
         When :attr:`batch_exact`, files of any lengths share a padded batch;
@@ -522,7 +292,7 @@ class EmotionClassifier(_ModelInterface):
         return self.classify_batch(wavs, wav_lens)
 
 
-class EmotionRegressor(_ModelInterface):
+class EmotionRegressor(ModelInterface):
     """The exported regression model: emotion intensities in [0, 1], named by ``output_names``.
 
     Example::
@@ -585,23 +355,7 @@ class EmotionRegressor(_ModelInterface):
         return self.predict_batch(wavs, wav_lens)
 
 
-def _equal_runs(lengths: list[int]) -> list[tuple[int, int]]:
-    """``(start, stop)`` of the runs of equal consecutive values.
-
-    Example
-    -------
-    >>> _equal_runs([5, 5, 3, 3, 3, 5])
-    [(0, 2), (2, 5), (5, 6)]
-    """
-    runs, start = [], 0
-    for k in range(1, len(lengths) + 1):
-        if k == len(lengths) or lengths[k] != lengths[start]:
-            runs.append((start, k))
-            start = k
-    return runs
-
-
-def interface_for(hparams_keys) -> type[_ModelInterface]:
+def interface_for(hparams_keys) -> type[ModelInterface]:
     """The interface class of an inference hparams file, from its top-level keys.
 
     Example
@@ -612,4 +366,4 @@ def interface_for(hparams_keys) -> type[_ModelInterface]:
     return EmotionRegressor if "output_names" in hparams_keys else EmotionClassifier
 
 
-__all__ = ["EmotionClassifier", "EmotionRegressor", "Segment", "default_num_workers", "interface_for"]
+__all__ = ["EmotionClassifier", "EmotionRegressor", "Segment", "interface_for"]

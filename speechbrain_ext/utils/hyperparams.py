@@ -4,7 +4,7 @@
 values (a recipe's hparams before the run, a run's saved ``hyperparams.yaml``,
 an exported model's inference YAML): overrides and references resolved,
 nothing built. Tagged nodes (``!new:`` ...) stay ruamel nodes, which the
-exporter (:mod:`speechbrain_ext.serving.hub`) edits and writes back with
+exporter (:mod:`speechbrain_ext.serving.export`) edits and writes back with
 :func:`load_yaml` and :func:`dump_yaml`; :func:`to_plain` turns any of them
 into plain Python.
 """

@@ -1,0 +1,11 @@
+"""Exporting a trained run as a stand-alone model folder and publishing it (``python -m speechbrain_ext.hub``):
+the run read from its YAML (:mod:`~speechbrain_ext.serving.export.run`, its nodes in
+:mod:`~speechbrain_ext.serving.export.nodes`), the inference ``hyperparams.yaml``
+(:mod:`~speechbrain_ext.serving.export.document`), the model card (:mod:`~speechbrain_ext.serving.export.card`),
+the folder of a run or a late fusion with its ONNX graph (:mod:`~speechbrain_ext.serving.export.export`), the upload
+(:mod:`~speechbrain_ext.serving.export.publish`), the command line (:mod:`~speechbrain_ext.serving.export.cli`) and
+the ``custom_interface.py`` copied into every folder (:mod:`~speechbrain_ext.serving.export.custom_interface`).
+
+Imports: the rest of serving (the interfaces) and every layer below it; never analysis, nor the top-level entry
+modules.
+"""
