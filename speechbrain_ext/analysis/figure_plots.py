@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from speechbrain_ext.analysis.pooled_metrics import CONFIDENCE_BINS
-from speechbrain_ext.evaluation.plots import pyplot
-
-
-def _save(fig, path: Path) -> None:
-    """Save a figure atomically (a temporary PNG, then a rename) and close it."""
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.tight_layout()
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
-    pyplot().close(fig)
+from speechbrain_ext.evaluation.plots import pyplot, save_figure
 
 
 def plot_per_class_recall(table: pd.DataFrame, path: Path, title: str) -> None:
@@ -41,7 +30,7 @@ def plot_per_class_recall(table: pd.DataFrame, path: Path, title: str) -> None:
     ax.set_ylabel("recall % (95 % bootstrap CI)")
     ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_confusion(norm: np.ndarray, counts: np.ndarray, labels: Sequence[str], path: Path, title: str) -> None:
@@ -65,29 +54,7 @@ def plot_confusion(norm: np.ndarray, counts: np.ndarray, labels: Sequence[str], 
                 fontsize=8,
             )
     ax.set_title(title, fontsize=9)
-    _save(fig, path)
-
-
-def plot_confidence(confidence: np.ndarray, correct: np.ndarray, path: Path, title: str) -> None:
-    """Density histograms of the confidence of correct and of wrong decisions."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    bins = np.linspace(0.0, 1.0, CONFIDENCE_BINS + 1)
-    for name, sel, colour in (("correct", correct, "tab:green"), ("wrong", ~correct, "tab:red")):
-        if sel.any():
-            ax.hist(
-                confidence[sel],
-                bins=bins,
-                density=True,
-                alpha=0.5,
-                color=colour,
-                label=f"{name} (n={int(sel.sum())}, mean {confidence[sel].mean():.2f})",
-            )
-    ax.set_xlabel("confidence of the decision")
-    ax.set_ylabel("density")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_by_length(table: pd.DataFrame, path: Path, title: str) -> None:
@@ -126,7 +93,7 @@ def plot_by_length(table: pd.DataFrame, path: Path, title: str) -> None:
     ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_tsne(table: pd.DataFrame, labels: Sequence[str], path: Path, title: str) -> None:
@@ -149,4 +116,4 @@ def plot_tsne(table: pd.DataFrame, labels: Sequence[str], path: Path, title: str
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, markerscale=2, loc="best")
-    _save(fig, path)
+    save_figure(fig, path)

@@ -42,12 +42,12 @@ import pandas as pd
 
 from speechbrain_ext.analysis.figure_plots import (
     plot_by_length,
-    plot_confidence,
     plot_confusion,
     plot_per_class_recall,
     plot_tsne,
 )
 from speechbrain_ext.analysis.pooled_metrics import (
+    CONFIDENCE_BINS,
     confidence_histograms,
     normalised_confusion,
     per_class_recall_ci,
@@ -56,6 +56,7 @@ from speechbrain_ext.analysis.pooled_metrics import (
 )
 from speechbrain_ext.analysis.runs import RecipeRun, RunError, find_runs
 from speechbrain_ext.analysis.tsne import tsne_table
+from speechbrain_ext.evaluation.plots import plot_confidence_by_correctness
 from speechbrain_ext.evaluation.reports import csv_text
 from speechbrain_ext.utils.fileio import atomic_write_json, atomic_write_text
 
@@ -220,11 +221,13 @@ def write_figures(
     correct = y_true == y_pred
     source = "MC confidence" if mc else "max posterior"
     result["confidence"] = {"source": source, **confidence_histograms(confidence, correct)}
-    plot_confidence(
+    plot_confidence_by_correctness(
         confidence,
         correct,
         out / "confidence_by_correctness.png",
         f"{name}: {'MC-mean confidence (Bayesian head, ' + split + '_uncertainty.csv)' if mc else 'max posterior probability'}",
+        bins=CONFIDENCE_BINS,
+        xlabel="confidence of the decision",
     )
 
     try:

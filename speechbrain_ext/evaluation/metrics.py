@@ -9,6 +9,7 @@ emotion column over all clips, then averages the columns.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 
@@ -223,6 +224,15 @@ def _resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
+def _percentile_interval(values: np.ndarray, confidence: float) -> tuple:
+    """The central ``confidence`` percentile interval of the finite values, rounded to 4 places; (None, None) if none."""
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return (None, None)
+    tail = (1 - confidence) / 2 * 100
+    return (round(float(np.percentile(values, tail)), 4), round(float(np.percentile(values, 100 - tail)), 4))
+
+
 def bootstrap_classification(
     y_true, y_pred, n_classes: int, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
 ) -> dict:
@@ -263,15 +273,7 @@ def bootstrap_classification(
         recall = np.where(support > 0, np.diagonal(cm, axis1=1, axis2=2) / support, np.nan)
     uar = np.nanmean(recall, axis=1)
     wa = np.trace(cm, axis1=1, axis2=2) / len(y_true)
-    tail = (1 - confidence) / 2 * 100
-
-    def interval(values):
-        values = values[np.isfinite(values)]
-        return (
-            (round(float(np.percentile(values, tail)), 4), round(float(np.percentile(values, 100 - tail)), 4))
-            if len(values)
-            else (None, None)
-        )
+    interval = functools.partial(_percentile_interval, confidence=confidence)
 
     return {
         "UAR": interval(uar),
@@ -327,15 +329,7 @@ def bootstrap_spearman(
         with np.errstate(invalid="ignore", divide="ignore"):
             rhos.append(np.where(denom > 0, (rt * rp).sum(axis=1) / denom, np.nan))
     rho = np.concatenate(rhos)  # (n_boot, k)
-    tail = (1 - confidence) / 2 * 100
-
-    def interval(values):
-        values = values[np.isfinite(values)]
-        return (
-            (round(float(np.percentile(values, tail)), 4), round(float(np.percentile(values, 100 - tail)), 4))
-            if len(values)
-            else (None, None)
-        )
+    interval = functools.partial(_percentile_interval, confidence=confidence)
 
     return {
         "per_column": [interval(rho[:, c]) for c in range(rho.shape[1])],

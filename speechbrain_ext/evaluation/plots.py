@@ -21,6 +21,16 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> None:
+    """Save a figure atomically (a temporary PNG, then a rename) and close it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=dpi)
+    os.replace(tmp, path)
+    pyplot().close(fig)
+
+
 def plot_confusion_matrix(cm: np.ndarray, labels: Sequence[str], path: str | os.PathLike, title: str = "") -> None:
     """Save a row-normalised confusion matrix with counts as a PNG."""
     plt = pyplot()
@@ -46,36 +56,37 @@ def plot_confusion_matrix(cm: np.ndarray, labels: Sequence[str], path: str | os.
                 fontsize=8,
             )
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def plot_confidence_by_correctness(
-    confidence: np.ndarray, correct: np.ndarray, path: str | Path, title: str = ""
+    confidence: np.ndarray,
+    correct: np.ndarray,
+    path: str | Path,
+    title: str = "",
+    bins: int = 25,
+    xlabel: str = "confidence (MC-mean probability of the predicted class)",
 ) -> None:
-    """Density of the top MC-mean probability for correct and wrong predictions (compare2023, Figure 1)."""
+    """Density histograms of the confidence of correct and of wrong decisions (compare2023, Figure 1)."""
     plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    bins = np.linspace(0.0, 1.0, 26)
+    edges = np.linspace(0.0, 1.0, bins + 1)
     for name, sel, colour in (("correct", correct, "tab:green"), ("wrong", ~correct, "tab:red")):
         if sel.any():
             ax.hist(
                 confidence[sel],
-                bins=bins,
+                bins=edges,
                 density=True,
                 alpha=0.5,
                 color=colour,
                 label=f"{name} (n={int(sel.sum())}, mean {confidence[sel].mean():.2f})",
             )
-    ax.set_xlabel("confidence (MC-mean probability of the predicted class)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("density")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def plot_regression_scatter(
@@ -98,6 +109,4 @@ def plot_regression_scatter(
         ax.set_xlabel("true", fontsize=8)
         ax.set_ylabel("predicted", fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
