@@ -289,7 +289,7 @@ SYNTHETIC = {
     "MSP-IMPROV": {"speakers": 12, "utterances_per_speaker": 6},  # 6: every split of fold 1 holds all four classes
 }
 # Code that reads hparams: the shared library and every train.py.
-CODE_FILES = [*sorted((REPO / "speechbrain_ext").glob("*.py")), *sorted((REPO / "recipes").glob("*/train.py"))]
+CODE_FILES = [*sorted((REPO / "speechbrain_ext").rglob("*.py")), *sorted((REPO / "recipes").glob("*/train.py"))]
 
 
 def top_level_keys(yaml_file: Path) -> list[str]:
