@@ -1,4 +1,4 @@
-"""The plots a report writes: row-normalised confusion, confidence of correct and wrong decisions,
+"""The plots a report writes: row-normalised confusion, confidence of correct and wrong decisions, reliability, risk-coverage,
 predicted against true values; and matplotlib's pyplot on a file-only backend for every figure of the project.
 """
 
@@ -109,4 +109,57 @@ def plot_regression_scatter(
         ax.set_xlabel("true", fontsize=8)
         ax.set_ylabel("predicted", fontsize=8)
     fig.suptitle(title)
+    save_figure(fig, path, dpi=110)
+
+
+def plot_reliability(bins: dict, path: str | Path, title: str = "", before: dict | None = None) -> None:
+    """Reliability diagram: accuracy against mean confidence of each non-empty bin
+    (:func:`~speechbrain_ext.evaluation.calibration.reliability_bins`), bars of the bins' shares, the diagonal;
+    ``before``: the bins before temperature scaling, in grey."""
+    plt = pyplot()
+
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    edges, count = np.asarray(bins["edges"]), np.asarray(bins["count"], dtype=float)
+    ax.bar(
+        edges[:-1],
+        count / max(count.sum(), 1.0),
+        width=edges[1] - edges[0],
+        align="edge",
+        color="tab:blue",
+        alpha=0.15,
+        label="share of rows (after)",
+    )
+    for name, data, colour in (("before", before, "tab:grey"), ("after", bins, "tab:blue")):
+        if data is None:
+            continue
+        points = [(c, a) for c, a in zip(data["confidence"], data["accuracy"]) if c is not None]
+        label = (
+            f"{name} temperature: ECE {100 * data['ece']:.1f}%"
+            if before is not None
+            else f"ECE {100 * data['ece']:.1f}%"
+        )
+        ax.plot(*zip(*points), marker="o", markersize=4, color=colour, label=label)
+    ax.plot([0, 1], [0, 1], color="black", linewidth=0.8, linestyle="--")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (top probability), bin mean")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, loc="upper left")
+    save_figure(fig, path, dpi=110)
+
+
+def plot_risk_coverage(curve: dict, path: str | Path, title: str = "") -> None:
+    """Accuracy of the decisions kept against the share kept when abstaining by confidence (:func:`~speechbrain_ext.evaluation.calibration.risk_coverage`)."""
+    plt = pyplot()
+
+    fig, ax = plt.subplots(figsize=(4.6, 3.4))
+    ax.step(curve["coverage"], curve["accuracy"], where="post", color="tab:blue")
+    ax.axhline(1.0 - curve["full_risk"], color="grey", linewidth=0.8, linestyle="--", label="no abstention")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("coverage (share of decisions kept)")
+    ax.set_ylabel("accuracy of the kept decisions")
+    ax.set_title(f"{title} (AURC {curve['aurc']:.3f})".strip(), fontsize=9)
+    ax.legend(fontsize=8, loc="lower left")
     save_figure(fig, path, dpi=110)

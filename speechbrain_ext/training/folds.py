@@ -13,7 +13,9 @@ with the same command, so SpeechBrain resumes it from its last checkpoint.
 
 The table aggregates the metrics each run's report names
 (``summary_metrics``: UAR and WA for classification, mean Spearman, CCC and
-MSE for regression; the kNN columns when ``knn_summary.json`` exists); when
+MSE for regression; the kNN columns when ``knn_summary.json`` exists; the
+test coverage and mean size of the conformal prediction sets when the
+calibration stage ran, :func:`conformal_metrics`); when
 the test split had no labels (a masked challenge partition) it aggregates
 the devel (``valid_report.json``) numbers and says so. ``results.csv`` and
 ``results.md`` hold every run, the mean and the standard deviation (ddof 1).
@@ -43,7 +45,8 @@ from speechbrain_ext.utils.hyperparams import plain_values
 
 DONE_FILE = "run_complete.json"
 FoldFigures = Callable[[Path, Sequence[Path], str], None]  # (results folder, run folders, split) -> figures written
-PERCENT = ("UAR", "WA")  # classification metrics print in percent (and their kNN variants)
+PERCENT = ("UAR", "WA", "coverage")  # classification metrics print in percent (and their kNN variants)
+CONFORMAL = ("coverage", "set_size")  # of the calibration stage's prediction sets
 
 
 def _int_list(text: str) -> list[int]:
@@ -77,7 +80,28 @@ def run_metrics(folder: str | Path) -> tuple[str, dict]:
     knn = folder / "knn_summary.json"
     if knn.is_file():
         values.update({f"{m}_knn": v for m, v in json.loads(knn.read_text())["test"]["with_knn"].items()})
+    if split == "test":  # conformal sets (calibration stage) scored on test; on valid they were fitted
+        values.update(conformal_metrics(report))
+        if knn.is_file() and (folder / "knn" / "test_report.json").is_file():
+            with_knn = conformal_metrics(json.loads((folder / "knn" / "test_report.json").read_text()))
+            values.update({f"{m}_knn": v for m, v in with_knn.items()})
     return split, {"n": report["n"], **values}
+
+
+def conformal_metrics(report: dict) -> dict:
+    """``coverage`` and ``set_size`` (mean) of a test report's conformal section; empty without one.
+
+    Example
+    -------
+    >>> conformal_metrics({"conformal": {"coverage": 0.91, "mean_set_size": 2.4}})
+    {'coverage': 0.91, 'set_size': 2.4}
+    >>> conformal_metrics({"UAR": 0.5})
+    {}
+    """
+    conformal = report.get("conformal") or {}
+    if conformal.get("coverage") is None:
+        return {}
+    return {"coverage": conformal["coverage"], "set_size": conformal["mean_set_size"]}
 
 
 def collect_results(runs: Sequence[dict]) -> tuple[pd.DataFrame, str]:
@@ -88,6 +112,8 @@ def collect_results(runs: Sequence[dict]) -> tuple[pd.DataFrame, str]:
         splits.add(split)
         rows.append({"fold": run["fold"], "valid": run.get("valid") or "", "seed": run["seed"], **values})
     frame = pd.DataFrame(rows)
+    partial = [c for c in frame.columns if c.removesuffix("_knn") in CONFORMAL and frame[c].isna().any()]
+    frame = frame.drop(columns=partial)  # runs made before the calibration stage existed: no conformal columns
     columns = [c for c in frame.columns if c not in ("fold", "valid", "seed", "n")]
     incomplete = frame[columns].isna().any(axis=1)
     if incomplete.any():

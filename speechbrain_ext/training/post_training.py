@@ -12,7 +12,11 @@ from.
   kept frozen (a design choice here: the paper does not say so);
 - :class:`KNNStage` (supcon_knn): kNN interpolation at inference;
 - :class:`EmbeddingsStage`: only the cached embeddings, which an early-fusion
-  run (:class:`~speechbrain_ext.methods.fusion.EarlyFusionFeatures`) reads.
+  run (:class:`~speechbrain_ext.methods.fusion.EarlyFusionFeatures`) reads;
+- :class:`~speechbrain_ext.training.calibration_stage.CalibrationStage`:
+  temperature, conformal sets and out-of-distribution thresholds fitted on
+  valid for the probabilities the stages before it left
+  (:meth:`StageContext.report_decisions`, :attr:`StageContext.ood_scores`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -48,6 +53,10 @@ class StageContext:
     hparams: dict
     reports: dict  # split -> the latest report (stages may replace them)
     probabilities: dict = field(default_factory=dict)  # split -> model probabilities a later stage builds on
+    # report ("run": <split>_report.json, "knn": knn/) -> split -> {ids, targets, probs, method, folder}: what it holds
+    decisions: dict = field(default_factory=dict)
+    # out-of-distribution score (larger = stranger) -> {"valid"/"test": (ids, scores), settings...}
+    ood_scores: dict = field(default_factory=dict)
     _embeddings: dict | None = None
 
     @property
@@ -80,6 +89,21 @@ class StageContext:
                 out[split] = cached
             self._embeddings = out
         return self._embeddings
+
+    def report_decisions(self) -> dict:
+        """Report -> split -> the probabilities it holds now (``run``: the training run's evaluation until a stage replaced it)."""
+        evaluated = getattr(self.brain, "evaluated", None) or {}
+        run = self.decisions.setdefault("run", {})
+        for split, data in evaluated.items():
+            if split not in run:
+                run[split] = {
+                    "ids": list(data["ids"]),
+                    "targets": np.asarray(data["targets"]).astype(int).reshape(-1),
+                    "probs": np.asarray(data["outputs"], dtype=np.float64),
+                    "method": "model",
+                    "folder": self.output_folder,
+                }
+        return self.decisions
 
     def model_probabilities(self, split: str) -> torch.Tensor:
         """The current model's probabilities on a split (a Bayesian stage's MC means once it ran)."""
@@ -246,6 +270,15 @@ class BayesianHeadStage:
         if isinstance(task, ClassificationTask):
             pred = mc_probabilities(layer, data["embeddings"], self.test_samples, seed)
             context.probabilities[split] = pred.mean_probs
+            context.decisions.setdefault("run", {})[split] = {
+                "ids": list(data["ids"]),
+                "targets": targets.astype(int).reshape(-1),
+                "probs": pred.mean_probs.numpy().astype(np.float64),
+                "method": "bayes",
+                "folder": context.output_folder,
+            }
+            mutual = context.ood_scores.setdefault("mutual_information", {"mc_samples": self.test_samples})
+            mutual[split] = (list(data["ids"]), pred.mutual_information.numpy())
             extra.update(self._uncertainty_files(context, task, pred, data["ids"], targets, split))
             report = task.write_report(
                 context.output_folder, data["ids"], targets, pred.mean_probs.numpy(), split=split, extra=extra
@@ -340,7 +373,8 @@ class KNNStage:
         """Tune on valid, report test with and without kNN."""
         task = _require_classification(context, "kNN interpolation")
         probs = {s: context.model_probabilities(s) for s in ("valid", "test")}
-        return knn_evaluate(
+        kept: dict = {}
+        summary = knn_evaluate(
             context.embeddings(),
             probs,
             task,
@@ -348,7 +382,13 @@ class KNNStage:
             weights=self.weights,
             max_k=self.max_k,
             alphas=self.alphas,
+            keep=kept,
         )
+        folder = context.output_folder / "knn"
+        context.decisions["knn"] = {s: {**kept[s], "method": "knn", "folder": folder} for s in ("valid", "test")}
+        distance = {s: (kept[s]["ids"], kept[s].pop("distance")) for s in ("valid", "test")}
+        context.ood_scores["knn_distance"] = {"k": summary["k"], **distance}
+        return summary
 
 
 def knn_evaluate(
@@ -359,6 +399,7 @@ def knn_evaluate(
     weights: str = "uniform",
     max_k: int = 32,
     alphas=None,
+    keep: dict | None = None,
 ) -> dict:
     """Tune kNN interpolation on validation, then report test with and without it.
 
@@ -385,6 +426,10 @@ def knn_evaluate(
         Candidates ``k`` = 1..max_k.
     alphas : sequence of float, optional
         Candidate ``alpha`` (default 0, 0.05, ..., 1).
+    keep : dict, optional
+        Filled with ``valid`` and ``test``: ``ids``, ``targets``, the
+        interpolated ``probs`` and each row's ``distance`` to its ``k``-th
+        neighbour in the datastore the split was scored with.
 
     Returns
     -------
@@ -436,6 +481,14 @@ def knn_evaluate(
         "test": {"without_knn": {m: without[m] for m in names}, "with_knn": {m: with_knn[m] for m in names}},
         "grid": {"ks": tuned["ks"], "alphas": tuned["alphas"], f"valid_{metric}": tuned["grid"]},
     }
+    for split, source, data, probs in (("valid", tuner, valid, valid_knn), ("test", store, test, test_knn)):
+        if keep is not None:
+            keep[split] = {
+                "ids": list(data["ids"]),
+                "targets": data["targets"].numpy().astype(int).reshape(-1),
+                "probs": probs.numpy().astype("float64"),
+                "distance": source.neighbours(data["embeddings"], tuned["k"])[0][:, -1].numpy(),
+            }
     atomic_write_text(output_folder / "knn_summary.json", json.dumps(summary, indent=2) + "\n")
     torch.save(store.state_dict(), output_folder / "knn_datastore.pt")
     print(f"kNN (k={tuned['k']}, alpha={tuned['alpha']}, tuned on validation):")

@@ -209,6 +209,8 @@ class RecipeBrain(DistributedBrain):
             report = self.task.write_report(self.hparams.output_folder, ids, targets, outputs, split=split, extra=extra)
             print(report_table(report, split))
         self.reports[split] = report = ddp_broadcast(report)
+        evaluated = {"ids": list(ids), "targets": targets, "outputs": outputs}  # what the post-training stages build on
+        self.evaluated = {**getattr(self, "evaluated", {}), split: evaluated}
         if logger_ is not None:  # SpeechBrain's loggers write on the main process but expect the call on all
             logger_.log_stats(
                 {
@@ -268,9 +270,10 @@ class RecipeBrain(DistributedBrain):
         Returns
         -------
         dict
-            Split -> report (``valid`` and ``test``).
+            Split -> report (``valid`` and ``test``); the evaluated ids,
+            targets and outputs stay in ``self.evaluated`` (split -> dict).
         """
-        self.reports, self._shard_evaluation = {}, True
+        self.reports, self.evaluated, self._shard_evaluation = {}, {}, True
         try:
             self.fit(
                 self.hparams.epoch_counter,
