@@ -252,8 +252,9 @@ def test_knn_alpha_zero_reproduces_the_model(registry_runs, registry_corpora, ti
 
 def test_knn_choice_never_sees_the_test_split(registry_runs, tmp_path):
     """k and alpha depend on train and valid only: scrambling the test split changes nothing in the choice."""
+    from speechbrain_ext.data.manifests import SPLITS
     from speechbrain_ext.nn.knn import KNNInterpolator
-    from speechbrain_ext.training.post_training import SPLITS, knn_evaluate
+    from speechbrain_ext.training.knn_stage import knn_evaluate
     from speechbrain_ext.training.tasks import ClassificationTask
 
     folder = registry_runs["recipes/RAVDESS/hparams/supcon.yaml"]["folder"]  # knn_eval: embeddings cached
