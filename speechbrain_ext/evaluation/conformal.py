@@ -260,7 +260,10 @@ def fit_conformal(
     dict
         ``alpha``, ``method``, ``mondrian``, ``randomized``, ``n_calibration``,
         ``quantile`` (a float, or a list of one per class when Mondrian;
-        ``inf`` where no finite quantile exists) and ``class_counts``.
+        ``inf`` where no finite quantile exists), ``class_counts``, ``scores``
+        (the sorted true-label scores: :func:`conformal_quantile` of them at
+        any ``alpha`` is that alpha's ``qhat``) and, when Mondrian,
+        ``class_scores`` (the sorted scores of each class).
 
     Example
     -------
@@ -284,6 +287,8 @@ def fit_conformal(
         "n_calibration": int(len(labels)),
         "quantile": quantile,
         "class_counts": np.bincount(labels, minlength=n_classes).tolist(),
+        "scores": np.sort(scores).tolist(),
+        **({"class_scores": [np.sort(scores[labels == c]).tolist() for c in range(n_classes)]} if mondrian else {}),
     }
 
 

@@ -10,6 +10,11 @@ gets the answer the training-time evaluation gave it.
   labels; with a Bayesian head, ``n_samples=`` averages that many weight
   samples and :meth:`EmotionClassifier.uncertainty_file` reports entropy,
   mutual information and per-class spread.
+  A model exported from a calibrated run (``calibration.ckpt``,
+  :mod:`speechbrain_ext.serving.calibration`) also answers with a
+  split-conformal prediction set (``prediction_set=True``), abstains
+  (``abstain=alpha``: label ``None`` when the set is not a singleton) and
+  flags out-of-distribution inputs; probabilities are then temperature-scaled.
 - :class:`EmotionRegressor`: ``predict_file`` returns named intensities
   (Hume-Prosody style sigmoid outputs); with a Bayesian head,
   ``uncertainty_file`` adds each output's predictive standard deviation.
@@ -57,7 +62,9 @@ import torch
 from speechbrain_ext.data.audio import audio_frames
 from speechbrain_ext.nn.models import ModelOutput, SegmentModel, UtteranceModel
 from speechbrain_ext.nn.uncertainty import mc_predictive
+from speechbrain_ext.serving.calibration import ModelCalibration, PredictionSet
 from speechbrain_ext.serving.model_interface import ModelInterface
+from speechbrain_ext.serving.regressor import EmotionRegressor
 
 
 @dataclass
@@ -66,8 +73,9 @@ class Segment:
 
     start: float
     end: float
-    label: str
+    label: str | None  # None: abstained (the window's set at ``abstain`` is not a singleton)
     probabilities: dict[str, float]
+    prediction_set: list[str] | None = None  # calibrated models asked for sets: labels by decreasing probability
 
 
 class EmotionClassifier(ModelInterface):
@@ -82,6 +90,8 @@ class EmotionClassifier(ModelInterface):
         model = EmotionClassifier.from_hparams(source="exported_model")
         out_prob, score, index, text_lab = model.classify_file("speech.wav")
         timeline = model.classify_file("call.wav", segments=True)
+        *answer, sets = model.classify_file("speech.wav", prediction_set=True)  # sets[0].labels
+        out_prob, score, index, text_lab, sets = model.classify_file("speech.wav", abstain=0.1)  # text_lab[0] None: unsure
     """
 
     HPARAMS_NEEDED = ["label_encoder", "n_classes"]
@@ -99,17 +109,62 @@ class EmotionClassifier(ModelInterface):
     def _mc(self, embeddings: torch.Tensor, n_samples: int):
         return mc_predictive(self.model.head.sample(embeddings, n_samples))
 
-    def _decide(self, out: ModelOutput, n_samples: int | None = None):
-        out_prob = out.decision
+    @property
+    def calibration(self) -> ModelCalibration | None:
+        """The run's calibration (``calibration.ckpt``: temperature, conformal scores, OOD thresholds), or None."""
+        return getattr(self.hparams, "calibration", None)
+
+    def _calibration_for(self, prediction_set: bool, abstain: float | None, calibrated: bool | None):
+        """The calibration to apply (None: the raw answer); refuses sets of a model that carries none."""
+        wanted = bool(prediction_set) or abstain is not None
+        if wanted and self.calibration is None:
+            raise ValueError(
+                "this model carries no calibration (calibration.ckpt): export a run whose calibration stage ran "
+                "to get prediction sets or abstentions"
+            )
+        return self.calibration if wanted or calibrated else None
+
+    def _decide(
+        self,
+        out: ModelOutput,
+        n_samples: int | None = None,
+        prediction_set: bool = False,
+        abstain: float | None = None,
+        alpha: float | None = None,
+        calibrated: bool | None = None,
+    ):
+        cal = self._calibration_for(prediction_set, abstain, calibrated)
+        out_prob, mc = out.decision, None
         if n_samples and self.is_bayesian:
-            out_prob = torch.log(self._mc(out.embeddings, n_samples).mean_probs.clamp_min(1e-12))
+            mc = self._mc(out.embeddings, n_samples)
+            out_prob = torch.log(mc.mean_probs.clamp_min(1e-12))
         knn = getattr(self.hparams, "knn", None)
         if (
             knn is not None
         ):  # an exported supcon_knn model: the tuned kNN interpolation (hub export --no-knn leaves it out)
             out_prob = knn(out_prob, out.embeddings)
+        if cal is None:
+            score, index = torch.max(out_prob, dim=-1)
+            return out_prob, score, index, self.hparams.label_encoder.decode_torch(index)
+        entry = "knn" if knn is not None and cal.has_entry("knn") else "run"
+        probs = cal.scale(out_prob.detach().float().exp().cpu().numpy(), entry)
+        scaled = torch.log(torch.from_numpy(probs).clamp_min(1e-12)).to(out_prob.dtype).to(out_prob.device)
+        if calibrated is not False:
+            out_prob = scaled
         score, index = torch.max(out_prob, dim=-1)
-        return out_prob, score, index, self.hparams.label_encoder.decode_torch(index)
+        text_lab = self.hparams.label_encoder.decode_torch(index)
+        if not prediction_set and abstain is None:  # calibrated=True alone: temperature-scaled probabilities
+            return out_prob, score, index, text_lab
+        scores = {}
+        if knn is not None and cal.ood("knn_distance"):
+            queries = out.embeddings.detach().float().cpu()
+            scores["knn_distance"] = knn.interpolator.neighbours(queries, cal.ood("knn_distance")["k"])[0][:, -1]
+        if mc is not None and cal.ood("mutual_information"):
+            scores["mutual_information"] = mc.mutual_information.detach().float().cpu()
+        sets = cal.answer(probs, abstain if abstain is not None else alpha, entry, scores)
+        if abstain is not None:
+            text_lab = [s.labels[0] if len(s.labels) == 1 else None for s in sets]
+        return out_prob, score, index, text_lab, sets
 
     def classify_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None, n_samples: int | None = None):
         """Classify a batch of 16 kHz waveforms.
@@ -142,8 +197,22 @@ class EmotionClassifier(ModelInterface):
         segments: bool = False,
         n_samples: int | None = None,
         return_transcript: bool = False,
+        prediction_set: bool = False,
+        abstain: float | None = None,
+        alpha: float | None = None,
+        calibrated: bool | None = None,
     ):
         """Classify one audio file (any sample rate, channel count and length).
+
+        Without ``prediction_set``, ``abstain`` or ``calibrated`` the answer is
+        the run's own (the probabilities its evaluation saved). With them the
+        model must carry its run's calibration (``calibration.ckpt``):
+        probabilities are temperature-scaled (``p = softmax(log p / T)``,
+        ``T`` fitted on validation; the ranking is unchanged) and the
+        split-conformal set at ``alpha`` holds the true label with
+        probability ``>= 1 - alpha`` on data exchangeable with the
+        validation split (``qhat`` at any ``alpha`` from the run's stored
+        validation scores).
 
         Arguments
         ---------
@@ -155,16 +224,34 @@ class EmotionClassifier(ModelInterface):
             Bayesian head: MC-average this many weight samples.
         return_transcript : bool
             Models that read text: also return the Whisper transcript the decision was made from.
+        prediction_set : bool
+            Also return the conformal prediction set (at ``alpha``).
+        abstain : float, optional
+            Answer ``None`` as the label ("unsure") when the set at this
+            ``alpha`` is not a singleton (empty or several labels); the set is returned too.
+        alpha : float, optional
+            Miscoverage of ``prediction_set`` (default: the run's, e.g. 0.1).
+        calibrated : bool, optional
+            Temperature-scale ``out_prob`` (default: only with ``prediction_set``/``abstain``;
+            ``False`` keeps the raw ``out_prob`` beside the sets).
 
         Returns
         -------
         tuple or list of Segment
-            ``(out_prob, score, index, text_lab)`` for the whole file (plus
-            the transcript with ``return_transcript``), or the timeline.
+            ``(out_prob, score, index, text_lab)`` for the whole file, then
+            with ``prediction_set``/``abstain`` a list of one
+            :class:`~speechbrain_ext.serving.calibration.PredictionSet`
+            (labels by decreasing probability, ``alpha``, ``ood`` flags:
+            ``knn_distance`` with a kNN datastore, ``mutual_information``
+            with ``n_samples`` of a Bayesian head), then the transcript with
+            ``return_transcript``; or the timeline (each segment with its set).
         """
+        if prediction_set and abstain is not None:
+            raise ValueError("prediction_set and abstain are exclusive: abstain returns the set too")
+        options = {"prediction_set": prediction_set, "abstain": abstain, "alpha": alpha, "calibrated": calibrated}
         if segments:
-            return self.timeline(path, n_samples=n_samples)
-        decision = self._decide(self.forward_file(path), n_samples)
+            return self.timeline(path, n_samples=n_samples, **options)
+        decision = self._decide(self.forward_file(path), n_samples, **options)
         return (*decision, self.last_transcript) if return_transcript else decision
 
     def classify_files(
@@ -174,6 +261,9 @@ class EmotionClassifier(ModelInterface):
         num_workers: int | None = None,
         n_samples: int | None = None,
         progress: bool = False,
+        prediction_set: bool = False,
+        abstain: float | None = None,
+        alpha: float | None = None,
     ) -> list:
         """Classify many files in batches: each entry is what :meth:`classify_file` returns for that file.
 
@@ -199,31 +289,50 @@ class EmotionClassifier(ModelInterface):
             Bayesian head: MC-average this many weight samples (one draw set per batch).
         progress : bool
             A progress bar on stderr.
+        prediction_set, abstain, alpha : optional
+            As :meth:`classify_file` (each file's answer then ends with its set).
 
         Returns
         -------
         list
             In input order: ``(out_prob, score, index, text_lab)`` with a batch
-            dimension of one, as :meth:`classify_file`; or, for a file that
+            dimension of one (and ``[set]``), as :meth:`classify_file`; or, for a file that
             cannot be read, its :class:`~speechbrain_ext.data.audio.AudioLoadError`
             (the other files are still classified).
         """
 
+        options = {"prediction_set": prediction_set, "abstain": abstain, "alpha": alpha}
+        self._calibration_for(prediction_set, abstain, None)  # refused before any file is read
+
         def finish(out: ModelOutput) -> list:
-            out_prob, score, index, text_lab = self._decide(out, n_samples)
+            out_prob, score, index, text_lab, *sets = self._decide(out, n_samples, **options)
             return [
-                (out_prob[k : k + 1], score[k : k + 1], index[k : k + 1], [text_lab[k]]) for k in range(len(out_prob))
+                (out_prob[k : k + 1], score[k : k + 1], index[k : k + 1], [text_lab[k]], *(s[k : k + 1] for s in sets))
+                for k in range(len(out_prob))
             ]
 
         return self._run_files(paths, finish, batch_size, num_workers, progress)
 
-    def timeline(self, path: str | os.PathLike, n_samples: int | None = None) -> list[Segment]:
+    def timeline(
+        self,
+        path: str | os.PathLike,
+        n_samples: int | None = None,
+        prediction_set: bool = False,
+        abstain: float | None = None,
+        alpha: float | None = None,
+        calibrated: bool | None = None,
+    ) -> list[Segment]:
         """Decisions over windows of a file, each window pooled by the model's own pooling and head.
 
         A segment model's own windows apply; otherwise windows of
         ``segment_seconds`` (2 s) every ``segment_hop_seconds`` (1 s). A last
-        window aligned to the end covers the tail.
+        window aligned to the end covers the tail. With ``prediction_set`` or
+        ``abstain`` (a calibrated model) each segment carries its set, from the
+        temperature-scaled probabilities of the model's ``run`` entry (windows
+        skip the kNN interpolation); the guarantee was fitted on whole
+        utterances, so for windows it is an approximation.
         """
+        cal = self._calibration_for(prediction_set, abstain, calibrated)
         model = self.model
         if not isinstance(model, UtteranceModel):
             raise ValueError(f"a timeline needs an audio model; this one is a {type(model).__name__}")
@@ -246,15 +355,26 @@ class EmotionClassifier(ModelInterface):
                 log_probs = torch.log(self._mc(embeddings, n_samples).mean_probs.clamp_min(1e-12))
         frames_total, file_sr = audio_frames(path)
         duration, labels, n_frames = frames_total / file_sr, self.labels, frames.shape[1]
+        sets = [None] * len(log_probs)
+        if cal is not None:
+            scaled = cal.scale(log_probs.detach().float().exp().cpu().numpy(), "run")
+            if prediction_set or abstain is not None:
+                sets = [s.labels for s in cal.answer(scaled, abstain if abstain is not None else alpha, "run", {})]
+            if calibrated is not False:
+                log_probs = torch.log(torch.from_numpy(scaled).clamp_min(1e-12))
         out = []
-        for start, lp in zip(starts.tolist(), log_probs):
+        for start, lp, members in zip(starts.tolist(), log_probs, sets):
             probs = [round(p, 6) for p in lp.exp().tolist()]
+            label = labels[int(lp.argmax())]
+            if abstain is not None:
+                label = members[0] if len(members) == 1 else None
             out.append(
                 Segment(
                     round(start / frame_rate, 3),
                     round(min(duration, min(start + size, n_frames) / frame_rate), 3),
-                    labels[int(lp.argmax())],
+                    label,
                     dict(zip(labels, probs)),
+                    members,
                 )
             )
         return out
@@ -292,69 +412,6 @@ class EmotionClassifier(ModelInterface):
         return self.classify_batch(wavs, wav_lens)
 
 
-class EmotionRegressor(ModelInterface):
-    """The exported regression model: emotion intensities in [0, 1], named by ``output_names``.
-
-    Example::
-
-        model = EmotionRegressor.from_hparams(source="exported_regressor")
-        model.predict_file("clip.wav")  # {"Anger": 0.12, "Boredom": 0.40, ...}
-    """
-
-    HPARAMS_NEEDED = ["output_names"]
-
-    def predict_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None) -> torch.Tensor:
-        """``(batch, n_outputs)`` intensities of 16 kHz waveforms."""
-        return self.forward_batch(wavs, wav_lens).decision
-
-    def predict_file(self, path: str | os.PathLike, return_transcript: bool = False):
-        """Named intensities of one file (any rate, channels and length); with ``return_transcript``, also the transcript read."""
-        values = self.forward_file(path).decision[0]
-        named = {name: round(float(v), 6) for name, v in zip(self.hparams.output_names, values)}
-        return (named, self.last_transcript) if return_transcript else named
-
-    def predict_files(
-        self,
-        paths: Sequence[str | os.PathLike],
-        batch_size: int = 8,
-        num_workers: int | None = None,
-        progress: bool = False,
-    ) -> list:
-        """Named intensities of many files, batched as :meth:`EmotionClassifier.classify_files` (same exactness).
-
-        Returns
-        -------
-        list
-            In input order: :meth:`predict_file`'s dict, or the file's
-            :class:`~speechbrain_ext.data.audio.AudioLoadError`.
-        """
-
-        def finish(out: ModelOutput) -> list:
-            names = self.hparams.output_names
-            return [{name: round(float(v), 6) for name, v in zip(names, row)} for row in out.decision]
-
-        return self._run_files(paths, finish, batch_size, num_workers, progress)
-
-    def uncertainty_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None, n_samples: int = 500) -> dict:
-        """A Bayesian head's intensities: mean and standard deviation over ``n_samples`` weight draws, ``(batch, n_outputs)`` each."""
-        self._require_bayesian()
-        draws = self.model.activation(self.model.head.sample(self.encode_batch(wavs, wav_lens), n_samples))
-        return {"mean": draws.mean(dim=0), "std": draws.std(dim=0)}
-
-    def uncertainty_file(self, path: str | os.PathLike, n_samples: int = 500) -> dict[str, dict[str, float]]:
-        """Named mean intensities and their predictive standard deviations for one file: ``{name: {"mean": m, "std": s}}``."""
-        self._require_bayesian()
-        draws = self.model.activation(self.model.head.sample(self.encode_file(path), n_samples))[:, 0]
-        return {
-            name: {"mean": round(float(m), 6), "std": round(float(sd), 6)}
-            for name, m, sd in zip(self.hparams.output_names, draws.mean(0), draws.std(0))
-        }
-
-    def forward(self, wavs, wav_lens=None):
-        """Same as :meth:`predict_batch`."""
-        return self.predict_batch(wavs, wav_lens)
-
-
 def interface_for(hparams_keys) -> type[ModelInterface]:
     """The interface class of an inference hparams file, from its top-level keys.
 
@@ -366,4 +423,4 @@ def interface_for(hparams_keys) -> type[ModelInterface]:
     return EmotionRegressor if "output_names" in hparams_keys else EmotionClassifier
 
 
-__all__ = ["EmotionClassifier", "EmotionRegressor", "Segment", "interface_for"]
+__all__ = ["EmotionClassifier", "EmotionRegressor", "PredictionSet", "Segment", "interface_for"]

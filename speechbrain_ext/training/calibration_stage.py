@@ -59,7 +59,11 @@ are ``null`` then.
           "temperature": 1.23,          # p = softmax(log(max(p_raw, 1e-12)) / temperature)
           "quantile": 0.87,             # qhat (a list, one per class, when mondrian); null = no finite quantile: every
                                         # class is in the set. y is in the set when score(p, y) <= qhat (or qhat[y])
-          "n_calibration": 120, "class_counts": [...]
+          "n_calibration": 120, "class_counts": [...],
+          "scores": [0.02, ...],        # the n_calibration valid nonconformity scores s(x, y) of the true labels,
+                                        # sorted, full precision: qhat at any alpha is
+                                        # conformal.conformal_quantile(scores, alpha) (quantile above, at "alpha")
+          "class_scores": [[...], ...]  # Mondrian only: the sorted scores of each class (qhat[y] at any alpha)
         }
       },
       "ood": {                          # only the scores this run has
@@ -284,6 +288,8 @@ class CalibrationStage:
             "quantile": _finite(fit["quantile"]),
             "n_calibration": fit["n_calibration"],
             "class_counts": fit["class_counts"],
+            "scores": fit["scores"],
+            **({"class_scores": fit["class_scores"]} if self.mondrian else {}),
         }
 
     @staticmethod

@@ -20,6 +20,7 @@ def model_card(
     base_models: Sequence[str] = (),
     repo_id: str = "org/model",
     transcribes: bool = False,
+    calibration: str | None = None,
 ) -> str:
     """The model card: hub metadata header, data, protocol, metrics from the report, usage, limitations, ethics.
 
@@ -39,6 +40,8 @@ def model_card(
         Hub id used in the usage snippets.
     transcribes : bool
         The model reads Whisper transcripts (a text or fused model).
+    calibration : str, optional
+        The calibration section (:func:`calibration_card`), when the model carries its run's calibration.
 
     Returns
     -------
@@ -87,6 +90,7 @@ def model_card(
         ]
     else:
         lines += ["No report was found in the run folder; the model was exported without figures.", ""]
+    lines += [calibration, ""] if calibration else []
     lines += [
         "## Use it",
         "",
@@ -131,6 +135,78 @@ def model_card(
         "",
     ]
     return "\n".join(header + lines)
+
+
+def calibration_card(calibration: dict, report: dict | None) -> str:
+    """The model card's section on the calibration the model carries: what it means, with the run's test figures.
+
+    Arguments
+    ---------
+    calibration : dict
+        The exported ``calibration.ckpt`` (the run's ``calibration.json`` with ``entry``).
+    report : dict or None
+        The test report of that entry (its ``conformal`` and ``calibration`` sections).
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> cal = {"entry": "run", "alpha": 0.1, "method": "aps", "mondrian": False, "ood": {},
+    ...        "entries": {"run": {"temperature": 1.5, "n_calibration": 60}}}
+    >>> report = {"conformal": {"coverage": 0.9, "mean_set_size": 2.5, "singleton_share": 0.25, "n": 40}}
+    >>> text = calibration_card(cal, report)
+    >>> "test coverage 90.0 %" in text and "mean set size 2.50" in text and "abstain=0.1" in text
+    True
+    """
+    entry = calibration["entries"][calibration["entry"]]
+    alpha, method = float(calibration["alpha"]), calibration["method"].upper()
+    kind = "Mondrian (per-class) " if calibration.get("mondrian") else ""
+    lines = [
+        "## Calibration, prediction sets and abstention",
+        "",
+        f"The model carries its run's calibration (`calibration.ckpt`, entry `{calibration['entry']}`), fitted on the "
+        f"**validation** split ({entry['n_calibration']} utterances), never on test:",
+        "",
+        f"- temperature {float(entry['temperature']):.3f}: with `prediction_set`, `abstain` or `calibrated=True` the "
+        "probabilities are `softmax(log p / T)` (same ranking, better-calibrated confidence);",
+        f"- {kind}split-conformal {method} prediction sets: at `alpha` the set holds the true label with probability at "
+        f"least `1 - alpha` on data exchangeable with the validation split (same corpus, speakers and conditions); "
+        f"the run used alpha {alpha:g}, and the validation scores are kept so any alpha can be asked;",
+        "- `abstain=alpha` answers `None` (unsure) when that set is not a single label.",
+    ]
+    conformal = (report or {}).get("conformal") or {}
+    if conformal.get("mean_set_size") is not None:
+        coverage = "-" if conformal.get("coverage") is None else f"{100 * conformal['coverage']:.1f} %"
+        lines += [
+            "",
+            f"On the run's test split ({conformal.get('n')} utterances) at alpha {alpha:g}: test coverage {coverage}, "
+            f"mean set size {conformal['mean_set_size']:.2f}, single-label sets "
+            f"{100 * (conformal.get('singleton_share') or 0):.1f} % (the share `abstain={alpha:g}` answers).",
+        ]
+    for name, item in (calibration.get("ood") or {}).items():
+        threshold = (
+            "never (too few validation rows)" if item.get("threshold") is None else f"above {item['threshold']:.4g}"
+        )
+        lines += [
+            "",
+            f"Out-of-distribution flag `{name}`: {threshold}, at a {100 * item['false_alarm']:.0f} % false-alarm rate on "
+            "validation" + (" (with `n_samples`)" if name == "mutual_information" else "") + ".",
+        ]
+    lines += [
+        "",
+        "A guarantee of coverage is not one of correctness for a person: other speakers, languages or recording "
+        "conditions break the exchangeability it rests on.",
+        "",
+        "```python",
+        'out_prob, score, index, text_lab, sets = model.classify_file("speech.wav", prediction_set=True)  # sets[0].labels',
+        f'out_prob, score, index, text_lab, sets = model.classify_file("speech.wav", abstain={alpha:g})  # text_lab[0] None: unsure',
+        "```",
+        "",
+        f"`python -m speechbrain_ext.classify --model <folder> a.wav --prediction-set [--alpha {alpha:g}]` or `--abstain {alpha:g}`.",
+    ]
+    return "\n".join(lines)
 
 
 ONNX_CARD = """## ONNX

@@ -108,8 +108,10 @@ class Exporter:
         }
 
 
-def inference_document(model, task, model_inputs: list[str], exporter: Exporter, knn: bool = False) -> dict:
-    """The inference YAML document: the model node, the task's label set, the transcriber, the kNN datastore and the pretrainer."""
+def inference_document(
+    model, task, model_inputs: list[str], exporter: Exporter, knn: bool = False, calibration: bool = False
+) -> dict:
+    """The inference YAML document: the model node, the task's label set, the transcriber, the kNN datastore, the calibration and the pretrainer."""
     classification = "label_encoder_file" in task
     reads_text = "transcript" in model_inputs
     lines = ["sample_rate: 16000", "max_chunk_seconds: 30  # longer files are encoded chunk by chunk"]
@@ -123,9 +125,15 @@ def inference_document(model, task, model_inputs: list[str], exporter: Exporter,
         lines += [
             "knn: &knn !new:speechbrain_ext.nn.knn.KNNDatastore  # supcon_knn: p = alpha p_knn + (1 - alpha) p_model, k and alpha tuned on valid"
         ]
+    if calibration:
+        lines += [
+            "calibration: &calibration !new:speechbrain_ext.serving.calibration.ModelCalibration  # the run's "
+            "calibration.json (fitted on valid): temperature, conformal scores, OOD thresholds"
+        ]
     lines += ["modules: {}", "pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer", "    loadables:"]
     lines += ["        label_encoder: *label_encoder"] if classification else []
     lines += ["        knn: *knn"] if knn else []
+    lines += ["        calibration: *calibration"] if calibration else []
     lines += ["        whisper: *transcriber"] if reads_text else []
     doc = load_yaml("\n".join(lines) + "\n")
     if classification:

@@ -9,10 +9,11 @@ label encoder, the packed tokenizers and Whisper, ``custom_interface.py``
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
-from speechbrain_ext.serving.export.card import ONNX_CARD, model_card
+from speechbrain_ext.serving.export.card import ONNX_CARD, calibration_card, model_card
 from speechbrain_ext.serving.export.document import INFERENCE_HEADER, Exporter, inference_document
 from speechbrain_ext.serving.export.nodes import detach, node_class
 from speechbrain_ext.serving.export.run import RunModel
@@ -20,8 +21,10 @@ from speechbrain_ext.serving.inference import interface_for
 from speechbrain_ext.utils.fileio import atomic_write_text
 from speechbrain_ext.utils.hyperparams import dump_yaml, load_yaml
 
+logger = logging.getLogger(__name__)
 CUSTOM_INTERFACE = Path(__file__).with_name("custom_interface.py")  # copied into every exported folder
 KNN_DATASTORE = "knn_datastore.pt"  # written by a run's kNN stage (knn_eval: True)
+CALIBRATION = "calibration.json"  # written by a run's calibration stage (calibrate: True)
 
 
 def _task_class(task_node):
@@ -69,6 +72,11 @@ def export_model(
         Carry the run's kNN datastore (``knn_datastore.pt``, when its kNN
         stage ran) so that the model answers with the tuned ``k`` and ``alpha``.
 
+    The run's ``calibration.json`` (calibration stage) travels as
+    ``calibration.ckpt`` with ``entry`` set to what the model answers with
+    (``knn`` when the datastore is carried, else ``run``), unless the exported
+    checkpoint is not the one it was fitted for.
+
     Returns
     -------
     Path
@@ -98,7 +106,29 @@ def export_model(
         state, model, inputs = run.state_dict(checkpoint), run.node, run.inputs
         text_run = run if "transcript" in inputs else None
     carry_knn = knn and (run.folder / KNN_DATASTORE).is_file() and "features" not in run.inputs
-    return _write_folder(out, exporter, model, state, run, inputs, text_run, whisper, knn=carry_knn)
+    calibration = run_calibration(run.folder, carry_knn, checkpoint)
+    return _write_folder(out, exporter, model, state, run, inputs, text_run, whisper, carry_knn, calibration)
+
+
+def run_calibration(folder: Path, knn: bool, checkpoint: str | Path | None = None) -> dict | None:
+    """The run's ``calibration.json`` with ``entry``: ``knn`` when the export carries the kNN datastore, else ``run``.
+
+    None when the run has none, when it was fitted for another checkpoint than
+    ``checkpoint``, or when it predates the stored validation scores.
+    """
+    path = Path(folder) / CALIBRATION
+    if not path.is_file():
+        return None
+    document = json.loads(path.read_text())
+    entries = document.get("entries") or {}
+    if checkpoint is not None and Path(str(checkpoint)).name != document.get("checkpoint"):
+        logger.warning("%s: fitted for %s, not %s; exported without it", path, document.get("checkpoint"), checkpoint)
+        return None
+    entry = "knn" if knn and "knn" in entries else "run"
+    if entry not in entries or any("scores" not in e for e in entries.values()):
+        logger.warning("%s: no %r entry with validation scores (re-run the stage); exported without it", path, entry)
+        return None
+    return {**document, "entry": entry}
 
 
 def export_fusion(fusion_folder: str | Path, out: str | Path, whisper: str | None = None) -> Path:
@@ -150,8 +180,10 @@ def _write_folder(
     text_run: RunModel | None,
     whisper: str | None,
     knn: bool = False,
+    calibration: dict | None = None,
 ) -> Path:
-    """Write every file of an exported model folder (``knn``: also the run's kNN datastore, as ``knn.ckpt``)."""
+    """Write every file of an exported model folder (``knn``: also the run's kNN datastore, as ``knn.ckpt``;
+    ``calibration``: :func:`run_calibration`'s document, as ``calibration.ckpt``)."""
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
@@ -169,7 +201,9 @@ def _write_folder(
         shutil.copyfile(label_file, out / "label_encoder.ckpt")  # the name the Pretrainer fetches
     if knn:
         shutil.copyfile(run.folder / KNN_DATASTORE, out / "knn.ckpt")
-    doc = inference_document(model, task, inputs, exporter, knn=knn)
+    if calibration is not None:
+        atomic_write_text(out / "calibration.ckpt", json.dumps(calibration, indent=1) + "\n")
+    doc = inference_document(model, task, inputs, exporter, knn=knn, calibration=calibration is not None)
     interface = interface_for(doc).__name__
     atomic_write_text(out / "hyperparams.yaml", INFERENCE_HEADER.format(interface=interface) + dump_yaml(doc))
     atomic_write_text(out / "custom_interface.py", CUSTOM_INTERFACE.read_text(encoding="utf-8"))  # as it is
@@ -192,9 +226,16 @@ def _write_folder(
         exporter.base_models,
         repo_id=out.name,
         transcribes="transcript" in inputs,
+        calibration=calibration_card(calibration, _entry_report(run.folder, calibration)) if calibration else None,
     )
     atomic_write_text(out / "README.md", card)
     return out
+
+
+def _entry_report(folder: Path, calibration: dict) -> dict | None:
+    """The test report of the calibration entry the model answers with (its ``conformal`` section)."""
+    path = folder / calibration["entries"][calibration["entry"]].get("report", "test_report.json")
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def onnx_refusal(train_hparams: str | Path | None = None, fusion: str | Path | None = None) -> str | None:
