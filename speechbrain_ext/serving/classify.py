@@ -4,6 +4,8 @@
     python -m speechbrain_ext.classify --model my_model clips/*.wav --device cuda --batch-size 16
     python -m speechbrain_ext.classify --model org/name calls/*.wav --segments --json
     python -m speechbrain_ext.classify --model bayes_model a.wav --samples 500
+    python -m speechbrain_ext.classify --model my_model a.wav --prediction-set --alpha 0.1
+    python -m speechbrain_ext.classify --model my_model a.wav --abstain 0.1
 
 ``--model`` is an exported folder or a Hugging Face hub id. Files may have
 any sample rate, channel count and length. A file that cannot be read is
@@ -22,6 +24,14 @@ configuration decides what may share a batch:
   the same length, so nothing is padded (a batch of many lengths runs as
   several smaller batches);
 - models that read transcripts, and files over one 30 s chunk: one at a time.
+
+``--prediction-set`` prints each file's split-conformal set (``--alpha``,
+default the run's, e.g. 0.1: it holds the true label with probability at
+least ``1 - alpha`` on data like the run's validation split) and its
+out-of-distribution flags; ``--abstain ALPHA`` prints ``unsure`` (JSON
+``"label": null``) when the set at ``ALPHA`` is not a single label. Both need
+a model exported from a calibrated run, print temperature-scaled
+probabilities, and apply per segment with ``--segments``.
 
 ``--segments`` and ``--samples`` always run one file at a time.
 ``--benchmark`` classifies the files both ways and prints files per second
@@ -58,8 +68,8 @@ def load_model(source: str, savedir: str | None = None, device: str | None = Non
     )
 
 
-def classify_one(model, path: str, segments: bool, samples: int | None) -> dict:
-    """Result of one file as a JSON-ready dict."""
+def classify_one(model, path: str, segments: bool, samples: int | None, sets: dict | None = None) -> dict:
+    """Result of one file as a JSON-ready dict (``sets``: ``prediction_set``/``abstain``/``alpha`` options)."""
     from speechbrain_ext.serving.inference import EmotionRegressor
 
     if isinstance(model, EmotionRegressor):
@@ -67,9 +77,14 @@ def classify_one(model, path: str, segments: bool, samples: int | None) -> dict:
     if segments:
         return {
             "file": path,
-            "segments": [asdict(s) for s in model.classify_file(path, segments=True, n_samples=samples)],
+            "segments": [
+                {k: v for k, v in asdict(s).items() if v is not None or k == "label"}
+                for s in model.classify_file(path, segments=True, n_samples=samples, **(sets or {}))
+            ],
         }
     labels = model.labels
+    if sets:
+        return decision_result(model, path, model.classify_file(path, n_samples=samples, **sets))
     if samples and model.is_bayesian:
         u = model.uncertainty_file(path, n_samples=samples)
         probs = u["mean_probs"][0].tolist()
@@ -86,17 +101,21 @@ def classify_one(model, path: str, segments: bool, samples: int | None) -> dict:
 
 
 def decision_result(model, path: str, decision) -> dict:
-    """A ``classify_file`` answer ``(out_prob, score, index, text_lab)`` as a JSON-ready dict."""
-    out_prob, _, _, text_lab = decision
-    return {
+    """A ``classify_file`` answer ``(out_prob, score, index, text_lab[, sets])`` as a JSON-ready dict."""
+    out_prob, _, _, text_lab, *sets = decision
+    result = {
         "file": path,
         "label": text_lab[0],
         "probabilities": dict(zip(model.labels, [round(p, 6) for p in out_prob[0].exp().tolist()])),
     }
+    if sets:
+        answer = sets[0][0]
+        result.update(set=answer.labels, alpha=answer.alpha, method=answer.method, ood=answer.ood)
+    return result
 
 
 def classify_batched(
-    model, paths: list[str], batch_size: int, num_workers: int | None, progress: bool = True
+    model, paths: list[str], batch_size: int, num_workers: int | None, progress: bool = True, sets: dict | None = None
 ) -> list[dict]:
     """Results of ``classify_files`` / ``predict_files`` as JSON-ready dicts, in input order."""
     from speechbrain_ext.serving.inference import EmotionRegressor
@@ -107,18 +126,27 @@ def classify_batched(
             {"file": p, "error": str(a)} if isinstance(a, Exception) else {"file": p, "intensities": a}
             for p, a in zip(paths, answers)
         ]
-    answers = model.classify_files(paths, batch_size=batch_size, num_workers=num_workers, progress=progress)
+    answers = model.classify_files(
+        paths, batch_size=batch_size, num_workers=num_workers, progress=progress, **(sets or {})
+    )
     return [
         {"file": p, "error": str(a)} if isinstance(a, Exception) else decision_result(model, p, a)
         for p, a in zip(paths, answers)
     ]
 
 
-def iter_one_by_one(model, paths: list[str], segments: bool = False, samples: int | None = None, progress: bool = True):
+def iter_one_by_one(
+    model,
+    paths: list[str],
+    segments: bool = False,
+    samples: int | None = None,
+    progress: bool = True,
+    sets: dict | None = None,
+):
     """Results of one file at a time, as each is done (a file that cannot be read gives ``{"file", "error"}``)."""
     for path in tqdm(paths, desc="classifying", unit="file", disable=not progress or len(paths) < 2, file=sys.stderr):
         try:
-            yield classify_one(model, path, segments, samples)
+            yield classify_one(model, path, segments, samples, sets)
         except AudioLoadError as err:
             yield {"file": path, "error": str(err)}
 
@@ -147,15 +175,33 @@ def benchmark(model, paths: list[str], batch_size: int, num_workers: int | None)
     )
 
 
+def _set_text(result: dict) -> str:
+    """The set part of a text line: ``  set {a, b} at alpha 0.1, OOD: knn_distance``."""
+    if "set" not in result:
+        return ""
+    flagged = [name for name, flag in result.get("ood", {}).items() if flag]
+    return f"  set {{{', '.join(result['set'])}}} at alpha {result['alpha']:g}" + (
+        f", out of distribution: {', '.join(flagged)}" if flagged else ""
+    )
+
+
 def format_result(result: dict) -> str:
-    """One human-readable block per file."""
+    """One human-readable block per file.
+
+    Example
+    -------
+    >>> print(format_result({"file": "a.wav", "label": None, "probabilities": {"x": 0.6, "y": 0.4},
+    ...                      "set": ["x", "y"], "alpha": 0.1, "ood": {"knn_distance": True}}))
+    a.wav: unsure  set {x, y} at alpha 0.1, out of distribution: knn_distance
+    """
     if "error" in result:
         return f"{result['file']}: ERROR {result['error']}"
     if "intensities" in result:
         return f"{result['file']}: " + ", ".join(f"{k} {v:.3f}" for k, v in result["intensities"].items())
     if "segments" in result:
         rows = [f"{result['file']}:"] + [
-            f"  {s['start']:8.2f}-{s['end']:8.2f} s  {s['label']:<12} {max(s['probabilities'].values()):.3f}"
+            f"  {s['start']:8.2f}-{s['end']:8.2f} s  {s['label'] or 'unsure':<12} {max(s['probabilities'].values()):.3f}"
+            + (f"  set {{{', '.join(s['prediction_set'])}}}" if "prediction_set" in s else "")
             for s in result["segments"]
         ]
         return "\n".join(rows)
@@ -164,7 +210,9 @@ def format_result(result: dict) -> str:
         if "entropy" in result
         else ""
     )
-    return f"{result['file']}: {result['label']} ({result['probabilities'][result['label']]:.3f}){extra}"
+    if result["label"] is None:
+        return f"{result['file']}: unsure{_set_text(result)}{extra}"
+    return f"{result['file']}: {result['label']} ({result['probabilities'][result['label']]:.3f}){_set_text(result)}{extra}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -198,21 +246,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="classify one by one and with --batch-size, print files/s of both and their largest difference",
     )
+    calibrated = parser.add_mutually_exclusive_group()
+    calibrated.add_argument(
+        "--prediction-set",
+        action="store_true",
+        help="print each file's conformal prediction set at --alpha (a model exported from a calibrated run)",
+    )
+    calibrated.add_argument(
+        "--abstain",
+        type=float,
+        metavar="ALPHA",
+        help="answer 'unsure' (JSON label null) when the prediction set at ALPHA is not a single label",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        help="--prediction-set: miscoverage of the sets (default: the run's, e.g. 0.1; coverage >= 1 - alpha)",
+    )
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
+    if args.alpha is not None and not args.prediction_set:
+        parser.error("--alpha goes with --prediction-set (--abstain takes its own alpha)")
+    for name, value in (("--alpha", args.alpha), ("--abstain", args.abstain)):
+        if value is not None and not 0.0 < value < 1.0:
+            parser.error(f"{name} must lie in (0, 1), got {value}")
+    sets = (
+        {"prediction_set": True, "alpha": args.alpha}
+        if args.prediction_set
+        else {"abstain": args.abstain}
+        if args.abstain is not None
+        else None
+    )
     model = load_model(args.model, args.savedir, args.device)
+    if sets and getattr(model, "calibration", None) is None:
+        parser.error(
+            f"{args.model} carries no calibration (calibration.ckpt): export a run whose calibration stage ran"
+        )
     if args.benchmark:
         print(benchmark(model, args.files, max(2, args.batch_size), args.num_workers))
         return 0
     start = time.perf_counter()
     results = []
     if args.batch_size > 1 and not args.segments and not args.samples:
-        for result in classify_batched(model, args.files, args.batch_size, args.num_workers):
+        for result in classify_batched(model, args.files, args.batch_size, args.num_workers, sets=sets):
             results.append(result)
             print(json.dumps(result) if args.json else format_result(result))
     else:
-        for result in iter_one_by_one(model, args.files, args.segments, args.samples):
+        for result in iter_one_by_one(model, args.files, args.segments, args.samples, sets=sets):
             results.append(result)
             tqdm.write(json.dumps(result) if args.json else format_result(result))
     seconds = time.perf_counter() - start
