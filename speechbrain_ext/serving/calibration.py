@@ -28,6 +28,7 @@ import json
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, mark_as_transfer, register_checkpoint_hooks
 
 from speechbrain_ext.evaluation.calibration import log_probabilities, softmax
@@ -215,6 +216,71 @@ PredictionSet(labels=['b'], alpha=0.25, method='lac', ood={'knn_distance': True}
         return cls(json.loads(meta[METADATA_KEY])) if METADATA_KEY in meta else None
 
 
+def calibrated_decision(
+    calibration: ModelCalibration | None,
+    out_prob: torch.Tensor,
+    labels: list[str],
+    entry: str = "run",
+    prediction_set: bool = False,
+    abstain: float | None = None,
+    alpha: float | None = None,
+    calibrated: bool | None = None,
+    ood_scores: dict | None = None,
+):
+    """``(out_prob, score, index, text_lab[, sets])`` of log-probabilities under a calibration (both interfaces use it).
+
+    Arguments
+    ---------
+    calibration : ModelCalibration or None
+        The model's calibration (None: the raw answer; sets are then refused).
+    out_prob : torch.Tensor
+        ``(batch, n_classes)`` log-probabilities.
+    labels : list of str
+        Class labels in index order.
+    entry : str
+        The calibration entry of these probabilities (``run`` or ``knn``).
+    prediction_set, abstain, alpha, calibrated :
+        As :meth:`speechbrain_ext.serving.inference.EmotionClassifier.classify_file`.
+    ood_scores : dict, optional
+        Score name -> ``(batch,)`` values for the sets' OOD flags.
+
+    Returns
+    -------
+    tuple
+        ``out_prob`` (temperature-scaled unless ``calibrated=False``, when calibrated), ``score``, ``index``,
+        ``text_lab`` (``None`` where abstaining) and, with ``prediction_set``/``abstain``, a list of :class:`PredictionSet`.
+
+    Example
+    -------
+    >>> doc = {"labels": ["a", "b"], "alpha": 0.25, "method": "lac", "entries": {"run": {"temperature": 2.0,
+    ...        "scores": [0.1, 0.2, 0.3, 0.4]}}}
+    >>> out = calibrated_decision(ModelCalibration(doc), torch.log(torch.tensor([[0.9, 0.1], [0.6, 0.4]])), ["a", "b"],
+    ...                           abstain=0.25)
+    >>> [[round(p, 2) for p in row] for row in out[0].exp().tolist()], out[3], [s.labels for s in out[4]]
+    ([[0.75, 0.25], [0.55, 0.45]], ['a', None], [['a'], []])
+    """
+    wanted = bool(prediction_set) or abstain is not None
+    if prediction_set and abstain is not None:
+        raise ValueError("prediction_set and abstain are exclusive: abstain returns the set too")
+    if wanted and calibration is None:
+        raise ValueError(
+            "this model carries no calibration: export a run whose calibration stage ran to get prediction sets or "
+            "abstentions"
+        )
+    if calibration is not None and (wanted or calibrated):
+        probs = calibration.scale(out_prob.detach().float().exp().cpu().numpy(), entry)
+        if calibrated is not False:
+            out_prob = torch.log(torch.from_numpy(probs).clamp_min(1e-12)).to(out_prob)
+    score, index = torch.max(out_prob, dim=-1)
+    text_lab = [labels[int(i)] for i in index]
+    if not wanted:
+        return out_prob, score, index, text_lab
+    sets = calibration.answer(probs, abstain if abstain is not None else alpha, entry, ood_scores)
+    if abstain is not None:
+        text_lab = [s.labels[0] if len(s.labels) == 1 else None for s in sets]
+    return out_prob, score, index, text_lab, sets
+
+
 def read_calibration(path) -> ModelCalibration:
     """A :class:`ModelCalibration` of a ``calibration.json`` / ``calibration.ckpt`` file."""
     calibration = ModelCalibration()
@@ -222,4 +288,4 @@ def read_calibration(path) -> ModelCalibration:
     return calibration
 
 
-__all__ = ["METADATA_KEY", "ModelCalibration", "PredictionSet", "read_calibration"]
+__all__ = ["METADATA_KEY", "ModelCalibration", "PredictionSet", "calibrated_decision", "read_calibration"]

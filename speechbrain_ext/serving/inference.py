@@ -62,7 +62,7 @@ import torch
 from speechbrain_ext.data.audio import audio_frames
 from speechbrain_ext.nn.models import ModelOutput, SegmentModel, UtteranceModel
 from speechbrain_ext.nn.uncertainty import mc_predictive
-from speechbrain_ext.serving.calibration import ModelCalibration, PredictionSet
+from speechbrain_ext.serving.calibration import ModelCalibration, PredictionSet, calibrated_decision
 from speechbrain_ext.serving.model_interface import ModelInterface
 from speechbrain_ext.serving.regressor import EmotionRegressor
 
@@ -116,13 +116,14 @@ class EmotionClassifier(ModelInterface):
 
     def _calibration_for(self, prediction_set: bool, abstain: float | None, calibrated: bool | None):
         """The calibration to apply (None: the raw answer); refuses sets of a model that carries none."""
-        wanted = bool(prediction_set) or abstain is not None
-        if wanted and self.calibration is None:
+        if prediction_set and abstain is not None:
+            raise ValueError("prediction_set and abstain are exclusive: abstain returns the set too")
+        if (prediction_set or abstain is not None) and self.calibration is None:
             raise ValueError(
                 "this model carries no calibration (calibration.ckpt): export a run whose calibration stage ran "
                 "to get prediction sets or abstentions"
             )
-        return self.calibration if wanted or calibrated else None
+        return self.calibration if prediction_set or abstain is not None or calibrated else None
 
     def _decide(
         self,
@@ -146,25 +147,15 @@ class EmotionClassifier(ModelInterface):
         if cal is None:
             score, index = torch.max(out_prob, dim=-1)
             return out_prob, score, index, self.hparams.label_encoder.decode_torch(index)
-        entry = "knn" if knn is not None and cal.has_entry("knn") else "run"
-        probs = cal.scale(out_prob.detach().float().exp().cpu().numpy(), entry)
-        scaled = torch.log(torch.from_numpy(probs).clamp_min(1e-12)).to(out_prob.dtype).to(out_prob.device)
-        if calibrated is not False:
-            out_prob = scaled
-        score, index = torch.max(out_prob, dim=-1)
-        text_lab = self.hparams.label_encoder.decode_torch(index)
-        if not prediction_set and abstain is None:  # calibrated=True alone: temperature-scaled probabilities
-            return out_prob, score, index, text_lab
         scores = {}
-        if knn is not None and cal.ood("knn_distance"):
+        if (prediction_set or abstain is not None) and knn is not None and cal.ood("knn_distance"):
             queries = out.embeddings.detach().float().cpu()
             scores["knn_distance"] = knn.interpolator.neighbours(queries, cal.ood("knn_distance")["k"])[0][:, -1]
         if mc is not None and cal.ood("mutual_information"):
             scores["mutual_information"] = mc.mutual_information.detach().float().cpu()
-        sets = cal.answer(probs, abstain if abstain is not None else alpha, entry, scores)
-        if abstain is not None:
-            text_lab = [s.labels[0] if len(s.labels) == 1 else None for s in sets]
-        return out_prob, score, index, text_lab, sets
+        entry = "knn" if knn is not None and cal.has_entry("knn") else "run"
+        options = {"prediction_set": prediction_set, "abstain": abstain, "alpha": alpha, "calibrated": calibrated}
+        return calibrated_decision(cal, out_prob, self.labels, entry, ood_scores=scores, **options)
 
     def classify_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None, n_samples: int | None = None):
         """Classify a batch of 16 kHz waveforms.
@@ -246,8 +237,6 @@ class EmotionClassifier(ModelInterface):
             with ``n_samples`` of a Bayesian head), then the transcript with
             ``return_transcript``; or the timeline (each segment with its set).
         """
-        if prediction_set and abstain is not None:
-            raise ValueError("prediction_set and abstain are exclusive: abstain returns the set too")
         options = {"prediction_set": prediction_set, "abstain": abstain, "alpha": alpha, "calibrated": calibrated}
         if segments:
             return self.timeline(path, n_samples=n_samples, **options)
