@@ -53,6 +53,7 @@ import numpy as np
 import torch
 
 from speechbrain_ext.data.audio import TARGET_SAMPLE_RATE, audio_frames, load_audio
+from speechbrain_ext.serving.calibration import ModelCalibration, calibrated_decision
 
 OPSET = 17  # LayerNormalization is a single op from opset 17 on
 EXPORTABLE = ("UtteranceModel", "SegmentModel")
@@ -252,6 +253,8 @@ def export_onnx(interface_or_model, path: str | os.PathLike, opset: int = OPSET,
     }
     if interface is not None and hasattr(interface, "labels"):
         meta["labels"] = repr(list(interface.labels))
+    if getattr(interface, "calibration", None) is not None:  # the graph answers without kNN: the run's entry
+        meta.update(interface.calibration.metadata("run"))
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
     data = proto.SerializeToString()
@@ -367,14 +370,13 @@ class OnnxEmotionClassifier:
         self.max_chunk_seconds = float(meta.get("max_chunk_seconds", 30.0))
         label_file = folder / "label_encoder.txt"
         self.labels = read_labels(label_file) if label_file.is_file() else list(ast.literal_eval(meta["labels"]))
+        self.calibration = ModelCalibration.from_metadata(meta)  # temperature and conformal scores, or None
 
     def _run(self, wav: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"wav": np.ascontiguousarray(wav, dtype=np.float32).reshape(1, -1)})[0]
 
-    def _decide(self, log_probs: np.ndarray):
-        out_prob = torch.from_numpy(log_probs)
-        score, index = torch.max(out_prob, dim=-1)
-        return out_prob, score, index, [self.labels[int(i)] for i in index]
+    def _decide(self, log_probs: np.ndarray, **options):
+        return calibrated_decision(self.calibration, torch.from_numpy(log_probs), self.labels, "run", **options)
 
     def classify_batch(self, wavs: torch.Tensor | np.ndarray, wav_lens: torch.Tensor | None = None):
         """Classify 16 kHz waveforms ``(batch, time)`` with relative lengths, each file on its own (exact for any encoder).
@@ -390,21 +392,35 @@ class OnnxEmotionClassifier:
         ]
         return self._decide(np.concatenate(rows))
 
-    def classify_file(self, path: str | os.PathLike):
+    def classify_file(
+        self,
+        path: str | os.PathLike,
+        prediction_set: bool = False,
+        abstain: float | None = None,
+        alpha: float | None = None,
+        calibrated: bool | None = None,
+    ):
         """Classify one audio file (any sample rate and channel count, up to ``max_chunk_seconds``).
+
+        ``prediction_set``, ``abstain``, ``alpha`` and ``calibrated`` work as in
+        :meth:`EmotionClassifier.classify_file`, from the temperature and
+        conformal scores in the graph's metadata (``calibration``; the
+        ``run`` entry: the graph carries no kNN datastore, so no OOD flags).
 
         Returns
         -------
         tuple
-            ``(out_prob (1, n_classes), score (1,), index (1,), text_lab [str])``, as :meth:`EmotionClassifier.classify_file`.
+            ``(out_prob (1, n_classes), score (1,), index (1,), text_lab [str])``, as :meth:`EmotionClassifier.classify_file`,
+            then the list of one set with ``prediction_set``/``abstain``.
         """
+        options = {"prediction_set": prediction_set, "abstain": abstain, "alpha": alpha, "calibrated": calibrated}
         frames, file_sr = audio_frames(path)
         if frames / file_sr > self.max_chunk_seconds:
             raise ValueError(
                 f"{path}: {frames / file_sr:.1f} s is longer than {self.max_chunk_seconds:g} s; the PyTorch interface encodes such files"
                 " chunk by chunk (EmotionClassifier.classify_file), the ONNX graph only whole files"
             )
-        return self._decide(self._run(load_audio(path, self.sample_rate).numpy()))
+        return self._decide(self._run(load_audio(path, self.sample_rate).numpy()), **options)
 
 
 __all__ = ["OnnxEmotionClassifier", "export_folder", "export_onnx", "read_labels", "refusal", "segment_decision_graph"]
