@@ -179,3 +179,27 @@ def test_loader_refuses_files_the_interface_encodes_in_chunks(exported, tmp_path
         OnnxEmotionClassifier(exported["baseline"]).classify_file(path)
     with pytest.raises(FileNotFoundError, match="--onnx"):
         OnnxEmotionClassifier(tmp_path)
+
+
+def test_onnx_metadata_carries_the_calibration_and_gives_the_same_sets(
+    exported, registry_runs, registry_corpora, tmp_path
+):
+    """The graph's metadata holds the run entry's temperature and scores; onnxruntime gives the PyTorch interface's sets."""
+    from tests.test_calibration_inference import members, saved_sets
+
+    folder = exported["baseline"]
+    meta = {p.key: p.value for p in onnx.load(str(folder / "model.onnx"), load_external_data=False).metadata_props}
+    run = registry_runs[RUNS["baseline"]]["folder"]
+    saved = json.loads((run / "calibration.json").read_text())["entries"]["run"]
+    assert float(meta["temperature"]) == saved["temperature"]
+    assert json.loads(meta["calibration"])["entries"]["run"]["scores"] == saved["scores"]
+    graph = OnnxEmotionClassifier(folder, intra_op_num_threads=1)
+    torch_model = EmotionClassifier.from_hparams(source=str(folder), savedir=str(tmp_path / "c"))
+    rows, paths = saved_sets(run, registry_corpora["RAVDESS"], n=8)
+    same = 0
+    for row, path in zip(rows, paths):
+        *_, sets = graph.classify_file(path, prediction_set=True)
+        same += sets[0].labels == torch_model.classify_file(path, prediction_set=True)[4][0].labels == members(row)
+        *_, text_lab, sets = graph.classify_file(path, abstain=0.5)
+        assert (text_lab[0] is None) == (len(sets[0].labels) != 1)
+    assert same >= len(rows) - 1  # a score within 1e-4 of qhat may fall either side (the graph agrees to 1e-4)
