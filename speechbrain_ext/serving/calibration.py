@@ -33,16 +33,6 @@ import torch
 from speechbrain_ext.evaluation.calibration import log_probabilities, softmax
 from speechbrain_ext.evaluation.conformal import conformal_quantile, conformal_sets, ood_flags
 
-try:  # the checkpoint hooks of the Pretrainer; the ONNX loader runs without speechbrain
-    from speechbrain.utils.checkpoints import (
-        mark_as_loader,
-        mark_as_saver,
-        mark_as_transfer,
-        register_checkpoint_hooks,
-    )
-except ImportError:  # pragma: no cover
-    mark_as_loader = mark_as_saver = mark_as_transfer = register_checkpoint_hooks = lambda f: f  # noqa: E731
-
 METADATA_KEY = "calibration"  # the ONNX metadata_props key holding the JSON of one entry
 META_FIELDS = ("labels", "alpha", "method", "mondrian", "randomized", "seed", "fitted_on", "checkpoint")
 
@@ -65,7 +55,6 @@ class PredictionSet:
     ood: dict[str, bool] = field(default_factory=dict)
 
 
-@register_checkpoint_hooks
 class ModelCalibration:
     """Temperature, split-conformal sets at any ``alpha`` and OOD thresholds of an exported model.
 
@@ -106,19 +95,15 @@ class ModelCalibration:
                 )
         self.document, self.entry = document, name
 
-    @mark_as_saver
     def save(self, path) -> None:
+        """Write the calibration document as JSON."""
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(self.document, handle)
 
-    @mark_as_loader
     def load(self, path, end_of_epoch: bool = False) -> None:
+        """Read a calibration document (``calibration.json`` or an exported ``calibration.ckpt``)."""
         with open(path, encoding="utf-8") as handle:
             self.set_document(json.load(handle))
-
-    @mark_as_transfer
-    def transfer(self, path) -> None:
-        self.load(path)
 
     @property
     def labels(self) -> list[str]:

@@ -127,7 +127,7 @@ def inference_document(
         ]
     if calibration:
         lines += [
-            "calibration: &calibration !new:speechbrain_ext.serving.calibration.ModelCalibration  # the run's "
+            "calibration: &calibration !new:speechbrain_ext.serving.calibration_checkpoint.PretrainedCalibration  # the run's "
             "calibration.json (fitted on valid): temperature, conformal scores, OOD thresholds"
         ]
     lines += ["modules: {}", "pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer", "    loadables:"]
