@@ -53,3 +53,10 @@ def test_wheel_carries_every_recipe_and_the_library(wheel, tmp_path, monkeypatch
     monkeypatch.setattr(demo, "INSTALLED_RECIPES", tmp_path / "nothing")
     with pytest.raises(FileNotFoundError, match="no recipes found"):
         demo.recipes_folder()
+
+
+def test_the_demo_finds_the_recipes_of_a_checkout():
+    """``make demo`` runs from a checkout: the demo trains the checkout's RAVDESS recipe."""
+    checkout = Path(__file__).resolve().parents[1]
+    assert demo.recipes_folder() == checkout / "recipes"
+    assert (demo.recipes_folder() / "RAVDESS" / "hparams" / "triplet_seg.yaml").is_file()

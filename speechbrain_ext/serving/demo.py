@@ -19,7 +19,7 @@ import sysconfig
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 INSTALLED_RECIPES = Path(sysconfig.get_path("data")) / "share" / "speechbrain-paralinguistics" / "recipes"
 
 

@@ -21,6 +21,7 @@ from speechbrain_ext.utils.fileio import atomic_write_json
 logger = logging.getLogger(__name__)
 
 
+@torch.no_grad()
 def extract_frames(
     encoder, items: Sequence[dict], folder: str | os.PathLike, shard_frames: int = 20000, progress: bool = True
 ) -> dict:
@@ -153,6 +154,3 @@ def load_labels(path: str | os.PathLike) -> dict:
     """Utterance id -> frame labels, from :func:`assign_labels`'s file."""
     with np.load(path) as data:
         return {utt: data[utt] for utt in data.files}
-
-
-# ----------------------------------------------------------------------------- the model

@@ -73,8 +73,6 @@ def base_model_of(source: str | os.PathLike) -> str | None:
     return json.loads(record.read_text()).get("base_model") if record.is_file() else None
 
 
-# ----------------------------------------------------------------------------- frames and k-means
-@torch.no_grad()
 class MaskedPrediction(nn.Module):
     """HuBERT with the masked-prediction head: projection to ``proj_dim``, cosine similarity with cluster embeddings.
 
