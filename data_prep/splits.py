@@ -1,4 +1,4 @@
-"""Split helpers: fold numbers, leave-one-speaker-out, the speaker-leakage check and the per-split summary."""
+"""Split helpers: fold numbers, leave-one-speaker-out, speaker k-fold, the speaker-leakage check and the per-split summary."""
 
 from __future__ import annotations
 
@@ -41,6 +41,47 @@ def leave_one_speaker_out(speakers: Sequence[str], fold: int, valid_offset: int 
     if valid == test:
         raise PreparationError("leave-one-speaker-out needs at least two speakers")
     return {"train": [s for s in ordered if s not in (test, valid)], "valid": [valid], "test": [test]}
+
+
+def speaker_kfold(
+    labels: Sequence[str], speakers: Sequence[str], n_folds: int, fold: int, seed: int = 1986
+) -> dict[str, list[str]]:
+    """Speakers of each split in fold ``fold`` (1-based) of a speaker-independent, stratified k-fold.
+
+    ``StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed)`` over the
+    utterances (``labels[i]`` spoken by ``speakers[i]``) gives the test
+    speakers. Validation comes from the training speakers only: they are split
+    again the same way into ``min(n_folds, their number)`` folds, and the first
+    fold validates.
+
+    Example
+    -------
+    >>> speakers = [f"s{i}" for i in range(6) for _ in "ab"]
+    >>> roles = speaker_kfold(list("ab" * 6), speakers, 3, 1, seed=0)
+    >>> sorted(sum(roles.values(), [])) == sorted(set(speakers)), len(roles["test"])
+    (True, 2)
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    check_fold(fold, n_folds, "kfold")
+    pairs = sorted(zip(speakers, labels))  # the same folds whatever the utterances' order
+    if n_folds < 2 or len({s for s, _ in pairs}) < n_folds:
+        raise PreparationError(
+            f"kfold needs 2 or more folds and at least as many speakers: {n_folds} folds, {len({s for s, _ in pairs})} speakers"
+        )
+
+    def split(subset: list[tuple[str, str]], n_splits: int, k: int) -> tuple[list[str], list[str]]:
+        groups, y = [s for s, _ in subset], [c for _, c in subset]
+        rest, held = list(StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed).split(y, y, groups))[k - 1]
+        return sorted({groups[i] for i in rest}), sorted({groups[i] for i in held})
+
+    train_speakers, test = split(pairs, n_folds, fold)
+    if len(train_speakers) < 2:
+        raise PreparationError(
+            f"kfold fold {fold} of {n_folds} leaves {train_speakers} to train and validate on; use fewer folds"
+        )
+    train, valid = split([p for p in pairs if p[0] in set(train_speakers)], min(n_folds, len(train_speakers)), 1)
+    return {"train": train, "valid": valid, "test": test}
 
 
 def check_speaker_disjoint(splits: Mapping[str, Mapping[str, Mapping[str, Any]]], speaker_key: str = "speaker") -> None:
