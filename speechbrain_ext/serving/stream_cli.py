@@ -113,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = 1
     except KeyboardInterrupt:  # a live source stopped with Ctrl-C: the decisions so far are summed up
         status = 130
-    print(summary(decisions, args.hop), file=sys.stderr)
+    if decisions or status == 0:
+        print(summary(decisions, args.hop), file=sys.stderr)
     return status
 
 
