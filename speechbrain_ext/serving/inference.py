@@ -7,9 +7,11 @@ gets the answer the training-time evaluation gave it.
 - :class:`EmotionClassifier`: ``classify_file`` / ``classify_batch`` return
   ``(out_prob, score, index, text_lab)`` exactly as ``EncoderClassifier``;
   ``classify_file(path, segments=True)`` gives a timeline of per-window
-  labels; with a Bayesian head, ``n_samples=`` averages that many weight
-  samples and :meth:`EmotionClassifier.uncertainty_file` reports entropy,
-  mutual information and per-class spread.
+  labels; ``stream(chunks, window, hop)`` decides every hop on a live
+  stream (:mod:`speechbrain_ext.serving.streaming`); with a Bayesian head,
+  ``n_samples=`` averages that many weight samples and
+  :meth:`EmotionClassifier.uncertainty_file` reports entropy, mutual
+  information and per-class spread.
   A model exported from a calibrated run (``calibration.ckpt``,
   :mod:`speechbrain_ext.serving.calibration`) also answers with a
   split-conformal prediction set (``prediction_set=True``), abstains
@@ -54,7 +56,7 @@ reads from the loaded model's own configuration:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -367,6 +369,46 @@ class EmotionClassifier(ModelInterface):
                 )
             )
         return out
+
+    def stream(self, chunks: Iterable, window: float = 2.0, hop: float = 0.5, n_samples: int | None = None, clock=None):
+        """Classify a live 16 kHz mono stream: one :class:`~speechbrain_ext.serving.streaming.StreamDecision` per hop.
+
+        Each decision is ``classify_batch`` (so ``classify_file``) on the last ``window`` seconds; the first
+        comes once ``window`` seconds have arrived, the last covers the stream's end (a partial hop):
+        :mod:`speechbrain_ext.serving.streaming`. Memory: one window, whatever the stream's length and chunk sizes.
+
+        Arguments
+        ---------
+        chunks : iterable
+            16 kHz mono chunks of any size (float arrays or tensors, or ``int16`` PCM arrays).
+        window, hop : float
+            Seconds.
+        n_samples : int, optional
+            Bayesian head: MC-average this many weight samples per window.
+        clock : callable, optional
+            ``clock(n)``: when sample ``n`` was due, for a live or paced source
+            (:class:`~speechbrain_ext.serving.streaming.Pacer`); default: when its chunk arrived.
+
+        Returns
+        -------
+        iterator of StreamDecision
+            ``start``, ``end`` (seconds from the stream's start), ``label``, ``probabilities``, ``latency_ms``.
+
+        Example (16 kHz mono int16 PCM from a pipe, a decision every half second)::
+
+            from speechbrain_ext.serving.streaming import pcm_chunks
+            for d in model.stream(pcm_chunks(sys.stdin.buffer), window=2.0, hop=0.5):
+                print(d.start, d.end, d.label, d.latency_ms)
+        """
+        from speechbrain_ext.serving.streaming import stream_decisions
+
+        labels = self.labels
+
+        def decide(wav: torch.Tensor):
+            out_prob, _, _, text_lab = self.classify_batch(wav.unsqueeze(0), n_samples=n_samples)
+            return text_lab[0], dict(zip(labels, out_prob[0].exp().tolist()))
+
+        return stream_decisions(decide, chunks, window, hop, clock)
 
     def uncertainty_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None, n_samples: int = 500) -> dict:
         """MC predictive summary of a Bayesian head: mean probabilities, std, entropy, mutual information.
