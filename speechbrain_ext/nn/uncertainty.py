@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from speechbrain_ext.evaluation.calibration import reliability_bins
+
 
 @dataclass
 class Predictive:
@@ -98,14 +100,7 @@ def expected_calibration_error(probs, targets, n_bins: int = 15) -> float:
     >>> expected_calibration_error([[0.9, 0.1], [0.6, 0.4]], [0, 1], n_bins=10)
     0.35
     """
-    probs, targets = np.asarray(probs, dtype=np.float64), np.asarray(targets)
-    confidence = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == targets).astype(np.float64)
-    if len(targets) == 0:
-        return 0.0
-    bins = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
-    gap = np.abs(np.bincount(bins, correct, n_bins) - np.bincount(bins, confidence, n_bins))
-    return float(round(gap.sum() / len(targets), 10))
+    return reliability_bins(probs, targets, n_bins)["ece"]
 
 
 def confidence_by_correctness(probs, targets) -> dict:

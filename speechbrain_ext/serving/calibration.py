@@ -264,7 +264,7 @@ def calibrated_decision(
     if calibration is not None and (wanted or calibrated):
         probs = calibration.scale(out_prob.detach().float().exp().cpu().numpy(), entry)
         if calibrated is not False:
-            out_prob = torch.log(torch.from_numpy(probs).clamp_min(1e-12)).to(out_prob)
+            out_prob = torch.from_numpy(log_probabilities(probs)).to(out_prob)
     score, index = torch.max(out_prob, dim=-1)
     text_lab = [labels[int(i)] for i in index]
     if not wanted:

@@ -314,7 +314,7 @@ def pcm_chunks(stream, block_seconds: float = 0.1, sample_rate: int = SAMPLE_RAT
         even = len(data) - len(data) % 2
         pending = data[even:]
         if even:
-            yield np.frombuffer(data[:even], dtype="<i2").astype(np.float32) / 32768.0
+            yield as_samples(np.frombuffer(data[:even], dtype="<i2").astype(np.int16))
 
 
 def file_chunks(path: str | os.PathLike, block_seconds: float = 0.1) -> Iterator[torch.Tensor]:

@@ -96,7 +96,7 @@ from speechbrain_ext.evaluation.conformal import METHODS, conformal_sets, fit_co
 from speechbrain_ext.evaluation.plots import plot_reliability, plot_risk_coverage
 from speechbrain_ext.evaluation.reports import csv_text
 from speechbrain_ext.nn.uncertainty import expected_calibration_error
-from speechbrain_ext.training.tasks import ClassificationTask
+from speechbrain_ext.training.post_training import require_classification
 from speechbrain_ext.utils.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -173,9 +173,7 @@ class CalibrationStage:
 
     def run(self, context) -> dict:
         """Fit on valid, report test, write ``calibration.json``; returns its content."""
-        task = context.hparams["task"]
-        if not isinstance(task, ClassificationTask):
-            raise ValueError(f"calibration needs a classification task, the recipe's task is {type(task).__name__}")
+        task = require_classification(context, "calibration")
         labels, folder = task.labels, context.output_folder
         ood = self.ood_thresholds(context.ood_scores)
         entries = {}
