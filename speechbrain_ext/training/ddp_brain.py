@@ -105,7 +105,7 @@ class DistributedBrain(sb.Brain):
     def sharded_evaluation(self) -> bool:
         """Whether valid/test are shared out among DDP processes now (during a recipe's training run)."""
         return (
-            bool(getattr(self, "_shard_evaluation", False))
+            self._shard_evaluation
             and torch.distributed.is_initialized()
             and torch.distributed.get_world_size() > 1
         )
