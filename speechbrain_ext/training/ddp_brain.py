@@ -104,11 +104,7 @@ class DistributedBrain(sb.Brain):
     @property
     def sharded_evaluation(self) -> bool:
         """Whether valid/test are shared out among DDP processes now (during a recipe's training run)."""
-        return (
-            self._shard_evaluation
-            and torch.distributed.is_initialized()
-            and torch.distributed.get_world_size() > 1
-        )
+        return self._shard_evaluation and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
 
     def _wrap_distributed(self):
         """DDP as SpeechBrain wraps it; with a part that some steps skip, DDP looks for unused parameters."""
