@@ -16,7 +16,7 @@ from speechbrain_ext.data.audio import AudioLoadError, load_audio
 from speechbrain_ext.serving import classify
 from speechbrain_ext.serving.export.export import export_model
 from speechbrain_ext.serving.inference import EmotionClassifier, EmotionRegressor
-from tests.test_inference import TEST_IDS, _family_folder, wav_of
+from tests.model_folders import TEST_IDS, random_model_folder, wav_of
 
 # (seconds, sample rate, channels): five 16 kHz lengths, two of them equal (1.37 s at 16 and 48 kHz)
 CLIPS = [
@@ -60,7 +60,7 @@ def _spy(monkeypatch, model) -> list[list[int]]:
 def layer_norm_models(tiny_models, tmp_path_factory):
     """Exported folders (random tiny weights, no training) over the layer-norm, attention-mask tiny wav2vec2: recipe -> folder."""
     return {
-        name: _family_folder(recipe, tiny_models, tmp_path_factory.mktemp(name) / "m", ssl="wav2vec2_large")[0]
+        name: random_model_folder(recipe, tiny_models, tmp_path_factory.mktemp(name) / "m", ssl="wav2vec2_large")[0]
         for name, recipe in (
             ("baseline", "recipes/RAVDESS/hparams/baseline.yaml"),
             ("seg", "recipes/RAVDESS/hparams/seg.yaml"),
@@ -115,13 +115,15 @@ def test_exactness_is_read_from_the_configuration(layer_norm_models, tiny_models
     monkeypatch.setattr(encoder.ssl_model.model.config, "feat_extract_norm", "group")
     assert not model.batch_exact  # group norm over time sees the padding
     monkeypatch.undo()
-    folder, _ = _family_folder("recipes/RAVDESS/hparams/baseline.yaml", tiny_models, tmp_path / "base", ssl="wav2vec2")
+    folder, _ = random_model_folder(
+        "recipes/RAVDESS/hparams/baseline.yaml", tiny_models, tmp_path / "base", ssl="wav2vec2"
+    )
     base = EmotionClassifier.from_hparams(source=str(folder), savedir=str(tmp_path / "b"), run_opts={"device": "cpu"})
     assert not base.batch_exact
 
 
 def test_regressor_predict_files(tiny_models, audio_files, tmp_path):
-    folder, _ = _family_folder(
+    folder, _ = random_model_folder(
         "recipes/Hume-Prosody/hparams/audio.yaml", tiny_models, tmp_path / "reg", ssl="wav2vec2_large"
     )
     model = EmotionRegressor.from_hparams(source=str(folder), savedir=str(tmp_path / "c"), run_opts={"device": "cpu"})

@@ -9,16 +9,13 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from hyperpyyaml import load_hyperpyyaml, resolve_references
 
 from speechbrain_ext.data.audio import AudioLoadError, load_audio
 from speechbrain_ext.evaluation.reports import metrics_table
 from speechbrain_ext.serving.export.export import export_model
 from speechbrain_ext.serving.export.publish import publish
 from speechbrain_ext.serving.inference import EmotionClassifier, EmotionRegressor
-
-REPO = Path(__file__).resolve().parents[1]
-TEST_IDS = ["03-01-05-02-01-01-23", "03-01-04-01-02-02-24", "03-01-08-02-02-01-23"]
+from tests.model_folders import REPO, TEST_IDS, random_model_folder, wav_of
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +28,6 @@ def exported(trained_ravdess, tmp_path_factory):
 @pytest.fixture(scope="module")
 def classifier(exported, tmp_path_factory):
     return EmotionClassifier.from_hparams(source=str(exported), savedir=str(tmp_path_factory.mktemp("cache")))
-
-
-def wav_of(corpus, utt):
-    return str(corpus / f"Actor_{utt[-2:]}" / f"{utt}.wav")
 
 
 def test_export_folder_and_model_card(exported, trained_ravdess):
@@ -138,7 +131,7 @@ def test_bad_files_are_named(classifier, tmp_path, content, problem):
 
 def test_timeline(tiny_models, synthetic_ravdess, tmp_path):
     """An utterance model's timeline: 2 s windows every second, each pooled and classified, the tail covered."""
-    folder, _ = _family_folder("recipes/RAVDESS/hparams/baseline.yaml", tiny_models, tmp_path / "linear")
+    folder, _ = random_model_folder("recipes/RAVDESS/hparams/baseline.yaml", tiny_models, tmp_path / "linear")
     classifier = EmotionClassifier.from_hparams(source=str(folder), savedir=str(tmp_path / "c"))
     parts = [load_audio(wav_of(synthetic_ravdess, utt)) for utt in TEST_IDS]
     signal = torch.cat(parts).numpy()
@@ -189,45 +182,8 @@ def test_ten_minute_file_in_bounded_memory(exported, synthetic_ravdess, tmp_path
     assert long - short < 100, f"10-minute file: +{long:.0f} MB peak over a 30 s file (+{short:.0f} MB)"
 
 
-def _family_folder(recipe, tiny_models, folder, ssl="wav2vec2", **extra):
-    """A model folder exported from a recipe YAML's model node, with random tiny weights (no training)."""
-    overrides = {
-        "data_folder": str(folder),
-        "output_folder": str(folder / "run"),
-        "ssl_hub": tiny_models[ssl],
-        "encoder_dim": 64,
-        **extra,
-    }
-    if "n_classes" in (REPO / recipe).read_text():
-        overrides["n_classes"] = 3
-    with open(REPO / recipe) as handle:
-        text = resolve_references(handle, overrides).getvalue()
-    run = folder / "run"
-    (run / "save").mkdir(parents=True)
-    (run / "hyperparams.yaml").write_text(text)
-    hparams = load_hyperpyyaml(text)
-    checkpoint = run / "save" / "CKPT+random"
-    checkpoint.mkdir()
-    torch.manual_seed(0)
-    model = (
-        hparams["bayes_stage"].model if "bayes_stage" in hparams else hparams["model"]
-    )  # what export packs: the Bayesian stage's model
-    for p in model.head.parameters():  # random heads, so the classes differ
-        torch.nn.init.normal_(p, std=1.0)
-    torch.save(model.state_dict(), checkpoint / "model.ckpt")
-    if "n_classes" in overrides:
-        task = hparams["task"]
-        task.labels_from(["angry", "neutral", "sad"])
-        task.encoder.save(task.label_encoder_file)
-    exported = export_model(run / "hyperparams.yaml", folder / "model", checkpoint=checkpoint)
-    assert (
-        tiny_models[ssl] not in (exported / "hyperparams.yaml").read_text()
-    )  # built from its own configuration, not the base folder
-    return exported, hparams
-
-
 def test_bayesian_family_uncertainty(tiny_models, synthetic_ravdess, tmp_path):
-    folder, _ = _family_folder("recipes/RAVDESS/hparams/bayes.yaml", tiny_models, tmp_path / "bayes")
+    folder, _ = random_model_folder("recipes/RAVDESS/hparams/bayes.yaml", tiny_models, tmp_path / "bayes")
     model = EmotionClassifier.from_hparams(source=str(folder), savedir=str(tmp_path / "c"))
     assert model.is_bayesian
     path = wav_of(synthetic_ravdess, TEST_IDS[1])
@@ -246,7 +202,7 @@ def test_bayesian_family_uncertainty(tiny_models, synthetic_ravdess, tmp_path):
 
 
 def test_regressor_family(tiny_models, synthetic_ravdess, tmp_path):
-    folder, _ = _family_folder("recipes/Hume-Prosody/hparams/audio.yaml", tiny_models, tmp_path / "reg")
+    folder, _ = random_model_folder("recipes/Hume-Prosody/hparams/audio.yaml", tiny_models, tmp_path / "reg")
     model = EmotionRegressor.from_hparams(source=str(folder), savedir=str(tmp_path / "c"))
     path = wav_of(synthetic_ravdess, TEST_IDS[2])
     result = model.predict_file(path)
@@ -268,7 +224,7 @@ def test_regressor_family(tiny_models, synthetic_ravdess, tmp_path):
 
 @pytest.mark.parametrize("recipe", ["recipes/RAVDESS/hparams/seg.yaml", "recipes/IEMOCAP/hparams/attention.yaml"])
 def test_segment_and_attention_families(tiny_models, synthetic_ravdess, tmp_path, recipe):
-    folder, _ = _family_folder(recipe, tiny_models, tmp_path / "m")
+    folder, _ = random_model_folder(recipe, tiny_models, tmp_path / "m")
     model = EmotionClassifier.from_hparams(source=str(folder), savedir=str(tmp_path / "c"))
     path = wav_of(synthetic_ravdess, TEST_IDS[0])
     from_file = model.classify_file(path)
@@ -318,7 +274,7 @@ def test_publish_dry_run_and_checks(exported, capsys, tmp_path):
 
 def test_padded_batch_equals_single_files_and_training_evaluation(tiny_models, synthetic_ravdess, tmp_path):
     """Layer-norm encoder with an attention mask: a padded batch of different lengths gives each file's own answer."""
-    folder, hparams = _family_folder(
+    folder, hparams = random_model_folder(
         "recipes/RAVDESS/hparams/baseline.yaml", tiny_models, tmp_path / "ln", ssl="wav2vec2_large"
     )
     model = EmotionClassifier.from_hparams(source=str(folder), savedir=str(tmp_path / "c"))

@@ -13,7 +13,7 @@ import torch
 
 from speechbrain_ext.serving.inference import EmotionClassifier
 from speechbrain_ext.serving.streaming import Pacer, WindowStream
-from tests.test_inference import _family_folder
+from tests.model_folders import random_model_folder
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 16000
@@ -23,7 +23,7 @@ SR = 16000
 def segment_model(tiny_models, tmp_path_factory):
     """The segment family (triplet_seg's model node) on the tiny wav2vec2, random weights, exported (no training)."""
     root = tmp_path_factory.mktemp("stream_model")
-    folder, _ = _family_folder("recipes/RAVDESS/hparams/triplet_seg.yaml", tiny_models, root / "seg")
+    folder, _ = random_model_folder("recipes/RAVDESS/hparams/triplet_seg.yaml", tiny_models, root / "seg")
     return folder, EmotionClassifier.from_hparams(source=str(folder), savedir=str(root / "cache"))
 
 
