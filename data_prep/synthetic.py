@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from data_prep.synthetic_acted import fesc_layout, iemocap_layout, msp_improv_layout, ravdess_layout
 from data_prep.synthetic_challenge import healthcall30_layout, hume_prosody_layout
+from data_prep.synthetic_podcast import msp_podcast_layout
 from data_prep.synthetic_speech import Utterance, synthesise
 
 LAYOUTS: dict[str, Callable[..., tuple[list[Utterance], Callable[[Path], None]]]] = {
@@ -38,6 +39,7 @@ LAYOUTS: dict[str, Callable[..., tuple[list[Utterance], Callable[[Path], None]]]
     "HealthCall30": healthcall30_layout,
     "Hume-Prosody": hume_prosody_layout,
     "MSP-IMPROV": msp_improv_layout,
+    "MSP-Podcast": msp_podcast_layout,
 }
 
 
@@ -71,8 +73,8 @@ def generate_corpus(
         Passed to the layout (RAVDESS: ``repetitions``, ``statements``,
         ``emotions``, ``song``; IEMOCAP: ``utterances_per_dialog``,
         ``dialogs_per_session``, ``sessions``; FESC: ``utterances_per_emotion``;
-        HealthCall30 and Hume-Prosody: ``files_per_speaker``; MSP-IMPROV:
-        ``utterances_per_speaker``).
+        HealthCall30, Hume-Prosody and MSP-Podcast: ``files_per_speaker``;
+        MSP-IMPROV: ``utterances_per_speaker``).
 
     Returns
     -------
@@ -119,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "HealthCall30": {"files_per_speaker": args.per_speaker},
             "Hume-Prosody": {"files_per_speaker": args.per_speaker},
             "MSP-IMPROV": {"utterances_per_speaker": args.per_speaker},
+            "MSP-Podcast": {"files_per_speaker": args.per_speaker},
         }.get(args.corpus, {})
     root = generate_corpus(
         args.corpus,
