@@ -20,6 +20,7 @@ import pandas as pd
 
 from speechbrain_ext.evaluation.metrics import (
     bootstrap_classification,
+    bootstrap_ccc,
     bootstrap_spearman,
     classification_metrics,
     concordance_correlation,
@@ -313,7 +314,8 @@ def write_regression_report(
         As :func:`write_classification_report`.
     bootstrap : int
         Resamples of the percentile bootstrap 95 % intervals of each output's
-        Spearman and of their mean (``spearman_CI95``, ``mean_spearman_CI95``; 0: none).
+        Spearman and CCC and of their means (``spearman_CI95``, ``mean_spearman_CI95``,
+        ``CCC_CI95``, ``mean_CCC_CI95``; 0: none).
     std : array (n, k), optional
         Predictive standard deviations (a Bayesian head's MC spread), written
         as ``std_<name>`` columns.
@@ -384,6 +386,9 @@ def write_regression_report(
             ci = bootstrap_spearman(t, p, n_boot=bootstrap)
             metrics["spearman_CI95"] = {n: list(c) for n, c in zip(names, ci["per_column"])}
             metrics["mean_spearman_CI95"] = list(ci["mean"])
+            ci = bootstrap_ccc(t, p, n_boot=bootstrap)  # the same resampled clips as Spearman's
+            metrics["CCC_CI95"] = {n: list(c) for n, c in zip(names, ci["per_column"])}
+            metrics["mean_CCC_CI95"] = list(ci["mean"])
             metrics["bootstrap_resamples"] = int(bootstrap)
         metrics.update(extra or {})
         table = regression_table(metrics, title or split)
@@ -406,10 +411,14 @@ def regression_table(metrics: dict, title: str = "test") -> str:
     | mean | 0.5000 | 0.4000 | 0.01000 |
     >>> print(regression_table({**m, "spearman_CI95": {"A": [0.2, 0.7]}, "mean_spearman_CI95": [0.2, 0.7]}).splitlines()[2])
     | A | 0.5000 | [0.200, 0.700] | 0.4000 | 0.01000 |
+    >>> print(regression_table({**m, "CCC_CI95": {"A": [0.1, 0.6]}, "mean_CCC_CI95": [0.1, 0.6]}).splitlines()[-1])
+    | mean | 0.5000 | 0.4000 [0.100, 0.600] | 0.01000 |
     """
     ci = metrics.get("spearman_CI95")
     fmt = lambda pair: "-" if pair is None or pair[0] is None else f"[{pair[0]:.3f}, {pair[1]:.3f}]"  # noqa: E731
     middle = (lambda n: f" {fmt(ci[n])} |") if ci else (lambda n: "")
+    ccc_ci = metrics.get("CCC_CI95")
+    ccc = lambda value, pair: f"{value:.4f}" + (f" {fmt(pair)}" if ccc_ci else "")  # noqa: E731
     lines = [
         f"| {title} (n={metrics['n']}) | Spearman |" + (" 95 % CI |" if ci else "") + " CCC | MSE |",
         "|---" * (4 + bool(ci)) + "|",
@@ -417,11 +426,11 @@ def regression_table(metrics: dict, title: str = "test") -> str:
     for n in metrics["names"]:
         rho = metrics["spearman"][n]
         lines.append(
-            f"| {n} | {'undefined' if rho is None else f'{rho:.4f}'} |{middle(n)} {metrics['CCC'][n]:.4f} | {metrics['MSE_per_output'][n]:.5f} |"
+            f"| {n} | {'undefined' if rho is None else f'{rho:.4f}'} |{middle(n)} {ccc(metrics['CCC'][n], ccc_ci and ccc_ci[n])} | {metrics['MSE_per_output'][n]:.5f} |"
         )
     mean_ci = f" {fmt(metrics.get('mean_spearman_CI95'))} |" if ci else ""
     lines.append(
-        f"| mean | {metrics['mean_spearman']:.4f} |{mean_ci} {metrics['mean_CCC']:.4f} | {metrics['MSE']:.5f} |"
+        f"| mean | {metrics['mean_spearman']:.4f} |{mean_ci} {ccc(metrics['mean_CCC'], metrics.get('mean_CCC_CI95'))} | {metrics['MSE']:.5f} |"
     )
     return "\n".join(lines)
 

@@ -6,6 +6,9 @@
 - :class:`SupConLoss` (supcon_knn eq. 1, Khosla et al. 2020).
 - :class:`MultiTaskLoss`: ``(1 - a) main + a aux``, or the plain sum when the
   paper uses no weighting.
+- :class:`CCCLoss`: ``1 - mean CCC`` over the outputs (Lin's concordance
+  correlation over the batch), the dimensional emotion loss of audEERING and
+  the MSP-Podcast challenge baselines.
 
 All mining and pair sums are matrix operations over the batch.
 """
@@ -302,3 +305,34 @@ class MultiTaskLoss(torch.nn.Module):
         if self.weight is None:
             return main + aux
         return (1.0 - self.weight) * main + self.weight * aux
+
+
+class CCCLoss(torch.nn.Module):
+    """``1 - mean CCC``: Lin's concordance correlation per output column over the batch, averaged over the columns.
+
+    ``CCC = 2 cov(t, p) / (var(t) + var(p) + (mean(t) - mean(p))^2)`` with
+    population moments (as :func:`speechbrain_ext.evaluation.metrics.concordance_correlation`);
+    ``eps`` keeps a batch whose targets and predictions are one constant finite.
+
+    Example
+    -------
+    >>> targets = torch.tensor([[0.1, 0.9], [0.5, 0.5], [0.9, 0.2]])
+    >>> round(CCCLoss()(targets, targets).item(), 6)
+    0.0
+    >>> round(CCCLoss()(targets + 0.1, targets).item(), 4)  # a shift costs agreement, not correlation
+    0.0511
+    """
+
+    def __init__(self, eps: float = 1e-8):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The loss of ``(batch, n_outputs)`` (or ``(batch,)``) predictions."""
+        p, t = predictions.float(), targets.float()
+        if p.dim() == 1:
+            p, t = p[:, None], t[:, None]
+        mp, mt = p.mean(dim=0), t.mean(dim=0)
+        cov = ((p - mp) * (t - mt)).mean(dim=0)
+        ccc = 2 * cov / (p.var(dim=0, unbiased=False) + t.var(dim=0, unbiased=False) + (mp - mt) ** 2 + self.eps)
+        return 1.0 - ccc.mean()

@@ -3,12 +3,17 @@
 A Brain computes a model's outputs; the task says what they mean:
 
 - :class:`ClassificationTask`: one categorical label per utterance (emotion,
-  request type). Outputs are log-posteriors; NLL loss; UAR selects the
-  checkpoint; the report is :func:`~speechbrain_ext.evaluation.reports.write_classification_report`.
-- :class:`RegressionTask`: several intensities per utterance (Hume-Prosody's
-  nine emotions). Outputs are sigmoid intensities; MSE loss; the mean
-  Spearman over outputs (the ComParE 2023 Emotion Share score) selects the
-  checkpoint; the report is :func:`~speechbrain_ext.evaluation.reports.write_regression_report`.
+  request type). Outputs are log-posteriors; NLL loss (class-weighted if
+  asked); UAR selects the checkpoint, or macro-F1 (``selection: macro_F1``,
+  MSP-Podcast's challenge metric); the report is
+  :func:`~speechbrain_ext.evaluation.reports.write_classification_report`.
+- :class:`RegressionTask`: several values in [0, 1] per utterance
+  (Hume-Prosody's nine intensities, MSP-Podcast's arousal, valence and
+  dominance). Outputs are sigmoid values; the YAML's ``loss`` module (MSE by
+  default, :class:`~speechbrain_ext.nn.losses.CCCLoss` for ``1 - mean CCC``)
+  and ``selection`` metric (the mean Spearman over outputs, the ComParE 2023
+  Emotion Share score, by default; or ``mean_CCC``); the report is
+  :func:`~speechbrain_ext.evaluation.reports.write_regression_report`.
 
 Rows without a label (a masked test partition, as the ComParE releases
 have) get target ``-1`` (classification) or a row of NaN (regression): they
@@ -27,10 +32,23 @@ import torch
 from speechbrain.dataio.encoder import CategoricalEncoder
 
 from speechbrain_ext.data.manifests import read_manifest
-from speechbrain_ext.evaluation.metrics import classification_metrics, spearman_per_column
+from speechbrain_ext.evaluation.metrics import classification_metrics, concordance_correlation, spearman_per_column
 from speechbrain_ext.evaluation.reports import factor_decisions, write_classification_report, write_regression_report
 
 UNLABELLED = -1
+
+
+def check_selection(selection: str, allowed: Sequence[str]) -> str:
+    """``selection`` when it is one of the metrics the task can select on; otherwise a clear error.
+
+    Example
+    -------
+    >>> check_selection("macro_F1", ("UAR", "macro_F1"))
+    'macro_F1'
+    """
+    if selection not in allowed:
+        raise ValueError(f"selection must be one of {', '.join(allowed)}, got {selection!r}")
+    return selection
 
 
 class Task:
@@ -120,6 +138,9 @@ class ClassificationTask(Task):
     submission : bool
         Write the test split's predictions as a challenge submission file
         (``test_submission.csv``: ``filename,prediction``).
+    selection : str
+        The validation metric that selects the checkpoint: ``UAR`` or
+        ``macro_F1`` (both are reported either way).
 
     Example
     -------
@@ -133,9 +154,9 @@ class ClassificationTask(Task):
     1.0
     """
 
-    selection_metric = "UAR"
     selection_mode = "max"
     card_metrics = ("recall", "accuracy")
+    SELECTIONS = ("UAR", "macro_F1")
 
     def __init__(
         self,
@@ -146,7 +167,9 @@ class ClassificationTask(Task):
         factors: Sequence[str] | None = None,
         bootstrap: int = 0,
         submission: bool = False,
+        selection: str = "UAR",
     ):
+        self.selection_metric = check_selection(selection, self.SELECTIONS)
         if class_weights not in (None, "balanced"):
             raise ValueError(f"class_weights must be null or 'balanced', got {class_weights!r}")
         self.target_key = label_key
@@ -246,7 +269,8 @@ class ClassificationTask(Task):
 
     def log_stats(self, metrics: dict) -> dict:
         """What the training log shows of a validation stage."""
-        return {"UAR": metrics["UAR"], "WA": metrics["WA"]}
+        shown = {"UAR": metrics["UAR"], "WA": metrics["WA"]}
+        return shown if self.selection_metric in shown else {**shown, self.selection_metric: metrics[self.selection_metric]}
 
     def write_report(
         self, folder, ids, targets, predictions, split: str = "test", extra: dict | None = None, **options
@@ -271,7 +295,7 @@ class ClassificationTask(Task):
 
 
 class RegressionTask(Task):
-    """Several intensities per utterance in [0, 1] (Hume-Prosody), with sigmoid outputs and MSE.
+    """Several values per utterance in [0, 1] (Hume-Prosody, MSP-Podcast's dimensions), with sigmoid outputs.
 
     Arguments
     ---------
@@ -284,6 +308,12 @@ class RegressionTask(Task):
     submission : bool
         Write the test split's predictions as a challenge submission file
         (``test_submission.csv``: ``filename,<name>...``).
+    loss : torch.nn.Module, optional
+        ``loss(predictions, targets)`` over the labelled rows; default MSE
+        (:class:`~speechbrain_ext.nn.losses.CCCLoss`: ``1 - mean CCC``).
+    selection : str
+        The validation metric that selects the checkpoint: ``mean_spearman``
+        or ``mean_CCC`` (both are reported either way).
 
     Example
     -------
@@ -296,11 +326,21 @@ class RegressionTask(Task):
     1.0
     """
 
-    selection_metric = "mean_spearman"
     selection_mode = "max"
     card_metrics = ("spearmanr", "mse")
+    SELECTIONS = ("mean_spearman", "mean_CCC")
 
-    def __init__(self, target_key: str, output_names: Sequence[str], bootstrap: int = 0, submission: bool = False):
+    def __init__(
+        self,
+        target_key: str,
+        output_names: Sequence[str],
+        bootstrap: int = 0,
+        submission: bool = False,
+        loss: torch.nn.Module | None = None,
+        selection: str = "mean_spearman",
+    ):
+        self.selection_metric = check_selection(selection, self.SELECTIONS)
+        self.loss_function = torch.nn.MSELoss() if loss is None else loss
         self.target_key = target_key
         self.output_names = [str(n) for n in output_names]
         self.bootstrap, self.submission = int(bootstrap), bool(submission)
@@ -334,25 +374,31 @@ class RegressionTask(Task):
         return padded.float()
 
     def loss(self, scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """MSE over the labelled rows (zero when none is labelled)."""
+        """The task's loss (MSE by default) over the labelled rows (zero when none is labelled)."""
         keep, scores = ~torch.isnan(targets).any(dim=-1), scores.float()  # the loss in fp32 under --precision=bf16/fp16
         if not keep.any():
             return scores.sum() * 0.0
-        return torch.nn.functional.mse_loss(scores[keep], targets[keep].to(scores.dtype))
+        return self.loss_function(scores[keep], targets[keep].to(scores.dtype))
 
     def predictions(self, scores: torch.Tensor) -> np.ndarray:
         """The intensities themselves."""
         return scores.detach().float().cpu().numpy()
 
     def stage_metrics(self, targets: np.ndarray, predictions: np.ndarray) -> dict:
-        """Mean Spearman over outputs (per output across clips) and MSE, on the labelled rows."""
+        """Mean Spearman and mean CCC over outputs (each per output across clips) and MSE, on the labelled rows."""
         keep = ~np.isnan(targets).any(axis=1)
         rho = spearman_per_column(targets[keep], predictions[keep], self.output_names)
-        return {"mean_spearman": rho["mean"], "MSE": float(np.mean((targets[keep] - predictions[keep]) ** 2))}
+        ccc = float(np.nanmean(concordance_correlation(targets[keep], predictions[keep])))
+        mse = float(np.mean((targets[keep] - predictions[keep]) ** 2))
+        return {"mean_spearman": rho["mean"], "mean_CCC": ccc, "MSE": mse}
 
     def log_stats(self, metrics: dict) -> dict:
         """What the training log shows of a validation stage."""
-        return {"mean_spearman": round(metrics["mean_spearman"], 4), "MSE": round(metrics["MSE"], 5)}
+        return {
+            "mean_spearman": round(metrics["mean_spearman"], 4),
+            "mean_CCC": round(metrics["mean_CCC"], 4),
+            "MSE": round(metrics["MSE"], 5),
+        }
 
     def write_report(
         self, folder, ids, targets, predictions, split: str = "test", extra: dict | None = None, **options
