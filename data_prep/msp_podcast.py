@@ -95,7 +95,10 @@ def read_consensus(path: Path) -> pd.DataFrame:
         problems += [f"line {frame.at[i, 'line']}: {column} = {frame.at[i, column]!r}" for i in bad]
         frame[column] = values
     duplicated = frame["FileName"].duplicated(keep="first")
-    problems += [f"line {line}: {name} listed twice" for line, name in zip(frame["line"][duplicated], frame["FileName"][duplicated])]
+    problems += [
+        f"line {line}: {name} listed twice"
+        for line, name in zip(frame["line"][duplicated], frame["FileName"][duplicated])
+    ]
     problems += [f"line {line}: empty SpkrID" for line in frame["line"][frame["SpkrID"].str.strip() == ""]]
     if problems:
         raise PreparationError(

@@ -58,7 +58,9 @@ def msp_podcast_layout(
     every class of :data:`PODCAST_CENTRES` plus X and O rows.
     """
     if speakers < 6:
-        raise ValueError(f"MSP-Podcast needs 6 or more speakers (1+ train, 2 development, 2 Test1, 1 Test2), got {speakers}")
+        raise ValueError(
+            f"MSP-Podcast needs 6 or more speakers (1+ train, 2 development, 2 Test1, 1 Test2), got {speakers}"
+        )
     items = []
     for k in range(speakers):
         male = k % 2 == 0
@@ -85,7 +87,9 @@ def msp_podcast_layout(
             }
             text = ENGLISH_SENTENCES[rng.randrange(len(ENGLISH_SENTENCES))]
             items.append(
-                Utterance(f"Audios/{name}", text, spk, code, False, 16000, meta=meta, style=hume_style(arousal, valence))
+                Utterance(
+                    f"Audios/{name}", text, spk, code, False, 16000, meta=meta, style=hume_style(arousal, valence)
+                )
             )
 
     def write_labels(root: Path) -> None:

@@ -168,6 +168,7 @@ def recipe_runs(tmp_path_factory, tiny_models, synthetic_ravdess, registry_corpo
         )
         for name, (cmd, folder) in learning_commands(root, tiny_models, healthcall30, hume_corpus).items():
             runs.submit(name, cmd, folder)
+        runs.submit("msp_podcast_dimensional", *msp_podcast_learning_command(root, tiny_models))
         runs.submit("flea", flea_command(root / "flea", tiny_models, registry_corpora["IEMOCAP"]), root / "flea")
         learning = [
             sys.executable,
@@ -274,6 +275,17 @@ def learning_commands(root: Path, tiny_models: dict, healthcall30: Path, hume_co
     }
 
 
+def msp_podcast_learning_command(root: Path, tiny_models: dict) -> tuple[list[str], Path]:
+    """MSP-Podcast dimensional.yaml on a 12-speaker synthetic release (7 train, 2 held-out Test1 speakers; tests/test_msp_podcast.py)."""
+    corpus = generate_corpus(
+        "MSP-Podcast", root / "msp_podcast_corpus", speakers=12, seed=1, files_per_speaker=16, progress=False
+    )
+    folder = root / "msp_podcast_dimensional"
+    hparams = REPO / "recipes/MSP-Podcast/hparams/dimensional.yaml"
+    overrides = (f"--ssl_hub={tiny_models['wav2vec2']}", "--number_of_epochs=MSP_EPOCHS", *RECIPE_OVERRIDES)
+    return recipe_command(hparams, corpus, folder, *overrides), folder
+
+
 # The recipe registry: every hparams file trained once for one epoch on its synthetic corpus.
 REGISTRY = REPO / "recipes" / "registry.csv"
 ROWS = list(csv.DictReader(REGISTRY.open(encoding="utf-8")))
@@ -287,6 +299,7 @@ SYNTHETIC = {
     "Hume-Prosody": {"speakers": 10, "files_per_speaker": 9},
     "HealthCall30": {"speakers": 10, "files_per_speaker": 8},
     "MSP-IMPROV": {"speakers": 12, "utterances_per_speaker": 6},  # 6: every split of fold 1 holds all four classes
+    "MSP-Podcast": {"speakers": 7, "files_per_speaker": 8},  # 2 Train speakers (+3 Unknown segments): all 8 classes
 }
 # Code that reads hparams: the shared library and every train.py.
 CODE_FILES = [*sorted((REPO / "speechbrain_ext").rglob("*.py")), *sorted((REPO / "recipes").glob("*/train.py"))]

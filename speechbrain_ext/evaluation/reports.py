@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from speechbrain_ext.evaluation.metrics import (
-    bootstrap_classification,
     bootstrap_ccc,
+    bootstrap_classification,
     bootstrap_spearman,
     classification_metrics,
     concordance_correlation,

@@ -270,7 +270,11 @@ class ClassificationTask(Task):
     def log_stats(self, metrics: dict) -> dict:
         """What the training log shows of a validation stage."""
         shown = {"UAR": metrics["UAR"], "WA": metrics["WA"]}
-        return shown if self.selection_metric in shown else {**shown, self.selection_metric: metrics[self.selection_metric]}
+        return (
+            shown
+            if self.selection_metric in shown
+            else {**shown, self.selection_metric: metrics[self.selection_metric]}
+        )
 
     def write_report(
         self, folder, ids, targets, predictions, split: str = "test", extra: dict | None = None, **options
