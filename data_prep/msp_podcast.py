@@ -140,7 +140,7 @@ def prepare_msp_podcast(
     Returns
     -------
     dict
-        Split name -> manifest path (train, valid, test).
+        Split name -> manifest path (train, valid, test; test2/test3 where written).
     """
     if task not in TASKS:
         raise PreparationError(f"unknown MSP-Podcast task {task!r}; one of {', '.join(TASKS)}")
@@ -155,8 +155,11 @@ def prepare_msp_podcast(
         "Labels/labels_consensus.csv and Audios/",
         [labels],
     )
-    if prep.done():
-        return prep.outputs
+    extra = {s: Path(save_folder) / f"{s}.json" for s in ("test2", "test3")}
+    if prep.done():  # with the Test2/Test3 manifests this preparation wrote
+        return {**prep.outputs, **{s: str(p) for s, p in extra.items() if p.is_file()}}
+    for stale in extra.values():  # an earlier preparation's, whatever this release holds
+        stale.unlink(missing_ok=True)
     frame = read_consensus(labels)
     if task == "categorical":
         frame = frame[~frame["EmoClass"].isin(LEFT_OUT)]

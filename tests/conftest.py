@@ -278,11 +278,11 @@ def learning_commands(root: Path, tiny_models: dict, healthcall30: Path, hume_co
 def msp_podcast_learning_command(root: Path, tiny_models: dict) -> tuple[list[str], Path]:
     """MSP-Podcast dimensional.yaml on a 12-speaker synthetic release (7 train, 2 held-out Test1 speakers; tests/test_msp_podcast.py)."""
     corpus = generate_corpus(
-        "MSP-Podcast", root / "msp_podcast_corpus", speakers=12, seed=1, files_per_speaker=16, progress=False
+        "MSP-Podcast", root / "msp_podcast_corpus", speakers=12, seed=1, files_per_speaker=12, progress=False
     )
     folder = root / "msp_podcast_dimensional"
     hparams = REPO / "recipes/MSP-Podcast/hparams/dimensional.yaml"
-    overrides = (f"--ssl_hub={tiny_models['wav2vec2']}", "--number_of_epochs=MSP_EPOCHS", *RECIPE_OVERRIDES)
+    overrides = (f"--ssl_hub={tiny_models['wav2vec2']}", "--number_of_epochs=6", *RECIPE_OVERRIDES)
     return recipe_command(hparams, corpus, folder, *overrides), folder
 
 

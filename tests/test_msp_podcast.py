@@ -102,6 +102,7 @@ def test_preparation_of_the_release(release, tmp_path):
     for task in ("categorical", "dimensional"):
         paths = prepare_msp_podcast(release, tmp_path / task, task=task)
         assert set(paths) == {"train", "valid", "test", "test2"}
+        assert prepare_msp_podcast(release, tmp_path / task, task=task) == paths  # prepared: skipped, same answer
         manifests[task] = {s: json.loads((tmp_path / task / f"{s}.json").read_text()) for s in paths}
     for task, splits in manifests.items():
         kept = labels if task == "dimensional" else labels[~labels["EmoClass"].isin(["X", "O"])]
