@@ -16,7 +16,6 @@ from sklearn.metrics import f1_score
 
 from data_prep.errors import PreparationError
 from data_prep.msp_podcast import prepare_msp_podcast
-from data_prep.synthetic import generate_corpus
 from speechbrain_ext.evaluation.metrics import bootstrap_ccc, concordance_correlation
 from speechbrain_ext.nn.losses import CCCLoss
 from speechbrain_ext.training.tasks import ClassificationTask, RegressionTask
@@ -31,15 +30,9 @@ def lins_ccc(x, y):
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory):
-    """A small synthetic release: 7 speakers (2 Train, 2 Development, 2 Test1, 1 Test2), 8 segments each, 3 of SpkrID Unknown."""
-    return generate_corpus(
-        "MSP-Podcast",
-        tmp_path_factory.mktemp("podcast") / "MSP-Podcast",
-        speakers=7,
-        files_per_speaker=8,
-        progress=False,
-    )
+def release(registry_corpora):
+    """The registry's synthetic release (conftest SYNTHETIC): 7 speakers (2 Train, 2 Development, 2 Test1, 1 Test2), 3 Unknown segments."""
+    return registry_corpora["MSP-Podcast"]
 
 
 def test_ccc_loss_metric_and_bootstrap_equal_lins_formula():
