@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from data_prep.synthetic_acted import fesc_layout, iemocap_layout, msp_improv_layout, ravdess_layout
 from data_prep.synthetic_challenge import healthcall30_layout, hume_prosody_layout
+from data_prep.synthetic_custom import custom_layout
 from data_prep.synthetic_speech import Utterance, synthesise
 
 LAYOUTS: dict[str, Callable[..., tuple[list[Utterance], Callable[[Path], None]]]] = {
@@ -38,6 +39,7 @@ LAYOUTS: dict[str, Callable[..., tuple[list[Utterance], Callable[[Path], None]]]
     "HealthCall30": healthcall30_layout,
     "Hume-Prosody": hume_prosody_layout,
     "MSP-IMPROV": msp_improv_layout,
+    "Custom": custom_layout,
 }
 
 
@@ -72,7 +74,7 @@ def generate_corpus(
         ``emotions``, ``song``; IEMOCAP: ``utterances_per_dialog``,
         ``dialogs_per_session``, ``sessions``; FESC: ``utterances_per_emotion``;
         HealthCall30 and Hume-Prosody: ``files_per_speaker``; MSP-IMPROV:
-        ``utterances_per_speaker``).
+        ``utterances_per_speaker``; Custom: ``utterances_per_label``).
 
     Returns
     -------
@@ -119,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "HealthCall30": {"files_per_speaker": args.per_speaker},
             "Hume-Prosody": {"files_per_speaker": args.per_speaker},
             "MSP-IMPROV": {"utterances_per_speaker": args.per_speaker},
+            "Custom": {"utterances_per_label": max(1, args.per_speaker // 6)},
         }.get(args.corpus, {})
     root = generate_corpus(
         args.corpus,
