@@ -114,14 +114,8 @@ def split_name(spec: str, default) -> tuple[str, Path]:
 
 def corpus_utterances(prep: Path, split: str) -> pd.DataFrame:
     """``id``, ``wav``, ``label`` of a prepared corpus's split(s), ``{data_root}`` filled from its ``prepare_options.json``."""
-    options_file = prep / "prepare_options.json"
-    options = json.loads(options_file.read_text(encoding="utf-8")).get("options", {}) if options_file.is_file() else {}
-    summary_file = prep / "summary.json"
-    key = (
-        json.loads(summary_file.read_text(encoding="utf-8")).get("label_key", "emo")
-        if summary_file.is_file()
-        else "emo"
-    )
+    options = _read_json(prep / "prepare_options.json").get("options", {})
+    key = _read_json(prep / "summary.json").get("label_key", "emo")
     rows = []
     for name in ("train", "valid", "test") if split == "all" else (split,):
         manifest = prep / f"{name}.json"
@@ -156,13 +150,13 @@ def run_name(path: Path) -> str:
 
 def corpus_name(path: Path) -> str:
     """A prepared corpus is named after the corpus folder it was prepared from."""
-    options = path / "prepare_options.json"
-    data = (
-        json.loads(options.read_text(encoding="utf-8")).get("options", {}).get("data_folder")
-        if options.is_file()
-        else None
-    )
+    data = _read_json(path / "prepare_options.json").get("options", {}).get("data_folder")
     return Path(str(data)).name if data else path.name
+
+
+def _read_json(path: Path) -> dict:
+    """A preparation's JSON record (``prepare_options.json``, ``summary.json``); empty when the folder has none."""
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def cross_corpus(
@@ -278,8 +272,9 @@ def write_matrix(
         {"labels": list(labels), "label_map": dict(label_map), "split": split, "rows": frame.to_dict("records")},
     )
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(uar.columns), 1.0 + 0.8 * len(uar.index)))
-    ax.imshow(uar.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=1)
+    fig, ax = plt.subplots(figsize=(2.4 + 1.3 * len(uar.columns), 1.4 + 0.8 * len(uar.index)))
+    image = ax.imshow(100 * uar.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    fig.colorbar(image, ax=ax, label="UAR %")
     ax.set_xticks(range(len(uar.columns)), uar.columns, rotation=30, ha="right")
     ax.set_yticks(range(len(uar.index)), uar.index)
     ax.set_xlabel("test corpus")
@@ -289,7 +284,7 @@ def write_matrix(
             value = uar.loc[train, test]
             text = cell[(train, test)].replace(" [", "\n[")
             ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black" if value > 0.6 else "white")
-    ax.set_title(f"UAR ({', '.join(labels)})")
+    ax.set_title(f"UAR % [95 % CI] on {', '.join(labels)}")
     save_figure(fig, out / "cross_corpus.png", dpi=100)
 
 
