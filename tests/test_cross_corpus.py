@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile
+import torch
 from sklearn.metrics import balanced_accuracy_score
 
 from data_prep.listing import prepare_listing
@@ -74,6 +75,9 @@ def runs(tmp_path_factory, tiny_models):
         root / "r2",
         labels=["Ekel", "Freude", "Trauer", "Wut", "Ärger", "neutral"],
     )
+    state = torch.load(german / "model.ckpt", map_location="cpu")
+    state["head.w.weight"] *= 0.08  # flatter probabilities: Wut + Ärger, summed, decide some utterances
+    torch.save(state, german / "model.ckpt")
     return {"english": (root / "r1" / "run", english), "german": (german, german)}
 
 
