@@ -81,13 +81,13 @@ def runs(tmp_path_factory, tiny_models):
     return {"english": (root / "r1" / "run", english), "german": (german, german)}
 
 
-def hand_scores(model_folder: Path, prep: Path, tmp_path: Path) -> tuple[float, int]:
-    """sklearn's UAR of the argmax of summed shared-class probabilities, mapped here by hand, and n scored."""
+def hand_scores(model_folder: Path, prep: Path, tmp_path: Path) -> tuple[float, dict]:
+    """sklearn's UAR of the argmax of summed shared-class probabilities, mapped here by hand, and each decision."""
     model = EmotionClassifier.from_hparams(source=str(model_folder), savedir=str(tmp_path / model_folder.parent.name))
     options = prep / "prepare_options.json"
     root = json.loads(options.read_text())["options"]["data_folder"] if options.is_file() else ""
-    truth, predicted = [], []
-    for entry in json.loads((prep / "test.json").read_text()).values():
+    truth, predicted, ids = [], [], []
+    for utt, entry in json.loads((prep / "test.json").read_text()).items():
         if entry["emo"] not in HAND:
             continue
         log_probs = model.classify_file(entry["wav"].replace("{data_root}", root))[0][0]
@@ -95,7 +95,8 @@ def hand_scores(model_folder: Path, prep: Path, tmp_path: Path) -> tuple[float, 
         summed = {s: sum(p for lab, p in zip(model.labels, probs) if HAND.get(lab) == s) for s in SHARED}
         truth.append(HAND[entry["emo"]])
         predicted.append(max(summed, key=summed.get))
-    return balanced_accuracy_score(truth, predicted), len(truth)
+        ids.append(utt)
+    return balanced_accuracy_score(truth, predicted), dict(zip(ids, predicted))
 
 
 def test_cross_corpus_matrix_equals_sklearn_on_hand_mapped_predictions(corpora, runs, tmp_path):
@@ -120,9 +121,11 @@ def test_cross_corpus_matrix_equals_sklearn_on_hand_mapped_predictions(corpora, 
     table = pd.read_csv(out / "cross_corpus.csv")
     assert len(table) == 4
     for row in table.itertuples():
-        expected, n = hand_scores(runs[row.train][1], corpora[row.test], tmp_path)
-        assert row.n == n == {"A": 5, "B": 7}[row.test]  # A's test speaker: 6 labels, Ekel dropped; B: fear dropped
+        expected, decisions = hand_scores(runs[row.train][1], corpora[row.test], tmp_path)
+        assert row.n == len(decisions) == {"A": 5, "B": 7}[row.test]  # A: 6 labels, Ekel dropped; B: fear dropped
         assert row.UAR == pytest.approx(expected, abs=1e-6), (row.train, row.test)
+        written = pd.read_csv(out / "predictions" / f"{row.train}__{row.test}.csv", dtype=str)
+        assert dict(zip(written["id"], written["predicted_shared"])) == decisions
         assert 0 <= row.UAR_low <= row.UAR_high <= 1
     markdown = (out / "cross_corpus.md").read_text()
     assert "| english | " in markdown and "| german | " in markdown and "train \\ test | A | B" in markdown
