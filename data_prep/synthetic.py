@@ -30,6 +30,7 @@ from tqdm import tqdm
 from data_prep.synthetic_acted import fesc_layout, iemocap_layout, msp_improv_layout, ravdess_layout
 from data_prep.synthetic_challenge import healthcall30_layout, hume_prosody_layout
 from data_prep.synthetic_podcast import msp_podcast_layout
+from data_prep.synthetic_custom import custom_layout
 from data_prep.synthetic_speech import Utterance, synthesise
 
 LAYOUTS: dict[str, Callable[..., tuple[list[Utterance], Callable[[Path], None]]]] = {
@@ -40,6 +41,7 @@ LAYOUTS: dict[str, Callable[..., tuple[list[Utterance], Callable[[Path], None]]]
     "Hume-Prosody": hume_prosody_layout,
     "MSP-IMPROV": msp_improv_layout,
     "MSP-Podcast": msp_podcast_layout,
+    "Custom": custom_layout,
 }
 
 
@@ -74,7 +76,7 @@ def generate_corpus(
         ``emotions``, ``song``; IEMOCAP: ``utterances_per_dialog``,
         ``dialogs_per_session``, ``sessions``; FESC: ``utterances_per_emotion``;
         HealthCall30, Hume-Prosody and MSP-Podcast: ``files_per_speaker``;
-        MSP-IMPROV: ``utterances_per_speaker``).
+        MSP-IMPROV: ``utterances_per_speaker``; Custom: ``utterances_per_label``).
 
     Returns
     -------
@@ -122,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "Hume-Prosody": {"files_per_speaker": args.per_speaker},
             "MSP-IMPROV": {"utterances_per_speaker": args.per_speaker},
             "MSP-Podcast": {"files_per_speaker": args.per_speaker},
+            "Custom": {"utterances_per_label": max(1, args.per_speaker // 6)},
         }.get(args.corpus, {})
     root = generate_corpus(
         args.corpus,

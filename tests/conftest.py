@@ -300,6 +300,7 @@ SYNTHETIC = {
     "HealthCall30": {"speakers": 10, "files_per_speaker": 8},
     "MSP-IMPROV": {"speakers": 12, "utterances_per_speaker": 6},  # 6: every split of fold 1 holds all four classes
     "MSP-Podcast": {"speakers": 7, "files_per_speaker": 8},  # 2 Train speakers (+3 Unknown segments): all 8 classes
+    "Custom": {"speakers": 6},  # 3 folds of 2 speakers, one file per German label each
 }
 # Code that reads hparams: the shared library and every train.py.
 CODE_FILES = [*sorted((REPO / "speechbrain_ext").rglob("*.py")), *sorted((REPO / "recipes").glob("*/train.py"))]

@@ -17,8 +17,8 @@ def wav_of(corpus, utt):
     return str(corpus / f"Actor_{utt[-2:]}" / f"{utt}.wav")
 
 
-def random_model_folder(recipe, tiny_models, folder, ssl="wav2vec2", **extra):
-    """A model folder exported from a recipe YAML's model node, with random tiny weights (no training)."""
+def random_model_folder(recipe, tiny_models, folder, ssl="wav2vec2", labels=("angry", "neutral", "sad"), **extra):
+    """A model folder exported from a recipe YAML's model node, with random tiny weights (no training), classes ``labels``."""
     overrides = {
         "data_folder": str(folder),
         "output_folder": str(folder / "run"),
@@ -27,7 +27,7 @@ def random_model_folder(recipe, tiny_models, folder, ssl="wav2vec2", **extra):
         **extra,
     }
     if "n_classes" in (REPO / recipe).read_text():
-        overrides["n_classes"] = 3
+        overrides["n_classes"] = len(labels)
     with open(REPO / recipe) as handle:
         text = resolve_references(handle, overrides).getvalue()
     run = folder / "run"
@@ -45,7 +45,7 @@ def random_model_folder(recipe, tiny_models, folder, ssl="wav2vec2", **extra):
     torch.save(model.state_dict(), checkpoint / "model.ckpt")
     if "n_classes" in overrides:
         task = hparams["task"]
-        task.labels_from(["angry", "neutral", "sad"])
+        task.labels_from(labels)
         task.encoder.save(task.label_encoder_file)
     exported = export_model(run / "hyperparams.yaml", folder / "model", checkpoint=checkpoint)
     assert (

@@ -19,6 +19,7 @@ VERBS = {
     "compare": "compare",
     "attention": "attention",
     "figures": "figures",
+    "cross-corpus": "cross_corpus",
 }
 
 

@@ -342,7 +342,7 @@ def recipe_run_finished(folder: str | Path) -> bool:
 
 def main(
     train_script: str | Path,
-    folds_per_protocol: Mapping[str, int] | None,
+    folds_per_protocol: Mapping[str, int] | Callable[[dict], Mapping[str, int]] | None,
     argv: Sequence[str] | None = None,
     directions: Mapping[str, Sequence[str]] | None = None,
     figures: FoldFigures | None = None,
@@ -356,7 +356,8 @@ def main(
     folds_per_protocol : mapping or None
         Protocol name -> number of folds (the YAML's ``protocol`` key picks
         one); None for a corpus with one fixed split, whose runs repeat with
-        different seeds.
+        different seeds; a callable for counts that depend on the data
+        (your own corpus: its speakers), given the YAML's resolved values.
     argv : sequence of str, optional
         Arguments (default ``sys.argv[1:]``).
     directions : mapping, optional
@@ -398,6 +399,8 @@ def main(
     protocol, folds, run_directions = None, [None], [None]
     if folds_per_protocol is not None:
         protocol = _override(passthrough, "protocol") or resolved_values(args.hparams, passthrough).get("protocol")
+        if callable(folds_per_protocol):
+            folds_per_protocol = folds_per_protocol(resolved_values(args.hparams, passthrough))
         if protocol not in folds_per_protocol:
             parser.error(f"protocol {protocol!r} is not one of {sorted(folds_per_protocol)}")
         n_folds = folds_per_protocol[protocol]

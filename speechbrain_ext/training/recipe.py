@@ -12,7 +12,10 @@
    fails here with one line, before any model is loaded or downloaded; take
    the output folder's run lock (a second live run in it is refused; a
    killed run's lock is taken over);
-2. data preparation (unless ``skip_prep``); Whisper transcripts into the
+2. data preparation (unless ``skip_prep``), then the values the recipe
+   reads from the prepared data (``derive``: your own corpus's
+   ``n_classes``), added to the overrides and saved with the run's
+   ``hyperparams.yaml``; Whisper transcripts into the
    manifests when the YAML has ``transcribe:`` options (resumable, done
    entries kept), or those of a ``transcripts_file``; for augmentation, the
    locally generated noise and room responses;
@@ -149,7 +152,12 @@ def check_inputs(values: dict, hparams_file: str) -> None:
             )
 
 
-def run_recipe(prepare: Callable[[dict], None], brains: Sequence[type], argv: list[str] | None = None) -> dict:
+def run_recipe(
+    prepare: Callable[[dict], None],
+    brains: Sequence[type],
+    argv: list[str] | None = None,
+    derive: Callable[[dict], dict] | None = None,
+) -> dict:
     """Check, prepare, train, report, then run the enabled post-training stages.
 
     Arguments
@@ -160,6 +168,10 @@ def run_recipe(prepare: Callable[[dict], None], brains: Sequence[type], argv: li
         The Brains this recipe offers; the YAML's ``brain_class`` picks one.
     argv : list of str, optional
         Command line (default ``sys.argv[1:]``).
+    derive : callable, optional
+        ``derive(values)`` after preparation: ``{key: value}`` read from the
+        prepared data (e.g. ``n_classes`` from the training labels), applied
+        as overrides before anything is built.
 
     Returns
     -------
@@ -178,7 +190,7 @@ def run_recipe(prepare: Callable[[dict], None], brains: Sequence[type], argv: li
     distributed.init_process_group(run_opts, values.get("ddp_timeout", distributed.DEFAULT_TIMEOUT_MINUTES))
     lock = _lock_output_folder(values["output_folder"])
     try:
-        reports = _run(prepare, brain_class, hparams_file, run_opts, overrides, values)
+        reports = _run(prepare, brain_class, hparams_file, run_opts, overrides, values, derive)
     except CorruptCheckpointsError as err:
         raise SystemExit(f"error: {err}") from None
     finally:
@@ -206,7 +218,7 @@ def _lock_output_folder(folder: str) -> RunLock | None:
     return lock
 
 
-def _run(prepare, brain_class, hparams_file: str, run_opts: dict, overrides, values: dict) -> dict:
+def _run(prepare, brain_class, hparams_file: str, run_opts: dict, overrides, values: dict, derive=None) -> dict:
     sb.create_experiment_directory(
         experiment_directory=values["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides
     )
@@ -215,6 +227,13 @@ def _run(prepare, brain_class, hparams_file: str, run_opts: dict, overrides, val
         shutil.copy(script, os.path.join(values["output_folder"], os.path.basename(script)))
     if not values["skip_prep"]:
         distributed.run_on_main_unbounded(prepare, kwargs={"hparams": values}, name="prepare")
+    derived = derive(values) if derive else {}
+    if derived:  # saved again with them: the export reads the run's hyperparams.yaml
+        given = load_yaml(overrides) if isinstance(overrides, str) else overrides
+        overrides = {**(given or {}), **derived}
+        sb.create_experiment_directory(
+            experiment_directory=values["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides
+        )
     if values.get("transcribe"):
         from speechbrain_ext.data.transcribe import import_transcripts, transcribe_manifests
 
