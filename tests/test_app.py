@@ -82,6 +82,39 @@ def test_long_file_encoded_once_chunk_by_chunk(segment_bayes_model, tmp_path):
     assert answer.transcript is None and answer.intensities is None
 
 
+def test_regressor_answer(tiny_models, tmp_path):
+    """A Bayesian regressor's page shows predict_file's intensities with uncertainty_file's spread."""
+    folder, _ = random_model_folder("recipes/Hume-Prosody/hparams/audio_bayes.yaml", tiny_models, tmp_path)
+    interface = load_interface(str(folder), str(tmp_path / "saved"))
+    wav = write_speechlike(tmp_path / "clip.wav", seconds=2.0)
+    answer = analyse(interface, str(wav), n_samples=30)
+    assert answer.intensities == interface.predict_file(wav) and len(answer.intensities) == 9
+    assert list(answer.uncertainty) == list(answer.intensities)
+    assert all(0.0 <= v["mean"] <= 1.0 and v["std"] >= 0.0 for v in answer.uncertainty.values())
+    assert answer.label is None and answer.timeline is None and answer.transcript is None
+
+
+def test_space_loader_without_package(segment_bayes_model, tmp_path, monkeypatch):
+    """Where speechbrain_ext is not installed (a Space), the page loads the folder's custom_interface.py."""
+    import speechbrain.inference.interfaces as sb_interfaces
+
+    calls = []
+
+    def foreign_class(*args, **kwargs):
+        calls.append((args, kwargs))
+        return real_foreign_class(*args, **kwargs)
+
+    real_foreign_class = sb_interfaces.foreign_class
+    monkeypatch.setattr(sb_interfaces, "foreign_class", foreign_class)
+    monkeypatch.setitem(sys.modules, "speechbrain_ext.serving.classify", None)  # its import now fails
+    interface = load_interface(str(segment_bayes_model), str(tmp_path / "saved"))
+    assert [(a, k["pymodule_file"], k["classname"]) for a, k in calls] == [
+        ((str(segment_bayes_model),), "custom_interface.py", "EmotionClassifier")
+    ]
+    wav = write_speechlike(tmp_path / "clip.wav", seconds=2.0)
+    assert analyse(interface, str(wav)).label == interface.classify_file(wav)[3][0]
+
+
 def test_export_space_files(segment_bayes_model, tmp_path):
     """hub export --space writes the page as app.py (no top-level speechbrain_ext import) and pinned requirements."""
     run = segment_bayes_model.parent / "run"

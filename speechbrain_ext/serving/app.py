@@ -213,7 +213,7 @@ def waveform_envelope(path: str, points: int = 2000) -> tuple[np.ndarray, np.nda
     >>> soundfile.write(path, np.linspace(0, 0.5, 16000), 16000)
     >>> times, peaks = waveform_envelope(path, points=4)
     >>> times.tolist(), np.round(peaks, 2).tolist()
-    [[0.0, 0.25, 0.5, 0.75], [0.12, 0.25, 0.37, 0.5]]
+    ([0.0, 0.25, 0.5, 0.75], [0.12, 0.25, 0.37, 0.5])
     """
     info = soundfile.info(path)
     step = max(1, math.ceil(info.frames / points))
@@ -312,7 +312,8 @@ def build_page(interface, n_samples: int = 100, title: str = "Speech emotion"):
         gr.Markdown(f"## {title}\nUpload or record a file; any sample rate, channels and length.")
         audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="audio", elem_id="audio")
         status = gr.Markdown("", elem_id="status")
-        bars = gr.Label(label="class probabilities", elem_id="label", visible=not regressor)
+        caption = "class probabilities (the head's mean weights)" if bayesian else "class probabilities"
+        bars = gr.Label(label=caption, elem_id="label", visible=not regressor)
         plot = gr.Plot(label="intensities" if regressor else "timeline", elem_id="plot", visible=regressor or timeline)
         spread = gr.Markdown("", elem_id="uncertainty", visible=bayesian and not regressor)
         transcript = gr.Textbox(label="transcript", elem_id="transcript", visible=reads_text, interactive=False)
