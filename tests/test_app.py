@@ -11,10 +11,12 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import soundfile
+import torch
 
 from speechbrain_ext.data.audio import AudioLoadError
 from speechbrain_ext.serving.app import analyse, load_interface
@@ -23,6 +25,7 @@ from speechbrain_ext.serving.export.space import SPACE_REQUIREMENTS
 from tests.model_folders import REPO, random_model_folder
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
+HAS_BROWSER = bool(shutil.which("chromium")) and os.path.exists(CHROMEDRIVER)
 BROWSER_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1100,1400"]
 # No recipe pairs segment windows with a Bayesian head: the test model takes bayes.yaml's Bayesian stage and gives
 # its model seg.yaml's windows (80 frames every 40), so one page shows the bars, the timeline and the uncertainty.
@@ -45,6 +48,26 @@ def segment_bayes_model(tiny_models, tmp_path_factory):
     (root / "seg_bayes.yaml").write_text(text[:start] + bayes_model + text[end:])
     folder, _ = random_model_folder(root / "seg_bayes.yaml", tiny_models, root)
     return folder
+
+
+@pytest.fixture(scope="module")
+def page_server(segment_bayes_model, tmp_path_factory):
+    """``python -m speechbrain_ext.app`` on the test model, booting while the test computes its references;
+    ``(url, process, log file)``."""
+    if not HAS_BROWSER:
+        yield None
+        return
+    root = tmp_path_factory.mktemp("page_server")
+    port = free_port()
+    command = [sys.executable, "-m", "speechbrain_ext.app", "--model", str(segment_bayes_model), "--port", str(port)]
+    command += ["--savedir", str(root / "served"), "--samples", "20"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GRADIO_TEMP_DIR": str(root / "uploads")}
+    log = root / "server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+    yield f"http://127.0.0.1:{port}/", server, log
+    server.terminate()
+    server.wait(timeout=30)
 
 
 def write_speechlike(path, seconds=5.0, sample_rate=22050, seed=0):
@@ -92,6 +115,43 @@ def test_regressor_answer(tiny_models, tmp_path):
     assert list(answer.uncertainty) == list(answer.intensities)
     assert all(0.0 <= v["mean"] <= 1.0 and v["std"] >= 0.0 for v in answer.uncertainty.values())
     assert answer.label is None and answer.timeline is None and answer.transcript is None
+
+
+class TextInterface:
+    """Stands in for a Bayesian text model's interface: every answer asks for the transcript (counted)."""
+
+    labels = ["angry", "neutral"]
+    is_bayesian = True
+    reads_text = True
+
+    def __init__(self):
+        self.hparams, self.model, self.transcribed = SimpleNamespace(), torch.nn.Linear(1, 1), []
+
+    def transcribe_file(self, path):
+        self.transcribed.append(path)
+        return "so happy"
+
+    def file_frames(self, path, model=None):
+        raise AssertionError("a text model reads no frames")
+
+    def classify_file(self, path, return_transcript=False):
+        text = self.transcribe_file(path)
+        return torch.log(torch.tensor([[0.25, 0.75]])), None, None, ["neutral"], text
+
+    def uncertainty_file(self, path, n_samples):
+        self.transcribe_file(path)
+        mean = torch.tensor([[0.3, 0.7]])
+        return {"mean_probs": mean, "std_probs": mean / 10, "entropy": [0.61], "mutual_information": [0.02]}
+
+
+def test_text_model_transcribed_once(tmp_path):
+    """A model that reads text: the transcript is shown, and Whisper runs once for the decision and the uncertainty."""
+    interface = TextInterface()
+    wav = write_speechlike(tmp_path / "clip.wav", seconds=1.0)
+    answer = analyse(interface, str(wav), n_samples=10)
+    assert interface.transcribed == [str(wav)] and answer.transcript == "so happy"
+    assert answer.label == "neutral" and answer.probabilities == pytest.approx({"angry": 0.25, "neutral": 0.75})
+    assert answer.timeline is None and answer.uncertainty["std"] == pytest.approx({"angry": 0.03, "neutral": 0.07})
 
 
 def test_space_loader_without_package(segment_bayes_model, tmp_path, monkeypatch):
@@ -150,10 +210,9 @@ def http_status(url: str) -> int:
 
 
 @pytest.mark.skipif(
-    not (shutil.which("chromium") and os.path.exists(CHROMEDRIVER)),
-    reason="needs Debian's chromium and chromium-driver (make system-deps installs them)",
+    not HAS_BROWSER, reason="needs Debian's chromium and chromium-driver (make system-deps installs them)"
 )
-def test_page_in_browser(segment_bayes_model, tmp_path):
+def test_page_in_browser(segment_bayes_model, page_server, tmp_path):
     """One page load: a good WAV shows classify_file's label, the timeline and the uncertainty; a corrupt file shows
     the interface's error, and the page keeps serving."""
     from selenium import webdriver
@@ -161,68 +220,58 @@ def test_page_in_browser(segment_bayes_model, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    command = [sys.executable, "-m", "speechbrain_ext.app", "--model", str(segment_bayes_model), "--port", str(port)]
-    command += ["--savedir", str(tmp_path / "served"), "--samples", "20"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "GRADIO_TEMP_DIR": str(tmp_path / "uploads")}
-    server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        # The reference answers, computed here while the server starts.
-        good = write_speechlike(tmp_path / "speech.wav", seconds=4.0)
-        corrupt = tmp_path / "corrupt.wav"
-        corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot audio at all" * 40)
-        interface = load_interface(str(segment_bayes_model), str(tmp_path / "reference"))
-        expected_label = interface.classify_file(good)[3][0]
-        with pytest.raises(AudioLoadError) as expected_error:
-            interface.classify_file(corrupt)
-        deadline = time.monotonic() + 90
-        while True:
-            assert server.poll() is None, server.stdout.read().decode()[-3000:]
-            try:
-                if http_status(url) == 200:
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the page did not come up in 90 s"
-                time.sleep(0.5)
-
-        options = webdriver.ChromeOptions()
-        for arg in BROWSER_ARGS:
-            options.add_argument(arg)
-        browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    url, server, log = page_server
+    # The reference answers, computed by the interface in this process.
+    good = write_speechlike(tmp_path / "speech.wav", seconds=4.0)
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot audio at all" * 40)
+    interface = load_interface(str(segment_bayes_model), str(tmp_path / "reference"))
+    expected_label = interface.classify_file(good)[3][0]
+    with pytest.raises(AudioLoadError) as expected_error:
+        interface.classify_file(corrupt)
+    deadline = time.monotonic() + 90
+    while True:
+        assert server.poll() is None, log.read_text()[-3000:]
         try:
-            browser.get(url)
-            wait = WebDriverWait(browser, 60)
+            if http_status(url) == 200:
+                break
+        except OSError:
+            assert time.monotonic() < deadline, "the page did not come up in 90 s"
+            time.sleep(0.5)
+    options = webdriver.ChromeOptions()
+    for arg in BROWSER_ARGS:
+        options.add_argument(arg)
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        browser.get(url)
+        wait = WebDriverWait(browser, 60)
 
-            def upload(path):
-                field = wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#audio input[type=file]"))
-                field[0].send_keys(str(path))
+        def upload(path):
+            field = wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#audio input[type=file]"))
+            field[0].send_keys(str(path))
 
-            def status(prefix):
-                wait.until(lambda b: b.find_element(By.ID, "status").text.startswith(prefix))
-                return browser.find_element(By.ID, "status").text
+        def status(prefix):
+            wait.until(lambda b: b.find_element(By.ID, "status").text.startswith(prefix))
+            return browser.find_element(By.ID, "status").text
 
-            upload(good)
-            assert status("Label:") == f"Label: {expected_label}"
-            bars = browser.find_element(By.ID, "label").text.split("\n")
-            assert bars[1] == expected_label and set(interface.labels) <= set(bars)  # heading, then one bar a class
-            wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#plot img, #plot svg"))
-            uncertainty = browser.find_element(By.ID, "uncertainty").text
-            assert uncertainty.startswith("Entropy") and "mutual information" in uncertainty
-            assert "(20 weight samples)" in uncertainty and all(c in uncertainty for c in interface.labels)
-            browser.save_screenshot(str(tmp_path / "page.png"))
-            assert (tmp_path / "page.png").stat().st_size > 10_000
+        upload(good)
+        assert status("Label:") == f"Label: {expected_label}"
+        bars = browser.find_element(By.ID, "label").text.split("\n")
+        assert bars[1] == expected_label and set(interface.labels) <= set(bars)  # heading, then one bar a class
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#plot img, #plot svg"))
+        uncertainty = browser.find_element(By.ID, "uncertainty").text
+        assert uncertainty.startswith("Entropy") and "mutual information" in uncertainty
+        assert "(20 weight samples)" in uncertainty and all(c in uncertainty for c in interface.labels)
+        browser.save_screenshot(str(tmp_path / "page.png"))
+        assert (tmp_path / "page.png").stat().st_size > 10_000
 
-            browser.find_element(By.CSS_SELECTOR, "#audio button[aria-label=Clear]").click()
-            upload(corrupt)
-            shown = status("Cannot use this file:").removeprefix("Cannot use this file: ")
-            served_path = shown.split(": ", 1)[0]  # the page names the uploaded copy of the file
-            assert Path(served_path).name == "corrupt.wav"
-            assert shown == str(expected_error.value).replace(str(corrupt), served_path)
-            assert browser.find_element(By.ID, "uncertainty").text == ""  # no stale answer beside the error
-        finally:
-            browser.quit()
-        assert server.poll() is None and http_status(url) == 200  # still serving
+        browser.find_element(By.CSS_SELECTOR, "#audio button[aria-label=Clear]").click()
+        upload(corrupt)
+        shown = status("Cannot use this file:").removeprefix("Cannot use this file: ")
+        served_path = shown.split(": ", 1)[0]  # the page names the uploaded copy of the file
+        assert Path(served_path).name == "corrupt.wav"
+        assert shown == str(expected_error.value).replace(str(corrupt), served_path)
+        assert browser.find_element(By.ID, "uncertainty").text == ""  # no stale answer beside the error
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        browser.quit()
+    assert server.poll() is None and http_status(url) == 200  # still serving

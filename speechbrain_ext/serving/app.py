@@ -261,6 +261,8 @@ def intensities_figure(intensities: dict[str, float], uncertainty: dict | None =
     ax.set_xlim(0, 1)
     ax.invert_yaxis()
     ax.set_xlabel("intensity")
+    if uncertainty:
+        ax.set_title("whiskers: one standard deviation over the head's weight samples", fontsize=9)
     fig.tight_layout()
     plt.close(fig)
     return fig
