@@ -262,6 +262,8 @@ def test_page_in_browser(segment_bayes_model, page_server, tmp_path):
         uncertainty = browser.find_element(By.ID, "uncertainty").text
         assert uncertainty.startswith("Entropy") and "mutual information" in uncertainty
         assert "(20 weight samples)" in uncertainty and all(c in uncertainty for c in interface.labels)
+        loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        assert loaded and not [u for u in loaded if not u.startswith(url)]  # offline: nothing fetched from elsewhere
         browser.save_screenshot(str(tmp_path / "page.png"))
         assert (tmp_path / "page.png").stat().st_size > 10_000
 
