@@ -1,5 +1,6 @@
 # Every target bootstraps what it needs on a fresh machine: the Debian
-# packages (espeak-ng, sox), the virtual environment and the project itself.
+# packages (espeak-ng, sox; chromium for the page's browser test), the virtual
+# environment and the project itself.
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
@@ -19,11 +20,11 @@ help:
 	@echo "make clean  - remove the venv, demo outputs and caches"
 
 system-deps:
-	@missing=""; for tool in espeak-ng sox; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	@missing=""; for tool in espeak-ng sox chromium chromedriver; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing Debian packages:$$missing"; \
 		SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq espeak-ng sox >/dev/null; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq espeak-ng sox chromium chromium-driver >/dev/null; \
 	fi
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt setup.py

@@ -3,6 +3,7 @@
     python -m speechbrain_ext.hub export --train-hparams results/.../hyperparams.yaml --out my_model
     python -m speechbrain_ext.hub export --fusion results/.../late_fusion --out my_fused_model
     python -m speechbrain_ext.hub export --train-hparams results/.../hyperparams.yaml --out my_model --onnx
+    python -m speechbrain_ext.hub export --train-hparams results/.../hyperparams.yaml --out my_model --space
     python -m speechbrain_ext.hub publish my_model --repo-id org/name [--private] [--dry-run]
 
 The export writes what ``from_hparams`` and SpeechBrain's ``foreign_class``
@@ -23,7 +24,9 @@ fetches) for classifiers; ``custom_interface.py``; and a model card
 run selected (by its task's metric) is used unless ``--checkpoint`` names one.
 With ``--onnx``, an audio classifier's folder also gets ``model.onnx``
 (:mod:`speechbrain_ext.serving.onnx_model`); a model that cannot be exported is
-refused before anything is written.
+refused before anything is written. With ``--space``, the folder also gets the
+demo page as ``app.py`` and its ``requirements.txt`` (a Gradio Space,
+:mod:`~speechbrain_ext.serving.export.space`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from pathlib import Path
 
 from speechbrain_ext.serving.export.export import KNN_DATASTORE, add_onnx, export_fusion, export_model, onnx_refusal
 from speechbrain_ext.serving.export.publish import publish
+from speechbrain_ext.serving.export.space import write_space
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -58,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_false",
         help="leave out the run's kNN datastore (a supcon/knn_eval run answers with it by default)",
     )
+    export.add_argument("--space", action="store_true", help="also write app.py + requirements.txt (a Gradio Space)")
     pub = sub.add_parser("publish", help="upload an exported folder to the Hugging Face hub")
     pub.add_argument("folder")
     pub.add_argument("--repo-id", required=True)
@@ -82,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         if args.onnx:
             print(f"ONNX graph: {add_onnx(folder)}")
+        if args.space:
+            print(f"Space files: {', '.join(p.name for p in write_space(folder))}")
         print(f"exported to {folder}")
     else:
         publish(args.folder, args.repo_id, private=args.private, dry_run=args.dry_run)
