@@ -29,8 +29,8 @@ from tqdm import tqdm
 
 from data_prep.synthetic_acted import fesc_layout, iemocap_layout, msp_improv_layout, ravdess_layout
 from data_prep.synthetic_challenge import healthcall30_layout, hume_prosody_layout
-from data_prep.synthetic_podcast import msp_podcast_layout
 from data_prep.synthetic_custom import custom_layout
+from data_prep.synthetic_podcast import msp_podcast_layout
 from data_prep.synthetic_speech import Utterance, synthesise
 
 LAYOUTS: dict[str, Callable[..., tuple[list[Utterance], Callable[[Path], None]]]] = {
