@@ -31,6 +31,17 @@ EXPORTED_MODULE = "custom_interface"  # an exported folder's interface file; its
 ORIGINS_NAME = "PACKAGE_ORIGINS"  # in that file: the package module of each class the YAML names
 
 
+def read_origins(path: str | os.PathLike) -> dict[str, str]:
+    """The package module of each class an exported folder's YAML names, read from its ``custom_interface.py``
+    as a literal (nothing of the file runs); ``{}`` when the file records none."""
+    with open(path, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [ORIGINS_NAME]:
+            return ast.literal_eval(node.value)
+    return {}
+
+
 @contextlib.contextmanager
 def exported_classes(cls: type, source, **fetch_options):
     """While an exported folder's YAML loads, ``custom_interface.<Name>`` names the classes of ``cls``'s own code.
@@ -46,21 +57,14 @@ def exported_classes(cls: type, source, **fetch_options):
     from speechbrain.utils.fetching import fetch
 
     try:
-        path = fetch(filename=f"{EXPORTED_MODULE}.py", source=source, **fetch_options)
-        tree = ast.parse(open(path, encoding="utf-8").read())
+        origins = read_origins(fetch(filename=f"{EXPORTED_MODULE}.py", source=source, **fetch_options))
     except (OSError, ValueError, SyntaxError):  # a folder from before the generated file: its tags name the package
         yield
         return
-    origins = next(
-        (
-            ast.literal_eval(node.value)
-            for node in tree.body
-            if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [ORIGINS_NAME]
-        ),
-        {},
-    )
     namespace = types.ModuleType(EXPORTED_MODULE)
-    namespace.__dict__.update({name: getattr(importlib.import_module(module), name) for name, module in origins.items()})
+    namespace.__dict__.update(
+        {name: getattr(importlib.import_module(module), name) for name, module in origins.items()}
+    )
     previous = sys.modules.get(EXPORTED_MODULE)
     sys.modules[EXPORTED_MODULE] = namespace
     try:

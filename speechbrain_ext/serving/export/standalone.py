@@ -139,7 +139,9 @@ def _identities(statement: ast.stmt) -> dict[str, str]:
     """What each name a module-level statement binds must be in every module that binds it: the imported object,
     else the statement's code."""
     if isinstance(statement, ast.Import):
-        return {(a.asname or a.name).split(".")[0]: a.name if a.asname else a.name.split(".")[0] for a in statement.names}
+        return {
+            (a.asname or a.name).split(".")[0]: a.name if a.asname else a.name.split(".")[0] for a in statement.names
+        }
     if isinstance(statement, ast.ImportFrom):
         return {a.asname or a.name: f"{statement.module}.{a.name}" for a in statement.names}
     code = ast.unparse(statement)
