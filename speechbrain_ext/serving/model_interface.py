@@ -8,9 +8,14 @@ load are in :mod:`speechbrain_ext.serving.inference`.
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import importlib
 import itertools
 import math
 import os
+import sys
+import types
 from collections.abc import Callable, Sequence
 
 import torch
@@ -22,6 +27,54 @@ from speechbrain_ext.nn.encoders import model_batch_exact
 from speechbrain_ext.nn.models import FusedModel, ModelOutput, TextModel
 from speechbrain_ext.serving.batches import AudioFiles, default_num_workers, equal_runs, pad_collate
 
+EXPORTED_MODULE = "custom_interface"  # an exported folder's interface file; its YAML names classes from it
+ORIGINS_NAME = "PACKAGE_ORIGINS"  # in that file: the package module of each class the YAML names
+
+
+def read_origins(path: str | os.PathLike) -> dict[str, str]:
+    """The package module of each class an exported folder's YAML names, read from its ``custom_interface.py``
+    as a literal (nothing of the file runs); ``{}`` when the file records none."""
+    with open(path, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [ORIGINS_NAME]:
+            return ast.literal_eval(node.value)
+    return {}
+
+
+@contextlib.contextmanager
+def exported_classes(cls: type, source, **fetch_options):
+    """While an exported folder's YAML loads, ``custom_interface.<Name>`` names the classes of ``cls``'s own code.
+
+    The generated ``custom_interface.py`` registers itself under that name when imported, so its interfaces
+    need nothing here. The package's interfaces instead get the package's classes, from the modules the
+    file records (:data:`ORIGINS_NAME`, read as a literal: nothing of the file runs), so that the package
+    and the generated file each run their own code on the same folder.
+    """
+    if cls.__module__ == EXPORTED_MODULE:
+        yield
+        return
+    from speechbrain.utils.fetching import fetch
+
+    try:
+        origins = read_origins(fetch(filename=f"{EXPORTED_MODULE}.py", source=source, **fetch_options))
+    except (OSError, ValueError, SyntaxError):  # a folder from before the generated file: its tags name the package
+        yield
+        return
+    namespace = types.ModuleType(EXPORTED_MODULE)
+    namespace.__dict__.update(
+        {name: getattr(importlib.import_module(module), name) for name, module in origins.items()}
+    )
+    previous = sys.modules.get(EXPORTED_MODULE)
+    sys.modules[EXPORTED_MODULE] = namespace
+    try:
+        yield
+    finally:
+        if previous is None:
+            sys.modules.pop(EXPORTED_MODULE, None)
+        else:
+            sys.modules[EXPORTED_MODULE] = previous
+
 
 class ModelInterface(Pretrained):
     """Running the exported model on batches and on files of any length.
@@ -32,6 +85,13 @@ class ModelInterface(Pretrained):
     """
 
     MODULES_NEEDED = ["model"]
+
+    @classmethod
+    def from_hparams(cls, source, hparams_file="hyperparams.yaml", **kwargs):
+        """SpeechBrain's ``from_hparams``, with the folder's ``custom_interface.<Name>`` tags naming this code's classes."""
+        fetch_options = {k: kwargs[k] for k in ("savedir", "local_strategy", "fetch_config") if k in kwargs}
+        with exported_classes(cls, source, **fetch_options):
+            return super().from_hparams(source, hparams_file=hparams_file, **kwargs)
 
     def _hparam(self, name, default):
         return getattr(self.hparams, name, default)

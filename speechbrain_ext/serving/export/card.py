@@ -94,9 +94,12 @@ def model_card(
     lines += [
         "## Use it",
         "",
+        "With SpeechBrain alone (`pip install speechbrain transformers`): the inference code is in this folder's",
+        "`custom_interface.py`, generated from the recipe collection's package when the model was exported.",
+        "",
         "```python",
-        f"from speechbrain_ext.inference import {interface}",
-        f'model = {interface}.from_hparams(source="{repo_id}", savedir="pretrained_models/model")',
+        "from speechbrain.inference.interfaces import foreign_class",
+        f'model = foreign_class(source="{repo_id}", pymodule_file="custom_interface.py", classname="{interface}")',
     ]
     if interface == "EmotionClassifier":
         lines += [
@@ -108,11 +111,11 @@ def model_card(
     lines += [
         "```",
         "",
-        "With SpeechBrain alone (the `speechbrain_ext` package installed):",
+        "With the recipe collection's `speechbrain_ext` package installed (same answers):",
         "",
         "```python",
-        "from speechbrain.inference.interfaces import foreign_class",
-        f'model = foreign_class(source="{repo_id}", pymodule_file="custom_interface.py", classname="{interface}")',
+        f"from speechbrain_ext.inference import {interface}",
+        f'model = {interface}.from_hparams(source="{repo_id}", savedir="pretrained_models/model")',
         "```",
         "",
         "Loading needs no network beyond this repository: the encoders' configurations are in `hyperparams.yaml`, all weights in `model.ckpt`"
@@ -213,10 +216,13 @@ ONNX_CARD = """## ONNX
 
 `model.onnx` is the same model as one ONNX graph: one 16 kHz waveform `(1, samples)` in (any length), class
 log-probabilities out, the waveform normalisation inside. It was checked against the PyTorch model when exported.
-onnxruntime runs it without speechbrain (a local copy of this folder):
+onnxruntime runs it; its loader is in `custom_interface.py` too (with SpeechBrain and onnxruntime installed, from a
+local copy of this folder):
 
 ```python
-from speechbrain_ext.serving.onnx_model import OnnxEmotionClassifier
+import sys
+sys.path.append("path/to/this/folder")
+from custom_interface import OnnxEmotionClassifier
 model = OnnxEmotionClassifier("path/to/this/folder", intra_op_num_threads=2)
 out_prob, score, index, text_lab = model.classify_file("speech.wav")  # files up to 30 s, one at a time
 ```

@@ -6,8 +6,8 @@
     python -m speechbrain_ext.hub export --train-hparams results/.../hyperparams.yaml --out my_model --space
     python -m speechbrain_ext.hub publish my_model --repo-id org/name [--private] [--dry-run]
 
-The export writes what ``from_hparams`` and SpeechBrain's ``foreign_class``
-need, and nothing outside the folder: ``hyperparams.yaml`` holds the run's own
+The export writes what SpeechBrain's ``foreign_class`` needs, with SpeechBrain and
+transformers alone installed, and nothing outside the folder: ``hyperparams.yaml`` holds the run's own
 ``model`` node (the module the recipe trained and evaluated, see
 :mod:`speechbrain_ext.nn.models`; with a Bayesian stage, the stage's model) with
 each encoder's Hugging Face configuration written into it, so loading builds
@@ -18,7 +18,10 @@ training run are packed into ``text_tokenizer_<k>.ckpt`` and ``whisper.ckpt``
 runs' models with its head, a late fusion (``fuse`` output) the runs' models
 with its weights (:class:`~speechbrain_ext.nn.models.FusedModel`). Also:
 ``label_encoder.txt`` (and the ``label_encoder.ckpt`` copy the ``Pretrainer``
-fetches) for classifiers; ``custom_interface.py``; and a model card
+fetches) for classifiers; ``custom_interface.py``, the package's inference code
+generated into one file (:mod:`~speechbrain_ext.serving.export.standalone`), whose
+classes the YAML names as ``custom_interface.<Name>`` (the package's own
+``from_hparams`` loads the same folder with the package's classes); and a model card
 ``README.md`` whose metrics are read from the run's ``test_report.json`` (or
 ``valid_report.json`` when the test split had no labels). The checkpoint the
 run selected (by its task's metric) is used unless ``--checkpoint`` names one.

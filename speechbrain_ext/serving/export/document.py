@@ -18,13 +18,14 @@ from speechbrain_ext.utils.fileio import is_local_path
 from speechbrain_ext.utils.hyperparams import load_yaml, plain_values
 
 INFERENCE_HEADER = """\
-# Inference hyperparameters exported by speechbrain_ext.hub from a training run.
+# Inference hyperparameters exported by the recipe collection's `hub export` from a training run.
 # `model` is the run's own model node: the module that was trained and evaluated.
 # Its encoders are built from the configurations below (no weights are fetched);
 # every weight comes from model.ckpt, tokenizers and Whisper from their packed files.
+# The classes named `custom_interface.<Name>` are in this folder's custom_interface.py:
 #
-#   from speechbrain_ext.inference import {interface}
-#   model = {interface}.from_hparams(source="path/or/org-model")
+#   from speechbrain.inference.interfaces import foreign_class
+#   model = foreign_class(source="path/or/org-model", pymodule_file="custom_interface.py", classname="{interface}")
 """
 
 

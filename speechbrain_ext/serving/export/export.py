@@ -1,9 +1,9 @@
 """Exporting a trained run, or a late fusion of runs, as a stand-alone model folder (and its ONNX graph).
 
 A folder holds ``hyperparams.yaml`` (:mod:`~speechbrain_ext.serving.export.document`), ``model.ckpt``, the
-label encoder, the packed tokenizers and Whisper, ``custom_interface.py``
-(:mod:`~speechbrain_ext.serving.export.custom_interface`, copied) and the model card
-(:mod:`~speechbrain_ext.serving.export.card`).
+label encoder, the packed tokenizers and Whisper, ``custom_interface.py`` (the package's inference code generated
+into one file, :mod:`~speechbrain_ext.serving.export.standalone`, so the folder loads with SpeechBrain alone) and
+the model card (:mod:`~speechbrain_ext.serving.export.card`).
 """
 
 from __future__ import annotations
@@ -17,14 +17,16 @@ from speechbrain_ext.serving.export.card import ONNX_CARD, calibration_card, mod
 from speechbrain_ext.serving.export.document import INFERENCE_HEADER, Exporter, inference_document
 from speechbrain_ext.serving.export.nodes import detach, node_class
 from speechbrain_ext.serving.export.run import RunModel
+from speechbrain_ext.serving.export.standalone import INTERFACE_MODULES, interface_source, rewrite_tags
 from speechbrain_ext.serving.inference import interface_for
+from speechbrain_ext.serving.model_interface import EXPORTED_MODULE, read_origins
 from speechbrain_ext.utils.fileio import atomic_write_text
 from speechbrain_ext.utils.hyperparams import dump_yaml, load_yaml
 
 logger = logging.getLogger(__name__)
-CUSTOM_INTERFACE = Path(__file__).with_name("custom_interface.py")  # copied into every exported folder
 KNN_DATASTORE = "knn_datastore.pt"  # written by a run's kNN stage (knn_eval: True)
 CALIBRATION = "calibration.json"  # written by a run's calibration stage (calibrate: True)
+ONNX_MODULE = "speechbrain_ext.serving.onnx_model"  # the ONNX loader, in custom_interface.py beside model.onnx
 
 
 def _task_class(task_node):
@@ -205,8 +207,10 @@ def _write_folder(
         atomic_write_text(out / "calibration.ckpt", json.dumps(calibration, indent=1) + "\n")
     doc = inference_document(model, task, inputs, exporter, knn=knn, calibration=calibration is not None)
     interface = interface_for(doc).__name__
-    atomic_write_text(out / "hyperparams.yaml", INFERENCE_HEADER.format(interface=interface) + dump_yaml(doc))
-    atomic_write_text(out / "custom_interface.py", CUSTOM_INTERFACE.read_text(encoding="utf-8"))  # as it is
+    yaml_text, classes = rewrite_tags(dump_yaml(doc))
+    source = interface_source(classes)  # refuses before the folder's YAML is written
+    atomic_write_text(out / "hyperparams.yaml", INFERENCE_HEADER.format(interface=interface) + yaml_text)
+    atomic_write_text(out / "custom_interface.py", source)
     report = None
     for name in ("test_report.json", "valid_report.json"):
         if (run.folder / name).is_file():
@@ -257,11 +261,14 @@ def onnx_refusal(train_hparams: str | Path | None = None, fusion: str | Path | N
 
 
 def add_onnx(folder: str | Path) -> Path:
-    """Write ``model.onnx`` into an exported folder (:func:`speechbrain_ext.serving.onnx_model.export_folder`) and describe it in the model card."""
+    """Write ``model.onnx`` into an exported folder (:func:`speechbrain_ext.serving.onnx_model.export_folder`), add its loader
+    to ``custom_interface.py`` and describe it in the model card."""
     from speechbrain_ext.serving.onnx_model import export_folder
 
     folder = Path(folder)
     path = export_folder(folder)
+    interface = folder / f"{EXPORTED_MODULE}.py"  # now with the ONNX loader
+    atomic_write_text(interface, interface_source(read_origins(interface), (*INTERFACE_MODULES, ONNX_MODULE)))
     card_file = folder / "README.md"
     if card_file.is_file():
         card = card_file.read_text(encoding="utf-8")

@@ -7,6 +7,8 @@ trained.
 
 from __future__ import annotations
 
+from speechbrain_ext.serving.model_interface import EXPORTED_MODULE
+
 SSL_ENCODER = "speechbrain_ext.nn.encoders.SSLEncoder"
 TEXT_ENCODER = "speechbrain_ext.nn.text.TranscriptEncoder"
 BAYES_STAGE = "speechbrain_ext.training.post_training.BayesianHeadStage"
@@ -19,14 +21,16 @@ def node_class(node) -> str:
 
 
 def nodes_of(node, kind: str):
-    """Every node below ``node`` (itself included) built by the class ``kind``, each once."""
+    """Every node below ``node`` (itself included) built by the class ``kind``, each once (in an exported YAML,
+    ``custom_interface.<Name>`` builds the class of that name)."""
+    kinds = {kind, f"{EXPORTED_MODULE}.{kind.rpartition('.')[2]}"}
     seen, stack = set(), [node]
     while stack:
         item = stack.pop()
         if id(item) in seen:
             continue
         seen.add(id(item))
-        if node_class(item) == kind:
+        if node_class(item) in kinds:
             yield item
         if hasattr(item, "values"):
             stack.extend(item.values())
