@@ -2,6 +2,7 @@
 page itself driven in a headless Chromium (one page load, a good and a corrupt upload)."""
 
 import ast
+import contextlib
 import importlib.metadata
 import os
 import shutil
@@ -22,6 +23,7 @@ from speechbrain_ext.data.audio import AudioLoadError
 from speechbrain_ext.serving.app import analyse, load_interface
 from speechbrain_ext.serving.export.cli import main as hub_main
 from speechbrain_ext.serving.export.space import SPACE_REQUIREMENTS
+from speechbrain_ext.serving.model_interface import ModelInterface
 from tests.model_folders import REPO, random_model_folder
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -118,7 +120,7 @@ def test_regressor_answer(tiny_models, tmp_path):
 
 
 class TextInterface:
-    """Stands in for a Bayesian text model's interface: every answer asks for the transcript (counted)."""
+    """Stands in for a Bayesian text model's interface: every answer asks for the transcript."""
 
     labels = ["angry", "neutral"]
     is_bayesian = True
@@ -126,6 +128,9 @@ class TextInterface:
 
     def __init__(self):
         self.hparams, self.model, self.transcribed = SimpleNamespace(), torch.nn.Linear(1, 1), []
+
+    def remembering(self, on_chunk=None):
+        return contextlib.nullcontext()
 
     def transcribe_file(self, path):
         self.transcribed.append(path)
@@ -144,14 +149,27 @@ class TextInterface:
         return {"mean_probs": mean, "std_probs": mean / 10, "entropy": [0.61], "mutual_information": [0.02]}
 
 
-def test_text_model_transcribed_once(tmp_path):
-    """A model that reads text: the transcript is shown, and Whisper runs once for the decision and the uncertainty."""
+def test_text_model_shows_its_transcript(tmp_path):
+    """A model that reads text: the transcript is shown beside the decision and the uncertainty."""
     interface = TextInterface()
     wav = write_speechlike(tmp_path / "clip.wav", seconds=1.0)
     answer = analyse(interface, str(wav), n_samples=10)
-    assert interface.transcribed == [str(wav)] and answer.transcript == "so happy"
+    assert interface.transcribed == [str(wav)] * 2 and answer.transcript == "so happy"
     assert answer.label == "neutral" and answer.probabilities == pytest.approx({"angry": 0.25, "neutral": 0.75})
     assert answer.timeline is None and answer.uncertainty["std"] == pytest.approx({"angry": 0.03, "neutral": 0.07})
+
+
+def test_interface_transcribes_once_while_remembering(tmp_path):
+    """Inside ``remembering`` Whisper runs once per file; outside, every ask runs it."""
+    interface = ModelInterface.__new__(ModelInterface)  # only transcribe_file's own code runs
+    batches = []
+    interface.transcribe_batch = lambda wavs: batches.append(wavs.shape) or ["so happy"]
+    wav = write_speechlike(tmp_path / "clip.wav", seconds=1.0)
+    with interface.remembering():
+        assert [interface.transcribe_file(str(wav)) for _ in range(3)] == ["so happy"] * 3
+    assert len(batches) == 1
+    interface.transcribe_file(str(wav))
+    assert len(batches) == 2
 
 
 def test_space_loader_without_package(segment_bayes_model, tmp_path, monkeypatch):

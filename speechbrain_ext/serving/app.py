@@ -24,7 +24,6 @@ This module imports nothing from ``speechbrain_ext`` outside
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import sys
@@ -95,63 +94,6 @@ def has_timeline(interface) -> bool:
     return not is_regressor(interface) and hasattr(interface.model, "window_scores")
 
 
-def _audio_models(interface) -> list:
-    """The audio models inside the interface's model (itself, or the audio branches of a fusion)."""
-    return [m for m in interface.model.modules() if hasattr(m, "encode") and hasattr(m, "from_frames")]
-
-
-@contextlib.contextmanager
-def encoded_once(interface, path: str, report: Callable[[float, str], None]):
-    """Within the block, the file is transcribed and encoded once, chunk by chunk, with ``report(fraction, text)``.
-
-    The decision, the timeline and the uncertainty each ask the interface for
-    the file's encoder frames (``file_frames``) and transcript; here the first
-    answer is kept and given again, and each chunk's encoding is reported. The
-    interface is changed for the block only (instance attributes shadowing
-    its methods); the page handles one request at a time.
-    """
-    try:
-        seconds = soundfile.info(path).duration
-    except Exception:  # noqa: BLE001 - the interface reports the file's problem in its own words
-        seconds = 0.0
-    chunk = float(getattr(interface.hparams, "max_chunk_seconds", 30.0))
-    models = _audio_models(interface)
-    total = max(1, math.ceil(seconds / chunk)) * max(1, len(models))
-    done, kept = [0], {}
-    frames_of, transcribe_of = interface.file_frames, interface.transcribe_file
-
-    def counted(encode):
-        def encode_chunk(*args, **kwargs):
-            out = encode(*args, **kwargs)
-            done[0] += 1
-            report(done[0] / total, f"encoded chunk {done[0]} of {total}")
-            return out
-
-        return encode_chunk
-
-    def file_frames(file, model=None):
-        key = ("frames", str(file), id(model if model is not None else interface.model))
-        if key not in kept:
-            kept[key] = frames_of(file, model)
-        return kept[key]
-
-    def transcribe_file(file):
-        if ("text", str(file)) not in kept:
-            report(0.0, "transcribing")
-            kept["text", str(file)] = transcribe_of(file)
-        return kept["text", str(file)]
-
-    interface.file_frames, interface.transcribe_file = file_frames, transcribe_file
-    for model in models:
-        model.encode = counted(model.encode)
-    try:
-        yield
-    finally:
-        del interface.file_frames, interface.transcribe_file
-        for model in models:
-            del model.encode
-
-
 def analyse(interface, path: str, n_samples: int = 100, report: Callable[[float, str], None] | None = None) -> Answer:
     """Everything the page shows for one file, from the interface's own methods.
 
@@ -178,7 +120,11 @@ def analyse(interface, path: str, n_samples: int = 100, report: Callable[[float,
     report = report or (lambda fraction, text: None)
     answer = Answer()
     bayesian = getattr(interface, "is_bayesian", False)
-    with encoded_once(interface, path, report):
+
+    def on_chunk(done: int, total: int) -> None:
+        report(done / total, f"encoded chunk {done} of {total}")
+
+    with interface.remembering(on_chunk):  # the decision, timeline and uncertainty share one encoding
         if is_regressor(interface):
             answer.intensities, answer.transcript = interface.predict_file(path, return_transcript=True)
             if bayesian:
@@ -359,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     interface = load_interface(args.model, args.savedir)
     page = build_page(interface, args.samples, title=f"Speech emotion: {Path(args.model).name}")
     print(f"serving {args.model} on http://{args.host}:{args.port}", flush=True)
-    page.queue(default_concurrency_limit=1).launch(  # one request at a time: encoded_once patches the interface
+    page.queue(default_concurrency_limit=1).launch(  # one request at a time: the interface remembers one file
         server_name=args.host, server_port=args.port, share=False, show_error=True, footer_links=[], ssr_mode=False
     )
     return 0

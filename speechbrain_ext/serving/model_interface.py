@@ -115,9 +115,40 @@ class ModelInterface(Pretrained):
             [wav[: int(round(float(rel) * wavs.shape[1]))] for wav, rel in zip(wavs, lens)]
         )
 
+    @contextlib.contextmanager
+    def remembering(self, on_chunk: Callable[[int, int], None] | None = None):
+        """Within the block, each file is transcribed and encoded once; ``on_chunk(done, total)`` follows its encoding.
+
+        A page that shows a file's decision, its timeline and its uncertainty
+        asks for the same file's frames three times: inside the block the
+        first answer is kept and given again (a dictionary of the file's
+        frames, so for one file at a time).
+
+        Arguments
+        ---------
+        on_chunk : callable, optional
+            Called after each encoded chunk with the chunks done and the file's chunk count.
+        """
+        self._remembered, self._on_chunk = {}, on_chunk
+        try:
+            yield
+        finally:
+            self._remembered, self._on_chunk = None, None
+
+    def _recall(self, key: tuple, compute: Callable[[], object]):
+        remembered = getattr(self, "_remembered", None)
+        if remembered is None:
+            return compute()
+        if key not in remembered:
+            remembered[key] = compute()
+        return remembered[key]
+
     def transcribe_file(self, path: str | os.PathLike) -> str:
         """The Whisper transcript of one file (any rate, channels and length)."""
-        return self.transcribe_batch(load_audio(path, TARGET_SAMPLE_RATE).unsqueeze(0))[0]
+        return self._recall(
+            ("transcript", os.fspath(path)),
+            lambda: self.transcribe_batch(load_audio(path, TARGET_SAMPLE_RATE).unsqueeze(0))[0],
+        )
 
     def forward_batch(
         self, wavs: torch.Tensor, wav_lens: torch.Tensor | None = None, transcripts: list[str] | None = None
@@ -140,17 +171,22 @@ class ModelInterface(Pretrained):
     def file_frames(self, path: str | os.PathLike, model=None) -> torch.Tensor:
         """``(1, frames, dim)`` encoder frames of a file (of ``model``, default the exported one), chunk by chunk past ``max_chunk_seconds``."""
         model = self.model if model is None else model
+        return self._recall(("frames", os.fspath(path), id(model)), lambda: self._encode_file(path, model))
+
+    def _encode_file(self, path: str | os.PathLike, model) -> torch.Tensor:
         chunk_seconds = float(self._hparam("max_chunk_seconds", 30.0))
         frames_total, file_sr = audio_frames(path)
+        on_chunk = getattr(self, "_on_chunk", None) or (lambda done, total: None)
+        ones = torch.ones(1, device=self.device)
         with torch.no_grad():
             if frames_total / file_sr <= chunk_seconds:
-                return model.encode(
-                    load_audio(path, TARGET_SAMPLE_RATE).unsqueeze(0).to(self.device), torch.ones(1, device=self.device)
-                )[0]
-            parts = [
-                model.encode(wav.unsqueeze(0).to(self.device), torch.ones(1, device=self.device))[0]
-                for _, wav in iter_chunks(path, chunk_seconds, TARGET_SAMPLE_RATE)
-            ]
+                frames = model.encode(load_audio(path, TARGET_SAMPLE_RATE).unsqueeze(0).to(self.device), ones)[0]
+                on_chunk(1, 1)
+                return frames
+            total, parts = math.ceil(frames_total / max(1, round(chunk_seconds * file_sr))), []  # iter_chunks' count
+            for done, (_, wav) in enumerate(iter_chunks(path, chunk_seconds, TARGET_SAMPLE_RATE), start=1):
+                parts.append(model.encode(wav.unsqueeze(0).to(self.device), ones)[0])
+                on_chunk(done, total)
         return torch.cat(parts, dim=1)
 
     def _file_output(self, model, path, transcript) -> ModelOutput:
