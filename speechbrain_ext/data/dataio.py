@@ -9,24 +9,36 @@ The task (:mod:`speechbrain_ext.training.tasks`) turns each entry's label field 
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Mapping, Sequence
 
 import speechbrain as sb
 from speechbrain.dataio.dataset import DynamicItemDataset
 
 from speechbrain_ext.data.audio import TARGET_SAMPLE_RATE, load_audio
+from speechbrain_ext.data.audio_cache import CACHE_FOLDER_NAME, AudioCache
 from speechbrain_ext.data.manifests import read_manifest
 from speechbrain_ext.data.transcribe import TRANSCRIPT_KEY
 
 
-def audio_pipeline(sample_rate: int = TARGET_SAMPLE_RATE, max_seconds: float | None = None):
-    """Dynamic item ``wav`` -> ``sig``: mono float tensor at ``sample_rate``, cut after ``max_seconds`` if given."""
+def audio_pipeline(sample_rate: int = TARGET_SAMPLE_RATE, max_seconds: float | None = None, cache_folder=None):
+    """Dynamic item ``wav`` -> ``sig``: mono float tensor at ``sample_rate``, cut after ``max_seconds`` if given.
+
+    With ``cache_folder``, a file at another rate is decoded and resampled
+    once and read from an :class:`~speechbrain_ext.data.audio_cache.AudioCache` after that.
+    """
     max_samples = int(round(max_seconds * sample_rate)) if max_seconds else None
+    read = (
+        AudioCache(cache_folder, sample_rate).load
+        if cache_folder
+        else functools.partial(load_audio, sample_rate=sample_rate)
+    )
 
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("sig")
     def pipeline(wav):
-        signal = load_audio(wav, sample_rate)
+        signal = read(wav)
         return signal[:max_samples] if max_samples else signal
 
     return pipeline
@@ -57,6 +69,7 @@ def recipe_datasets(
     max_seconds: float | None = None,
     inputs: Sequence[str] = ("sig",),
     features=None,
+    audio_cache: str | bool | None = True,
 ) -> dict[str, DynamicItemDataset]:
     """Datasets yielding ``id``, the model's inputs (``sig``, ``transcript``) and ``target`` for every split.
 
@@ -82,6 +95,10 @@ def recipe_datasets(
         With ``features`` among the inputs: the cached embeddings of other
         runs (:class:`~speechbrain_ext.methods.fusion.EarlyFusionFeatures`), checked
         to cover every utterance.
+    audio_cache : str or bool or None
+        True (default): resampled signals are cached in ``audio_cache/``
+        beside the training manifest; a path: in that folder; False or
+        None: every epoch decodes and resamples again.
     """
     if not set(inputs) <= {"sig", "transcript", "features"}:
         raise ValueError(f"model inputs are 'sig' (audio), 'transcript' and/or 'features', not {list(inputs)}")
@@ -92,13 +109,15 @@ def recipe_datasets(
         check_transcripts(manifests)
     if "features" in inputs:
         features.check_ids(manifests)
+    if audio_cache is True:
+        audio_cache = os.path.join(os.path.dirname(os.path.abspath(manifests["train"])), CACHE_FOLDER_NAME)
     datasets = {}
     for split, path in manifests.items():
         dataset = load_split(
             path, data_folder, sorting if split == "train" else "ascending", fill_keys=(task.target_key,)
         )
         if "sig" in inputs:
-            dataset.add_dynamic_item(audio_pipeline(sample_rate, max_seconds))
+            dataset.add_dynamic_item(audio_pipeline(sample_rate, max_seconds, audio_cache or None))
         if "transcript" in inputs:
             dataset.add_dynamic_item(transcript_pipeline)
         if "features" in inputs:
