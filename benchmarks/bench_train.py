@@ -215,6 +215,9 @@ class BareLoop:
             torch.optim.Adam(encoder_params, lr=hparams["lr_ssl"]),
         ]
         self.signals, self.targets, self.device = signals, targets, device
+        self.max_grad_norm = (
+            brain.max_grad_norm
+        )  # the recipe clips each optimiser's gradients (SpeechBrain's default 5)
         self.autocast = precision != "fp32"
         self.dtype = torch.bfloat16 if precision == "bf16" else torch.float16
 
@@ -254,6 +257,7 @@ class BareLoop:
                 loss = self.loss(wavs, lengths, targets)
             loss.backward()
             for optimizer in self.optimizers:
+                torch.nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], self.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
         if str(self.device).startswith("cuda"):
@@ -308,11 +312,14 @@ def pipeline_rates(manifests: dict, data_folder: Path, cache: Path | None, repea
     dataset.add_dynamic_item(audio_pipeline(16000, None, str(cache) if cache else None))
     dataset.set_output_keys(["sig"])
     seconds = sum(dataset.data[i]["duration"] for i in dataset.data_ids)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a loader worker
     began = time.perf_counter()
     for _ in range(repeats):
         for i in range(len(dataset)):
             dataset[i]
     elapsed = time.perf_counter() - began
+    torch.set_num_threads(threads)
     return repeats * len(dataset) / elapsed, repeats * seconds / elapsed
 
 
