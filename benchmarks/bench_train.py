@@ -12,9 +12,9 @@ Three comparisons, measured in one run on one machine:
    two Adam optimisers at the YAML's rates; for triplet_seg the bare loop
    runs a copy of the YAML's model and losses in the same plain loop. Both
    see the same batches in the same order (the recipe draws them with its
-   own loader options and sampler; just before each recipe step the bare
-   loop pads the same utterances from signals decoded before timing and
-   takes its step), the same precision and the same thread count. The
+   own loader options and sampler; beside each recipe step, before it on
+   odd steps and after it on even ones, the bare loop pads the same
+   utterances from signals decoded before timing and takes its step), the same precision and the same thread count. The
    step-by-step alternation makes load from other processes hit both
    alike. Figures are audio-seconds per second over the epochs after the
    first (which also fills the audio cache). The last line is
@@ -162,23 +162,27 @@ def recipe_brain(yaml: str, encoder: str, manifests: dict, data_folder: Path, ou
 
 
 class StepClock:
-    """Times a Brain's training stage, its waits for data and its checkpoints, and runs the bare step of each batch just before the recipe's.
+    """Times a Brain's training stage, its waits for data and its checkpoints, and runs the bare step of each batch beside the recipe's.
 
     The wrappers go around the Brain's own methods; the bare step's time is
     taken out of the recipe's (step-by-step interleaving: load from other
-    processes hits both alike).
+    processes hits both alike); the bare step goes first on odd steps, second on even ones.
     """
 
     def __init__(self, brain, bare, index_of: dict):
-        self.stage_end, self.waits, self.bare, self.checkpoint, self.last = [], [], [], [], None
+        self.stage_end, self.waits, self.bare, self.checkpoint, self.last, self.steps = [], [], [], [], None, 0
         fit_batch, on_stage_end, on_stage_start = brain.fit_batch, brain.on_stage_end, brain.on_stage_start
         save = brain.checkpointer.save_and_keep_only
 
         def timed_fit_batch(batch):
             began = time.perf_counter()
             self.waits[-1] += began - self.last
-            self.bare[-1] += bare.epoch([[index_of[utt] for utt in batch.id]])
+            indices = [[index_of[utt] for utt in batch.id]]
+            self.steps += 1
+            bare_first = self.steps % 2  # alternate, so that neither always meets a new shape first
+            self.bare[-1] += bare.epoch(indices) if bare_first else 0.0
             loss = fit_batch(batch)
+            self.bare[-1] += 0.0 if bare_first else bare.epoch(indices)
             self.last = time.perf_counter()
             return loss
 
@@ -299,7 +303,7 @@ def compare(yaml: str, encoder: str, manifests: dict, data_folder: Path, out: Pa
     """Seconds of the bare loop, the recipe's training stage and its whole epoch, summed over the timed epochs.
 
     The recipe trains with its own loader options and sampler; the bare loop
-    takes each of its batches (by utterance id) just before it. The first
+    takes each of its batches (by utterance id) beside it. The first
     epoch, which also fills the audio cache, is left out when there are more.
     """
     torch.manual_seed(0)
