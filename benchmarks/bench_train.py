@@ -6,8 +6,8 @@ Three comparisons, measured in one run on one machine:
    (``recipes/RAVDESS/hparams/baseline.yaml``: ``UtteranceBrain``;
    ``triplet_seg.yaml``: ``SegmentTripletBrain``) with its own loader
    options, against a bare loop written here: the transformers
-   ``Wav2Vec2Model`` (a copy of the recipe's, same weights and config,
-   frozen CNN), per-utterance input normalisation, attention mask, output
+   ``Wav2Vec2Model`` (a copy of the recipe's: same weights, config and
+   attention implementation, frozen CNN, training mode), per-utterance input normalisation, attention mask, output
    standardisation, masked mean pooling, linear head, log-softmax NLL, the
    two Adam optimisers at the YAML's rates; for triplet_seg the bare loop
    runs a copy of the YAML's model and losses in the same plain loop. Both
@@ -215,18 +215,15 @@ class BareLoop:
         encoder = recipe_model.encoder
         self.plain = type(recipe_model).__name__ == "UtteranceModel"
         if self.plain:  # transformers' model itself, same config and initial weights as the recipe's
-            from transformers import Wav2Vec2Model
-
-            hf = encoder.ssl_model.model
-            self.wav2vec2 = Wav2Vec2Model(hf.config).to(device)
-            self.wav2vec2.load_state_dict(hf.state_dict())
+            # a copy keeps what loading set (attention implementation, dropout); training mode as the Brain's
+            self.wav2vec2 = copy.deepcopy(encoder.ssl_model.model).to(device).train()
             self.wav2vec2.freeze_feature_encoder()
             self.head = copy.deepcopy(recipe_model.head.w if hasattr(recipe_model.head, "w") else recipe_model.head)
             self.head.to(device)
             encoder_params = [p for p in self.wav2vec2.parameters() if p.requires_grad]
             head_params = list(self.head.parameters())
         else:  # the YAML's model and losses, outside the Brain
-            self.model = copy.deepcopy(recipe_model).to(device)
+            self.model = copy.deepcopy(recipe_model).to(device).train()
             self.hparams = hparams
             ids = {id(p) for p in self.model.encoder.parameters()}
             encoder_params = [p for p in self.model.encoder.parameters() if p.requires_grad]
