@@ -49,8 +49,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import statistics
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
