@@ -153,7 +153,7 @@ def recipe_brain(yaml: str, encoder: str, manifests: dict, data_folder: Path, ou
         **({} if args.audio_cache else {"audio_cache": False}),
     }
     with open(REPO / "recipes" / "RAVDESS" / "hparams" / f"{yaml}.yaml", encoding="utf-8") as handle:
-        hparams = load_hyperpyyaml(handle, overrides)
+        hparams = load_hyperpyyaml(handle, overrides, overrides_must_match=False)  # audio_cache: a runner key
     run_opts = {"device": args.device, "noprogressbar": True, "precision": args.precision}
     brain = getattr(brains, YAMLS[yaml])(
         modules=hparams["modules"],
