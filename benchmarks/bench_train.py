@@ -420,7 +420,7 @@ def main(argv=None) -> float:
                 f"{yaml:<12} train {r['train']:.2f} s, valid {valid:.2f} s, checkpoint {r['checkpoint']:.2f} s,"
                 f" epoch {r['epoch']:.2f} s, epoch/train {r['epoch'] / r['train']:.2f}"
             )
-            print(f"{'':<12} (first epoch's training stage, filling the audio cache: {r['first']:.2f} s)")
+            print(f"{'':<12} (first epoch's training stage, which fills the audio cache if any: {r['first']:.2f} s)")
     ratio = results[args.yamls[0]]["paired"]
     print(f"ratio {ratio:.2f}")
     return ratio
