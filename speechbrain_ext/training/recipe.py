@@ -206,21 +206,6 @@ def _lock_output_folder(folder: str) -> RunLock | None:
     return lock
 
 
-def recipe_datasets_of(hparams: dict) -> dict:
-    """The datasets of built hparams (manifests, task, inputs, audio cache), as every recipe makes them."""
-    return recipe_datasets(
-        {split: hparams[f"{split}_annotation"] for split in SPLITS},
-        hparams["data_folder"],
-        hparams["task"],
-        sorting=hparams["sorting"],
-        sample_rate=hparams["sample_rate"],
-        max_seconds=hparams.get("max_audio_seconds"),
-        inputs=hparams.get("model_inputs", ["sig"]),
-        features=hparams.get("fusion_features"),
-        audio_cache=hparams.get("audio_cache", True),
-    )
-
-
 def _run(prepare, brain_class, hparams_file: str, run_opts: dict, overrides, values: dict) -> dict:
     sb.create_experiment_directory(
         experiment_directory=values["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides
@@ -273,3 +258,18 @@ def _run(prepare, brain_class, hparams_file: str, run_opts: dict, overrides, val
             distributed.run_on_main_unbounded(stage.run, args=[context], name=f"stage{index}_{type(stage).__name__}")
     brain.drop_distributed_wrappers()  # before the process group is destroyed (distributed.shutdown)
     return context.reports
+
+
+def recipe_datasets_of(hparams: dict) -> dict:
+    """The datasets of built hparams (manifests, task, inputs, audio cache), as every recipe makes them."""
+    return recipe_datasets(
+        {split: hparams[f"{split}_annotation"] for split in SPLITS},
+        hparams["data_folder"],
+        hparams["task"],
+        sorting=hparams["sorting"],
+        sample_rate=hparams["sample_rate"],
+        max_seconds=hparams.get("max_audio_seconds"),
+        inputs=hparams.get("model_inputs", ["sig"]),
+        features=hparams.get("fusion_features"),
+        audio_cache=hparams.get("audio_cache", True),
+    )
