@@ -49,3 +49,20 @@ def test_cpt_benchmark_reports_the_ratio(tiny_models, capsys):
     ratio = bench.report(times)
     assert ratio == pytest.approx(times["masked-prediction step (CPT)"] / times["HuBERT forward + backward + step"])
     assert f"({ratio:.4f}x)" in capsys.readouterr().out
+
+
+def test_train_benchmark_prints_the_three_comparisons(capsys):
+    """bench_train end to end on the tiny encoder, six synthetic files, one epoch of the baseline YAML."""
+    spec = importlib.util.spec_from_file_location("bench_train", BENCH.with_name("bench_train.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    threads = torch.get_num_threads()
+    try:
+        ratio = bench.main(["--size", "tiny", "--epochs", "1", "--files", "6", "--synthetic", "--yamls", "baseline"])
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    for heading in ("1. training steps", "2. data pipeline", "3. whole epoch"):
+        assert heading in out
+    assert "48 kHz, 16 kHz cache" in out and "waits for data" in out
+    assert 0 < ratio < 10 and out.strip().splitlines()[-1] == f"ratio {ratio:.2f}"

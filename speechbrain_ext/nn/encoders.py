@@ -229,6 +229,11 @@ class SSLEncoder(nn.Module):
         if not apply_spec_augment and getattr(model, "masked_spec_embed", None) is not None:
             # used only by SpecAugment: a trainable parameter no forward reaches makes DDP fail (speechbrain#2340)
             model.masked_spec_embed.requires_grad_(False)
+        convolutions = getattr(model, "feature_extractor", None)
+        if convolutions is not None and not any(p.requires_grad for p in convolutions.parameters()):
+            # frozen by requires_grad alone, HF's CNN still marks its input as needing a gradient and
+            # backpropagates through every convolution in training (HF's own freeze_feature_encoder clears this flag)
+            convolutions._requires_grad = False
         self.normalize = bool(getattr(self.ssl_model.feature_extractor, "do_normalize", False))
         if attention_mask is None:
             attention_mask = bool(getattr(self.ssl_model.feature_extractor, "return_attention_mask", True))

@@ -34,7 +34,7 @@ class UtteranceBrain(RecipeBrain):
 
     def compute_forward(self, batch, stage) -> ModelOutput:
         """Encoder, pooling, head (``hparams.model``)."""
-        batch = batch.to(self.device)
+        batch = batch.to(self.device, non_blocking=True)  # from pinned memory on a GPU: overlaps the step
         wavs, lens = batch.sig
         return self.modules.model(wavs, lens)
 
@@ -78,7 +78,7 @@ class SupConBrain(UtteranceBrain):
 
     def compute_forward(self, batch, stage) -> ModelOutput:
         """The model on the batch, with its augmented copies in training."""
-        batch = batch.to(self.device)
+        batch = batch.to(self.device, non_blocking=True)  # from pinned memory on a GPU: overlaps the step
         wavs, lens = batch.sig
         if stage == sb.Stage.TRAIN:
             wavs, lens = self.hparams.wav_augment(wavs, lens)
@@ -171,7 +171,7 @@ class EmbeddingBrain(RecipeBrain):
 
     def compute_forward(self, batch, stage) -> ModelOutput:
         """Head on the concatenated embeddings (``hparams.model``, an :class:`~speechbrain_ext.nn.models.EmbeddingModel`)."""
-        return self.modules.model(batch.features.data.to(self.device))
+        return self.modules.model(batch.features.data.to(self.device, non_blocking=True))
 
     def compute_objectives(self, predictions: ModelOutput, batch, stage) -> torch.Tensor:
         """The task's loss (NLL, or MSE on intensities)."""

@@ -53,7 +53,7 @@ from speechbrain_ext.utils.fileio import RunLock, missing_local_sources
 from speechbrain_ext.utils.hyperparams import load_yaml, plain_values
 
 # Overrides a recipe YAML need not hold: run options the runner reads with a default (``values.get``).
-RUNNER_KEYS = ("ddp_timeout",)
+RUNNER_KEYS = ("ddp_timeout", "audio_cache")
 
 
 def override_problems(overrides: str | dict | None, keys: Iterable[str]) -> list[str]:
@@ -262,17 +262,7 @@ def _run(prepare, brain_class, hparams_file: str, run_opts: dict, overrides, val
         hparams = load_hyperpyyaml(
             handle, overrides, overrides_must_match=False
         )  # checked by check_overrides, RUNNER_KEYS allowed
-    manifests = {split: hparams[f"{split}_annotation"] for split in SPLITS}
-    datasets = recipe_datasets(
-        manifests,
-        hparams["data_folder"],
-        hparams["task"],
-        sorting=hparams["sorting"],
-        sample_rate=hparams["sample_rate"],
-        max_seconds=hparams.get("max_audio_seconds"),
-        inputs=hparams.get("model_inputs", ["sig"]),
-        features=hparams.get("fusion_features"),
-    )
+    datasets = recipe_datasets_of(hparams)
     brain = brain_class(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
@@ -287,3 +277,18 @@ def _run(prepare, brain_class, hparams_file: str, run_opts: dict, overrides, val
             distributed.run_on_main_unbounded(stage.run, args=[context], name=f"stage{index}_{type(stage).__name__}")
     brain.drop_distributed_wrappers()  # before the process group is destroyed (distributed.shutdown)
     return context.reports
+
+
+def recipe_datasets_of(hparams: dict) -> dict:
+    """The datasets of built hparams (manifests, task, inputs, audio cache), as every recipe makes them."""
+    return recipe_datasets(
+        {split: hparams[f"{split}_annotation"] for split in SPLITS},
+        hparams["data_folder"],
+        hparams["task"],
+        sorting=hparams["sorting"],
+        sample_rate=hparams["sample_rate"],
+        max_seconds=hparams.get("max_audio_seconds"),
+        inputs=hparams.get("model_inputs", ["sig"]),
+        features=hparams.get("fusion_features"),
+        audio_cache=hparams.get("audio_cache", True),
+    )

@@ -23,6 +23,7 @@ from speechbrain.utils.distributed import ddp_broadcast, if_main_process
 from tqdm import tqdm
 
 from speechbrain_ext.data.batching import PaddingMeter
+from speechbrain_ext.data.dataio import machine_loader_options
 from speechbrain_ext.evaluation.reports import report_table
 from speechbrain_ext.nn.encoders import model_batch_exact
 from speechbrain_ext.training.ddp_brain import DistributedBrain, unwrap
@@ -82,7 +83,7 @@ class RecipeBrain(DistributedBrain):
 
     def targets(self, batch) -> torch.Tensor:
         """The batch's targets (class indices or intensity rows) on the Brain's device."""
-        return self.task.batch_targets(batch.target.data.to(self.device))
+        return self.task.batch_targets(batch.target.data.to(self.device, non_blocking=True))
 
     @torch.no_grad()
     def evaluate_batch(self, batch, stage):
@@ -242,6 +243,12 @@ class RecipeBrain(DistributedBrain):
             options = {k: v for k, v in options.items() if k not in ("batch_size", "shuffle", "drop_last", "sampler")}
             options["batch_sampler"] = self._duration_sampler
         return options
+
+    def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs):
+        """SpeechBrain's loader, with the worker count and pinned memory fitted to this machine (:func:`~speechbrain_ext.data.dataio.machine_loader_options`)."""
+        return super().make_dataloader(
+            dataset, stage, ckpt_prefix, **machine_loader_options(loader_kwargs, self.device)
+        )
 
     def fit_batch(self, batch):
         """SpeechBrain's training step, counting the batch's padding."""
