@@ -327,7 +327,7 @@ def run_epochs(brain, losses, first_epoch=1):
 
 def test_supcon_lowers_both_rates_after_20_epochs_without_a_new_best_validation_loss(tmp_path):
     schedule = supcon_schedule(SUPCON_YAMLS[-1])
-    assert [p.parts[-3] for p in SUPCON_YAMLS] == ["FESC", "IEMOCAP", "MSP-IMPROV", "RAVDESS"]
+    assert [p.parts[-3] for p in SUPCON_YAMLS] == ["Custom", "FESC", "IEMOCAP", "MSP-IMPROV", "RAVDESS"]
     for other in map(supcon_schedule, SUPCON_YAMLS[:-1]):  # every corpus follows the same rule
         assert other["lr_annealing_on"] == schedule["lr_annealing_on"]
         for key in ("lr_annealing", "lr_annealing_ssl"):
