@@ -410,7 +410,7 @@ def test_every_classification_yaml_ends_with_the_calibration_stage():
 
     for row in ROWS:
         values = YAML(typ="rt").load((REPO / row["hparams"]).read_text())
-        if row["corpus"] == "Hume-Prosody" or "post_training" not in values:  # regression, or FLEA's chain
+        if "post_training" not in values or "ClassificationTask" not in values["task"].tag.value:  # FLEA, regression
             assert "calibrate" not in values, row["hparams"]
             continue
         assert {k: values.get(k) for k in CALIBRATION_KEYS} == CALIBRATION_KEYS, row["hparams"]
@@ -421,14 +421,15 @@ def test_every_classification_yaml_ends_with_the_calibration_stage():
 
 def test_every_classification_registry_run_is_calibrated(registry_runs):
     """Each classification row wrote calibration.json and the test report's sections; a masked test split has sets, no coverage."""
-    from tests.conftest import TRAIN_ROWS
+    from tests.conftest import REPO, TRAIN_ROWS
 
     for row in TRAIN_ROWS:
         run = registry_runs[row["hparams"]]
         if run["proc"].returncode != 0:
             continue  # test_registry_recipe_trains_and_reports says why
         saved = run["folder"] / "calibration.json"
-        assert saved.is_file() == (row["corpus"] != "Hume-Prosody"), row["hparams"]
+        classification = "ClassificationTask" in (REPO / row["hparams"]).read_text()
+        assert saved.is_file() == classification, row["hparams"]
         if not saved.is_file():
             continue
         report = json.loads((run["folder"] / "test_report.json").read_text())
