@@ -211,13 +211,43 @@ def concordance_correlation(y_true, y_pred) -> np.ndarray:
     >>> concordance_correlation([1.0, 2.0, 3.0], [2.0, 3.0, 4.0]).round(4).tolist()
     [0.5714]
     """
-    t = np.asarray(y_true, dtype=np.float64)
-    p = np.asarray(y_pred, dtype=np.float64)
-    if t.ndim == 1:
-        t, p = t[:, None], p[:, None]
-    mt, mp = t.mean(axis=0), p.mean(axis=0)
-    cov = ((t - mt) * (p - mp)).mean(axis=0)
-    return 2 * cov / (t.var(axis=0) + p.var(axis=0) + (mt - mp) ** 2)
+    t, p = _columns(y_true, y_pred)
+    return _ccc(t, p, axis=0)
+
+
+def _columns(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    """Targets and predictions as float64 ``(n_items, n_outputs)`` arrays."""
+    t, p = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    return (t[:, None], p[:, None]) if t.ndim == 1 else (t, p)
+
+
+def _ccc(t: np.ndarray, p: np.ndarray, axis: int) -> np.ndarray:
+    """Lin's CCC along the items ``axis`` (population moments)."""
+    mt, mp = t.mean(axis=axis, keepdims=True), p.mean(axis=axis, keepdims=True)
+    cov = ((t - mt) * (p - mp)).mean(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 2 * cov / (t.var(axis=axis) + p.var(axis=axis) + np.squeeze(mt - mp, axis=axis) ** 2)
+
+
+def _spearman_of_resamples(t: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Spearman's rho per resample and column of ``(resamples, n_items, n_outputs)`` arrays."""
+    rt, rp = rankdata(t, axis=1), rankdata(p, axis=1)
+    rt -= rt.mean(axis=1, keepdims=True)
+    rp -= rp.mean(axis=1, keepdims=True)
+    denom = np.sqrt((rt**2).sum(axis=1) * (rp**2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, (rt * rp).sum(axis=1) / denom, np.nan)
+
+
+def _bootstrap_columns(y_true, y_pred, score, mean, n_boot: int, confidence: float, seed: int, chunk: int) -> dict:
+    """Percentile intervals of ``score`` (resamples x columns) per column and of ``mean`` over the columns."""
+    y_true, y_pred = _columns(y_true, y_pred)
+    idx = _resample_indices(len(y_true), n_boot, seed)
+    scores = np.concatenate(
+        [score(y_true[idx[s : s + chunk]], y_pred[idx[s : s + chunk]]) for s in range(0, n_boot, chunk)]
+    )  # (n_boot, k)
+    interval = functools.partial(_percentile_interval, confidence=confidence)
+    return {"per_column": [interval(scores[:, c]) for c in range(scores.shape[1])], "mean": interval(mean(scores))}
 
 
 def _resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
@@ -315,26 +345,9 @@ def bootstrap_spearman(
     >>> ci["mean"][0] < ci["mean"][1] <= 1.0, len(ci["per_column"])
     (True, 2)
     """
-    y_true, y_pred = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
-    if y_true.ndim == 1:
-        y_true, y_pred = y_true[:, None], y_pred[:, None]
-    idx = _resample_indices(len(y_true), n_boot, seed)
-    rhos = []
-    for start in range(0, n_boot, chunk):
-        rows = idx[start : start + chunk]
-        rt, rp = rankdata(y_true[rows], axis=1), rankdata(y_pred[rows], axis=1)  # (chunk, n, k)
-        rt -= rt.mean(axis=1, keepdims=True)
-        rp -= rp.mean(axis=1, keepdims=True)
-        denom = np.sqrt((rt**2).sum(axis=1) * (rp**2).sum(axis=1))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rhos.append(np.where(denom > 0, (rt * rp).sum(axis=1) / denom, np.nan))
-    rho = np.concatenate(rhos)  # (n_boot, k)
-    interval = functools.partial(_percentile_interval, confidence=confidence)
-
-    return {
-        "per_column": [interval(rho[:, c]) for c in range(rho.shape[1])],
-        "mean": interval(mean_spearman(rho, axis=1)),
-    }
+    return _bootstrap_columns(
+        y_true, y_pred, _spearman_of_resamples, lambda rho: mean_spearman(rho, axis=1), n_boot, confidence, seed, chunk
+    )
 
 
 def bootstrap_ccc(y_true, y_pred, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0, chunk: int = 50) -> dict:
@@ -366,20 +379,9 @@ def bootstrap_ccc(y_true, y_pred, n_boot: int = 1000, confidence: float = 0.95, 
     >>> bool(ci["mean"][0] < concordance_correlation(t, p).mean() < ci["mean"][1]), len(ci["per_column"])
     (True, 2)
     """
-    y_true, y_pred = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
-    if y_true.ndim == 1:
-        y_true, y_pred = y_true[:, None], y_pred[:, None]
-    idx = _resample_indices(len(y_true), n_boot, seed)
-    values = []
-    for start in range(0, n_boot, chunk):
-        t, p = y_true[idx[start : start + chunk]], y_pred[idx[start : start + chunk]]  # (chunk, n, k)
-        mt, mp = t.mean(axis=1, keepdims=True), p.mean(axis=1, keepdims=True)
-        cov = ((t - mt) * (p - mp)).mean(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            values.append(2 * cov / (t.var(axis=1) + p.var(axis=1) + (mt - mp)[:, 0] ** 2))
-    ccc = np.concatenate(values)  # (n_boot, k)
-    interval = functools.partial(_percentile_interval, confidence=confidence)
-    return {"per_column": [interval(ccc[:, c]) for c in range(ccc.shape[1])], "mean": interval(ccc.mean(axis=1))}
+    return _bootstrap_columns(
+        y_true, y_pred, lambda t, p: _ccc(t, p, axis=1), lambda c: c.mean(axis=1), n_boot, confidence, seed, chunk
+    )
 
 
 def bootstrap_ci(
