@@ -17,7 +17,6 @@ read-only prepared corpus) only means no cache: the signal is returned.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 import tempfile
@@ -57,6 +56,8 @@ class AudioCache:
     def __init__(self, folder: str | os.PathLike, sample_rate: int = TARGET_SAMPLE_RATE):
         self.folder = str(folder)
         self.sample_rate = int(sample_rate)
+        self._native: set[str] = set()  # sources already at sample_rate: read directly, never looked up
+        self._entries: dict[str, set[str]] | None = None  # source key -> entry names, listed once on the first miss
 
     def _prefix(self, path: str) -> str:
         digest = hashlib.sha1(os.path.abspath(path).encode("utf-8")).hexdigest()[:20]
@@ -70,23 +71,36 @@ class AudioCache:
     def load(self, path: str | os.PathLike) -> torch.Tensor:
         """The signal of ``path`` as :func:`~speechbrain_ext.data.audio.load_audio` returns it, from the cache when it is there."""
         path = str(path)
+        if path not in self._native:
+            try:  # a hit costs one stat and the entry's read
+                return torch.from_numpy(np.load(self.entry(path)))
+            except (OSError, ValueError):  # absent, cut short by a crash of an older writer, or no source
+                pass
         if audio_frames(path)[1] == self.sample_rate:  # also the missing/empty-file errors, naming the file
+            self._native.add(path)
             return load_audio(path, self.sample_rate)
-        entry = self.entry(path)
-        try:
-            return torch.from_numpy(np.load(entry))
-        except (OSError, ValueError):  # absent, or cut short by a crash of an older writer
-            pass
         signal = load_audio(path, self.sample_rate)
-        self._store(entry, signal)
+        self._store(self.entry(path), signal)
         return signal
 
+    def _known_entries(self, key: str) -> set[str]:
+        """The entry names of one source (``<hash>_<rate>``); the folder is listed once, not on every miss."""
+        if self._entries is None:
+            self._entries = {}
+            names = os.listdir(self.folder) if os.path.isdir(self.folder) else []
+            for name in names:
+                if name.endswith(".npy"):
+                    self._entries.setdefault(name.rsplit("_", 2)[0], set()).add(name)
+        return self._entries.setdefault(key, set())
+
     def _store(self, entry: str, signal: torch.Tensor) -> None:
+        name = os.path.basename(entry)
+        known = self._known_entries(name.rsplit("_", 2)[0])
         try:
             os.makedirs(self.folder, exist_ok=True)
-            for stale in glob.glob(glob.escape(entry.rsplit("_", 2)[0]) + "_*.npy"):
-                if stale != entry:
-                    _remove(stale)
+            for stale in known - {name}:
+                _remove(os.path.join(self.folder, stale))
+            known.intersection_update({name})
             handle, temporary = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
         except OSError:
             return  # an unwritable folder: no cache, same signal
@@ -94,6 +108,7 @@ class AudioCache:
             with os.fdopen(handle, "wb") as out:
                 np.save(out, signal.numpy())
             os.replace(temporary, entry)
+            known.add(name)
         except OSError:
             _remove(temporary)  # a full disk: no cache, same signal
 

@@ -210,6 +210,29 @@ PredictionSet(labels=['b'], alpha=0.25, method='lac', ood={'knn_distance': True}
         return cls(json.loads(meta[METADATA_KEY])) if METADATA_KEY in meta else None
 
 
+def require_calibration(calibration: ModelCalibration | None, prediction_set: bool, abstain: float | None) -> bool:
+    """Whether a set is asked for; refuses ``prediction_set`` with ``abstain``, and sets of a model without calibration.
+
+    Example
+    -------
+    >>> require_calibration(None, False, None)
+    False
+    >>> require_calibration(None, True, None)
+    Traceback (most recent call last):
+    ...
+    ValueError: this model carries no calibration (calibration.ckpt): export a run whose calibration stage ran to get prediction sets or abstentions
+    """
+    if prediction_set and abstain is not None:
+        raise ValueError("prediction_set and abstain are exclusive: abstain returns the set too")
+    wanted = bool(prediction_set) or abstain is not None
+    if wanted and calibration is None:
+        raise ValueError(
+            "this model carries no calibration (calibration.ckpt): export a run whose calibration stage ran to get "
+            "prediction sets or abstentions"
+        )
+    return wanted
+
+
 def calibrated_decision(
     calibration: ModelCalibration | None,
     out_prob: torch.Tensor,
@@ -253,14 +276,7 @@ def calibrated_decision(
     >>> [[round(p, 2) for p in row] for row in out[0].exp().tolist()], out[3], [s.labels for s in out[4]]
     ([[0.75, 0.25], [0.55, 0.45]], ['a', None], [['a'], []])
     """
-    wanted = bool(prediction_set) or abstain is not None
-    if prediction_set and abstain is not None:
-        raise ValueError("prediction_set and abstain are exclusive: abstain returns the set too")
-    if wanted and calibration is None:
-        raise ValueError(
-            "this model carries no calibration: export a run whose calibration stage ran to get prediction sets or "
-            "abstentions"
-        )
+    wanted = require_calibration(calibration, prediction_set, abstain)
     if calibration is not None and (wanted or calibrated):
         probs = calibration.scale(out_prob.detach().float().exp().cpu().numpy(), entry)
         if calibrated is not False:
@@ -275,11 +291,4 @@ def calibrated_decision(
     return out_prob, score, index, text_lab, sets
 
 
-def read_calibration(path) -> ModelCalibration:
-    """A :class:`ModelCalibration` of a ``calibration.json`` / ``calibration.ckpt`` file."""
-    calibration = ModelCalibration()
-    calibration.load(path)
-    return calibration
-
-
-__all__ = ["METADATA_KEY", "ModelCalibration", "PredictionSet", "calibrated_decision", "read_calibration"]
+__all__ = ["METADATA_KEY", "ModelCalibration", "PredictionSet", "calibrated_decision", "require_calibration"]

@@ -64,7 +64,12 @@ import torch
 from speechbrain_ext.data.audio import audio_frames
 from speechbrain_ext.nn.models import ModelOutput, SegmentModel, UtteranceModel
 from speechbrain_ext.nn.uncertainty import mc_predictive
-from speechbrain_ext.serving.calibration import ModelCalibration, PredictionSet, calibrated_decision
+from speechbrain_ext.serving.calibration import (
+    ModelCalibration,
+    PredictionSet,
+    calibrated_decision,
+    require_calibration,
+)
 from speechbrain_ext.serving.model_interface import ModelInterface
 from speechbrain_ext.serving.regressor import EmotionRegressor
 
@@ -116,17 +121,6 @@ class EmotionClassifier(ModelInterface):
         """The run's calibration (``calibration.ckpt``: temperature, conformal scores, OOD thresholds), or None."""
         return getattr(self.hparams, "calibration", None)
 
-    def _calibration_for(self, prediction_set: bool, abstain: float | None, calibrated: bool | None):
-        """The calibration to apply (None: the raw answer); refuses sets of a model that carries none."""
-        if prediction_set and abstain is not None:
-            raise ValueError("prediction_set and abstain are exclusive: abstain returns the set too")
-        if (prediction_set or abstain is not None) and self.calibration is None:
-            raise ValueError(
-                "this model carries no calibration (calibration.ckpt): export a run whose calibration stage ran "
-                "to get prediction sets or abstentions"
-            )
-        return self.calibration if prediction_set or abstain is not None or calibrated else None
-
     def _decide(
         self,
         out: ModelOutput,
@@ -136,7 +130,8 @@ class EmotionClassifier(ModelInterface):
         alpha: float | None = None,
         calibrated: bool | None = None,
     ):
-        cal = self._calibration_for(prediction_set, abstain, calibrated)
+        require_calibration(self.calibration, prediction_set, abstain)
+        cal = self.calibration if prediction_set or abstain is not None or calibrated else None
         out_prob, mc = out.decision, None
         if n_samples and self.is_bayesian:
             mc = self._mc(out.embeddings, n_samples)
@@ -293,7 +288,7 @@ class EmotionClassifier(ModelInterface):
         """
 
         options = {"prediction_set": prediction_set, "abstain": abstain, "alpha": alpha}
-        self._calibration_for(prediction_set, abstain, None)  # refused before any file is read
+        require_calibration(self.calibration, prediction_set, abstain)  # refused before any file is read
 
         def finish(out: ModelOutput) -> list:
             out_prob, score, index, text_lab, *sets = self._decide(out, n_samples, **options)
@@ -323,7 +318,7 @@ class EmotionClassifier(ModelInterface):
         skip the kNN interpolation); the guarantee was fitted on whole
         utterances, so for windows it is an approximation.
         """
-        cal = self._calibration_for(prediction_set, abstain, calibrated)
+        require_calibration(self.calibration, prediction_set, abstain)  # refused before the file is encoded
         model = self.model
         if not isinstance(model, UtteranceModel):
             raise ValueError(f"a timeline needs an audio model; this one is a {type(model).__name__}")
@@ -346,19 +341,12 @@ class EmotionClassifier(ModelInterface):
                 log_probs = torch.log(self._mc(embeddings, n_samples).mean_probs.clamp_min(1e-12))
         frames_total, file_sr = audio_frames(path)
         duration, labels, n_frames = frames_total / file_sr, self.labels, frames.shape[1]
-        sets = [None] * len(log_probs)
-        if cal is not None:
-            scaled = cal.scale(log_probs.detach().float().exp().cpu().numpy(), "run")
-            if prediction_set or abstain is not None:
-                sets = [s.labels for s in cal.answer(scaled, abstain if abstain is not None else alpha, "run", {})]
-            if calibrated is not False:
-                log_probs = torch.log(torch.from_numpy(scaled).clamp_min(1e-12))
+        options = {"prediction_set": prediction_set, "abstain": abstain, "alpha": alpha, "calibrated": calibrated}
+        log_probs, _, _, window_labels, *answered = calibrated_decision(self.calibration, log_probs, labels, **options)
+        sets = [s.labels for s in answered[0]] if answered else [None] * len(log_probs)
         out = []
-        for start, lp, members in zip(starts.tolist(), log_probs, sets):
+        for start, lp, label, members in zip(starts.tolist(), log_probs, window_labels, sets):
             probs = [round(p, 6) for p in lp.exp().tolist()]
-            label = labels[int(lp.argmax())]
-            if abstain is not None:
-                label = members[0] if len(members) == 1 else None
             out.append(
                 Segment(
                     round(start / frame_rate, 3),
