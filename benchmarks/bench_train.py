@@ -17,7 +17,7 @@ Three comparisons, measured in one run on one machine:
    utterances from signals decoded before timing and takes its step), the same precision and the same thread count. The
    step-by-step alternation makes load from other processes hit both
    alike. Figures are audio-seconds per second over the epochs after the
-   first (which also fills the audio cache), as totals and as the median
+   first (a warm-up: the pipeline measurement has already filled the audio cache), as totals and as the median
    over steps of each step's ratio (bare step time over the recipe's step
    time with its wait for data: robust to bursts of load from other
    processes). The last line is ``ratio <recipe/bare>``, that median, for
@@ -101,9 +101,11 @@ def write_corpus(folder: Path, corpus: Path | None, n_files: int) -> tuple[Path,
 
 def write_manifests(data_folder: Path, out: Path) -> dict[str, str]:
     """train/valid/test manifests (valid = test = every fifth file); emotion from the file name."""
+    from speechbrain_ext.data.audio import audio_frames
+
     entries = {}
     for path in sorted(data_folder.glob("*.wav")):
-        frames, rate = soundfile.info(path).frames, soundfile.info(path).samplerate
+        frames, rate = audio_frames(path)
         entries[path.stem] = {"wav": str(path), "duration": frames / rate, "emo": path.stem.split("-")[2]}
     ids = list(entries)
     train = [i for i in ids if i not in ids[::5]]
@@ -311,7 +313,7 @@ def compare(yaml: str, encoder: str, manifests: dict, data_folder: Path, out: Pa
 
     The recipe trains with its own loader options and sampler; the bare loop
     takes each of its batches (by utterance id) beside it. The first
-    epoch, which also fills the audio cache, is left out when there are more.
+    epoch, a warm-up (the audio cache is already filled), is left out when there are more.
     """
     torch.manual_seed(0)
     brain, hparams, datasets = recipe_brain(yaml, encoder, manifests, data_folder, out, args)
@@ -420,7 +422,7 @@ def main(argv=None) -> float:
                 f"{yaml:<12} train {r['train']:.2f} s, valid {valid:.2f} s, checkpoint {r['checkpoint']:.2f} s,"
                 f" epoch {r['epoch']:.2f} s, epoch/train {r['epoch'] / r['train']:.2f}"
             )
-            print(f"{'':<12} (first epoch's training stage, which fills the audio cache if any: {r['first']:.2f} s)")
+            print(f"{'':<12} (first epoch's training stage, the warm-up: {r['first']:.2f} s)")
     ratio = results[args.yamls[0]]["paired"]
     print(f"ratio {ratio:.2f}")
     return ratio

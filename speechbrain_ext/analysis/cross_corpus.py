@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from speechbrain_ext.analysis.runs import RunError, read_resolved_manifest
+from speechbrain_ext.evaluation.calibration import softmax
 from speechbrain_ext.evaluation.metrics import bootstrap_classification, unweighted_average_recall, weighted_accuracy
 from speechbrain_ext.evaluation.plots import pyplot, save_figure
 from speechbrain_ext.evaluation.reports import csv_text
@@ -222,9 +223,7 @@ def cross_corpus(
             if failed:
                 raise RunError(f"corpus {corpus}: {len(failed)} file(s) could not be read, e.g. {failed[0]}")
             log_probs = np.concatenate([a[0].detach().float().cpu().numpy() for a in answers])
-            probs = np.exp(log_probs - log_probs.max(axis=1, keepdims=True))
-            probs /= probs.sum(axis=1, keepdims=True)
-            summed = shared_probabilities(probs, index, len(labels))
+            summed = shared_probabilities(softmax(log_probs), index, len(labels))
             y_true, y_pred = kept["target"].to_numpy(), summed.argmax(axis=1)
             ci = bootstrap_classification(y_true, y_pred, len(labels), n_boot=n_boot)
             rows.append(
