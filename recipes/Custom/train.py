@@ -35,7 +35,7 @@ def prepare(hparams: dict) -> None:
             protocol=hparams["protocol"],
             n_folds=hparams["n_folds"],
             fold=hparams["fold"],
-            seed=hparams["seed"],
+            seed=hparams["split_seed"],
             label_map=hparams["label_map"],
             labels=hparams["labels"],
             from_folders=hparams["from_folders"],
